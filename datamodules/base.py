@@ -1,0 +1,319 @@
+"""What every modality's datamodule shares: splits, seeding, loaders, augmented views and input checks.
+
+A modality subclasses :class:`SSLDataModule` and supplies only what is specific to it: how to index its data
+(:meth:`SSLDataModule.index_sources`), what the model must know (:attr:`SSLDataModule.input_spec`) and its
+transforms. Everything that decides *which* samples a loader yields, in which order and with which random
+augmentation lives here, so every modality is reproducible in the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
+
+from jepa_lightning.tokenizers.base import InputSpec
+
+Transform = Callable[[Any], Any]
+SPLITS = ("train", "val", "test", "all")
+
+
+def invalid(where: str | Path, expected: str, got: str) -> ValueError:
+    """Build the error for bad input: it names the file or field, what was expected and what was found.
+
+    Returned rather than raised so call sites read ``raise invalid(...)`` and type checkers see the raise.
+    """
+    return ValueError(f"{where}: expected {expected}, got {got}")
+
+
+def require_path(path: str | Path, field: str) -> Path:
+    """``path`` as a :class:`Path`; :class:`FileNotFoundError` naming ``field`` when nothing is there."""
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise FileNotFoundError(f"{field}={str(path)!r}: expected an existing file or folder, found nothing there")
+    return resolved
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The RNG seed of one training sample: a well-mixed function of (seed, epoch, sample index) only."""
+    entropy = [seed % 2**64, epoch, index]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class SampleSource(Dataset, ABC):
+    """The raw samples of one data source in the modality's canonical layout, before any transform.
+
+    ``labels`` is a ``LongTensor (N,)`` with -1 for unlabeled samples; :meth:`load` reads sample ``index``
+    (lazily, from disk or memory). Subclasses must be picklable so DataLoader workers can use them.
+    """
+
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @abstractmethod
+    def load(self, index: int) -> Any:
+        """Read sample ``index`` in the modality's canonical layout."""
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return self.load(index), int(self.labels[index])
+
+
+class EvalDataset(Dataset):
+    """Deterministic items ``{"x": transform(sample), "y": label}`` of ``source`` at ``indices``."""
+
+    def __init__(self, source: SampleSource, indices: Tensor, transform: Transform) -> None:
+        self.source = source
+        self.indices = indices
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        sample, label = self.source[int(self.indices[position])]
+        return {"x": self.transform(sample), "y": label}
+
+
+class SeededTrainDataset(EvalDataset):
+    """Training items whose augmentation depends only on (seed, epoch, sample index).
+
+    Keys are ``(position, epoch)`` tuples from :class:`EpochSeededSampler`. Before transforming, torch's RNG
+    is seeded from (seed, epoch, index into the source), so an item is the same whatever the number of
+    workers, the order in which workers run, or whether training was resumed. In the main process
+    (``num_workers=0``) this happens inside :func:`torch.random.fork_rng`, so the caller's global RNG stream
+    is left untouched.
+    """
+
+    def __init__(
+        self,
+        source: SampleSource,
+        indices: Tensor,
+        transform: Transform,
+        view_transform: Transform,
+        num_views: int,
+        seed: int,
+    ) -> None:
+        super().__init__(source, indices, transform)
+        self.view_transform = view_transform
+        self.num_views = num_views
+        self.seed = seed
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:  # type: ignore[override]
+        position, epoch = key
+        index = int(self.indices[position])
+        sample, label = self.source[index]
+        in_main_process = get_worker_info() is None
+        with torch.random.fork_rng(devices=[]) if in_main_process else contextlib.nullcontext():
+            # Transforms draw from the CPU generator; seeding only it is ~100x cheaper than torch.manual_seed.
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+            item: dict[str, Any] = {"x": self.transform(sample), "y": label}
+            if self.num_views > 0:
+                item["views"] = [self.view_transform(sample) for _ in range(self.num_views)]
+        return item
+
+
+class EpochSeededSampler(DistributedSampler):
+    """A :class:`DistributedSampler` that yields ``(position, epoch)`` so the dataset can seed each sample.
+
+    Being a ``DistributedSampler``, Lightning keeps it under DDP instead of replacing it, and calls its
+    :meth:`set_epoch` at every epoch start (also after a resume), which both reshuffles the order
+    (seeded by ``seed + epoch``) and changes each sample's augmentation.
+    """
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((position, epoch) for position in super().__iter__())
+
+
+class SSLDataModule(LightningDataModule, ABC):
+    """Modality-agnostic base: seeded train/val split, loaders, augmented views and per-sample seeding.
+
+    Batches are dicts ``{"x": Tensor, "y": LongTensor (-1 = no label), "views": [Tensor, ...]}`` where
+    ``"views"`` is present only in training batches and only when ``num_views > 0``. ``num_views=None`` means
+    "the model decides": a method that needs views sets ``datamodule.num_views`` in its ``setup`` hook, before
+    loaders exist; if nobody does, no views are made.
+
+    Args:
+        batch_size: samples per batch (per process under DDP).
+        num_workers: DataLoader worker processes (kept alive across epochs when > 0).
+        val_fraction: share of the training source held out for validation, in [0, 1).
+        seed: seeds the split, the shuffling order and every sample's augmentation.
+        num_views: augmented views per training sample; ``None`` lets the model decide, 0 makes none.
+        drop_last: drop the last incomplete training batch (validation and evaluation keep every sample).
+        predict_split: which split :meth:`predict_dataloader` covers: "all" (the whole training source in
+            its original order), "train", "val" or "test".
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        num_views: int | None = None,
+        drop_last: bool = True,
+        predict_split: str = "all",
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise invalid("batch_size", "an integer >= 1", repr(batch_size))
+        if num_workers < 0:
+            raise invalid("num_workers", "an integer >= 0", repr(num_workers))
+        if not 0.0 <= val_fraction < 1.0:
+            raise invalid("val_fraction", "a fraction in [0, 1)", repr(val_fraction))
+        if num_views is not None and num_views < 0:
+            raise invalid("num_views", "None or an integer >= 0", repr(num_views))
+        if predict_split not in SPLITS:
+            raise invalid("predict_split", f"one of {SPLITS}", repr(predict_split))
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.num_views = num_views
+        self.drop_last = drop_last
+        self.predict_split = predict_split
+        self._sources: tuple[SampleSource, SampleSource | None] | None = None
+        self._split: tuple[Tensor, Tensor] | None = None
+
+    # ----------------------------------------------------------------- what each modality provides
+
+    @abstractmethod
+    def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
+        """Index the data once: return the training source (split into train/val) and the test source or None.
+
+        Called lazily on first need and cached, so it may be slow (show a progress bar) but runs once.
+        """
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> InputSpec:
+        """What the model must know about the data; must work before :meth:`setup` (the CLI reads it)."""
+
+    @abstractmethod
+    def train_transform(self) -> Transform:
+        """Random transform of a raw sample into the training ``x``."""
+
+    @abstractmethod
+    def eval_transform(self) -> Transform:
+        """Deterministic transform of a raw sample for validation, test, prediction and probes."""
+
+    @abstractmethod
+    def view_transform(self) -> Transform:
+        """Random transform of a raw sample into one augmented view (joint-embedding methods)."""
+
+    # ----------------------------------------------------------------- data, indexed once
+
+    @property
+    def train_source(self) -> SampleSource:
+        """The source that the train/val split is drawn from (indexed on first access)."""
+        return self._indexed_sources()[0]
+
+    @property
+    def test_source(self) -> SampleSource | None:
+        """The held-out test source, or None when none is configured."""
+        return self._indexed_sources()[1]
+
+    def _indexed_sources(self) -> tuple[SampleSource, SampleSource | None]:
+        if self._sources is None:
+            self._sources = self.index_sources()
+        return self._sources
+
+    def setup(self, stage: str) -> None:
+        """Index the data early so bad input (or a missing test set) fails before the loop starts."""
+        self._indexed_sources()
+        if stage == "test":
+            self._require_test_source()
+
+    def split_indices(self) -> tuple[Tensor, Tensor]:
+        """Sorted indices of the train and val splits: a permutation of the source seeded by ``seed``."""
+        if self._split is None:
+            num_samples = len(self.train_source)
+            num_val = max(1, round(num_samples * self.val_fraction)) if self.val_fraction > 0 else 0
+            if num_samples - num_val < 1:
+                raise invalid(
+                    "val_fraction",
+                    f"a fraction that leaves training samples out of {num_samples}",
+                    repr(self.val_fraction),
+                )
+            order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(self.seed))
+            self._split = (order[num_val:].sort().values, order[:num_val].sort().values)
+        return self._split
+
+    def indices(self, split: str) -> Tensor:
+        """Indices into the split's source for "train", "val", "test" or "all"."""
+        if split not in SPLITS:
+            raise invalid("split", f"one of {SPLITS}", repr(split))
+        if split == "test":
+            return torch.arange(len(self._require_test_source()))
+        if split == "all":
+            return torch.arange(len(self.train_source))
+        train, val = self.split_indices()
+        return train if split == "train" else val
+
+    def _require_test_source(self) -> SampleSource:
+        source = self.test_source
+        if source is None:
+            raise ValueError(
+                f"{type(self).__name__} has no test set: configure one (e.g. test_path=...) to use the 'test' split"
+            )
+        return source
+
+    # ----------------------------------------------------------------- loaders
+
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled train split: train transform for ``x``, ``num_views`` views, seeded per sample."""
+        num_views = self.num_views or 0
+        dataset = SeededTrainDataset(
+            self.train_source,
+            self.indices("train"),
+            self.train_transform(),
+            self.view_transform(),
+            num_views,
+            self.seed,
+        )
+        attached = self.trainer is not None
+        num_replicas = self.trainer.world_size if attached else 1
+        rank = self.trainer.global_rank if attached else 0
+        if self.drop_last and math.ceil(len(dataset) / num_replicas) < self.batch_size:
+            raise invalid(
+                "batch_size",
+                f"at most {math.ceil(len(dataset) / num_replicas)} (training samples per process) "
+                "when drop_last=True, or drop_last=False",
+                repr(self.batch_size),
+            )
+        sampler = EpochSeededSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=self.seed)
+        return self._loader(dataset, sampler=sampler, drop_last=self.drop_last)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Eval transform over "train", "val", "test" or "all": source order, no views, no sample dropped."""
+        source = self._require_test_source() if split == "test" else self.train_source
+        return self._loader(EvalDataset(source, self.indices(split), self.eval_transform()), shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.predict_split)

@@ -1,0 +1,423 @@
+"""Images: a folder (class sub-folders or flat), an IDX file (MNIST / Fashion-MNIST) or scikit-learn's digits.
+
+Every source is brought to the canonical layout ``uint8 (C, H, W)``; transforms then crop/resize to
+``image_size``, scale to [0, 1] and normalise per channel. Channel counts are checked, never silently changed:
+images are converted to ``channels`` only when the user passes ``convert=True``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+from tqdm.auto import tqdm
+
+from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
+from jepa_lightning.tokenizers.base import InputSpec
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IDX_IMAGES_MAGIC = 2051
+IDX_LABELS_MAGIC = 2049
+DIGITS_SOURCE = "sklearn.datasets.load_digits()"
+STATS_SAMPLE_SIZE = 1000
+
+# Channels an 8-bit PIL mode decodes to; palette images are colour (RGB, or RGBA with transparency).
+MODE_CHANNELS = {
+    "1": 1,
+    "L": 1,
+    "LA": 2,
+    "La": 2,
+    "P": 3,
+    "PA": 4,
+    "RGB": 3,
+    "RGBX": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "CMYK": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+}
+CHANNELS_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read an IDX file (raw or ``.gz``) of unsigned bytes whose big-endian magic number must be ``magic``."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise invalid(path, "a readable IDX file (raw or gzip)", f"{type(error).__name__}: {error}") from error
+    if len(raw) < 4:
+        raise invalid(path, "an IDX file starting with a 4-byte magic number", f"{len(raw)} bytes")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise invalid(path, f"an IDX file with magic number {magic}", f"magic number {found}")
+    header_size = 4 + 4 * raw[3]
+    if len(raw) < header_size:
+        raise invalid(path, f"a {header_size}-byte IDX header", f"{len(raw)} bytes (truncated)")
+    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", count=raw[3], offset=4))
+    expected_size = header_size + math.prod(shape)
+    if len(raw) != expected_size:
+        raise invalid(
+            path,
+            f"{expected_size} bytes for an IDX array of shape {shape}",
+            f"{len(raw)} bytes (truncated or padded)",
+        )
+    return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape).copy()
+
+
+def native_channels(path: Path) -> int:
+    """Channel count of an image file, read from its header only (so unreadable files fail while indexing)."""
+    try:
+        with Image.open(path) as image:
+            mode, transparent = image.mode, "transparency" in image.info
+    except (OSError, Image.DecompressionBombError) as error:
+        raise invalid(path, "a readable image", f"{type(error).__name__}: {error}") from error
+    if mode not in MODE_CHANNELS:
+        raise invalid(path, f"an 8-bit image (modes {', '.join(MODE_CHANNELS)})", f"mode {mode!r}")
+    return 4 if mode == "P" and transparent else MODE_CHANNELS[mode]
+
+
+def convert_channels(images: Tensor, channels: int) -> Tensor:
+    """Grey <-> RGB for ``uint8 (..., C, H, W)`` tensors; only called when the user asked for conversion."""
+    if images.shape[-3] == channels:
+        return images
+    if images.shape[-3] == 1:
+        return images.expand(*images.shape[:-3], channels, *images.shape[-2:]).contiguous()
+    return F.rgb_to_grayscale(images)
+
+
+def channel_moments(batches: Iterable[Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of pixels scaled to [0, 1] over ``uint8 (N, C, H, W)`` batches of any size.
+
+    A constant channel gets std 1 so normalising it gives zeros instead of dividing by zero.
+    """
+    total = squares = 0.0
+    count = 0
+    for batch in batches:
+        values = batch.to(torch.float64).div_(255).transpose(0, 1).reshape(batch.shape[1], -1)
+        total = total + values.sum(dim=1)
+        squares = squares + values.square().sum(dim=1)
+        count += values.shape[1]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return mean.tolist(), std.tolist()
+
+
+def simclr_augmentation(image_size: tuple[int, int], channels: int, flip: bool) -> v2.Compose:
+    """SimCLR-style view augmentation sized for small images: ``uint8 (C, H, W)`` in, float in [0, 1] out.
+
+    Random resized crop (scale 0.2-1), optional horizontal flip, colour jitter (p=0.8; brightness and
+    contrast only for grey, brightness only for 2/4 channels), random greyscale (p=0.2, RGB only), Gaussian
+    blur (p=0.5, odd kernel about 10% of the shorter side, at least 3) and solarisation (p=0.2).
+    Normalisation follows.
+    """
+    if channels == 3:
+        jitter = v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+    elif channels == 1:
+        jitter = v2.ColorJitter(brightness=0.4, contrast=0.4)
+    else:
+        jitter = v2.ColorJitter(brightness=0.4)
+    kernel = max(3, round(0.1 * min(image_size)) // 2 * 2 + 1)
+    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=(0.2, 1.0), antialias=True)]
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.RandomApply([jitter], p=0.8)]
+    if channels == 3:
+        steps.append(v2.RandomGrayscale(p=0.2))
+    steps += [
+        v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5),
+        v2.RandomSolarize(threshold=0.5, p=0.2),
+    ]
+    return v2.Compose(steps)
+
+
+class ArrayImageSource(SampleSource):
+    """Images held in memory as ``uint8 (N, C, H, W)``, converted to ``channels`` on load when they differ."""
+
+    def __init__(self, images: Tensor, labels: Tensor, channels: int) -> None:
+        self.images = images
+        self.labels = labels
+        self.channels = channels
+
+    def batch(self, indices: Tensor) -> Tensor:
+        """Several samples at once, for vectorised statistics."""
+        return convert_channels(self.images[indices], self.channels)
+
+    def load(self, index: int) -> Tensor:
+        return convert_channels(self.images[index], self.channels)
+
+
+class FileImageSource(SampleSource):
+    """Image files decoded lazily to ``uint8 (C, H, W)`` with ``channels`` channels."""
+
+    def __init__(self, files: list[Path], labels: Tensor, channels: int) -> None:
+        self.files = files
+        self.labels = labels
+        self.mode = CHANNELS_MODE[channels]
+
+    def load(self, index: int) -> Tensor:
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                pixels = np.array(image.convert(self.mode))
+        except (OSError, Image.DecompressionBombError) as error:
+            raise invalid(path, "a readable image", f"{type(error).__name__}: {error}") from error
+        return torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+class ImageDataModule(SSLDataModule):
+    """Images for self-supervised learning; batches ``{"x": (B, C, H, W), "y": (B,), "views": [...]}``.
+
+    Args:
+        path: where the training images are. ``None``: scikit-learn's bundled digits (1,797 grey 8 x 8 images,
+            10 classes). A folder: class sub-folders give labels (sorted names -> 0..K-1), a flat folder of
+            images is unlabeled. A file: an IDX image file (``*-images-idx3-ubyte[.gz]``, MNIST /
+            Fashion-MNIST) whose labels are read from the ``labels-idx1`` file beside it when present.
+        test_path: an optional held-out test set, in any of the forms of ``path``.
+        image_size: output ``(H, W)`` (or one int for squares) of every transform.
+        channels: required channel count; ``None`` infers it from the data (grey -> 1, RGB -> 3).
+        convert: convert images whose channel count differs from ``channels`` instead of raising.
+        mean, std: per-channel normalisation on the [0, 1] scale; ``None`` computes them from the train split
+            (exactly for in-memory sources, from up to 1,000 images for folders).
+        crop_scale: area range of the training RandomResizedCrop (I-JEPA's only augmentation of ``x``).
+        view_flip: whether augmented views are randomly flipped horizontally.
+        predict_split, batch_size, num_workers, val_fraction, seed, num_views, drop_last: see
+            :class:`~datamodules.base.SSLDataModule`.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        test_path: str | None = None,
+        image_size: int | tuple[int, int] = 32,
+        channels: int | None = None,
+        convert: bool = False,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        crop_scale: tuple[float, float] = (0.3, 1.0),
+        view_flip: bool = True,
+        predict_split: str = "all",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        num_views: int | None = None,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            val_fraction=val_fraction,
+            seed=seed,
+            num_views=num_views,
+            drop_last=drop_last,
+            predict_split=predict_split,
+        )
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or min(size) < 1:
+            raise invalid("image_size", "a positive int or (height, width)", repr(image_size))
+        if channels is not None and channels not in CHANNELS_MODE:
+            raise invalid("channels", f"None or one of {tuple(CHANNELS_MODE)}", repr(channels))
+        if convert and channels is None:
+            raise invalid("convert", "channels to be set when convert=True (the count to convert to)", "channels=None")
+        if (mean is None) != (std is None):
+            raise invalid("mean/std", "both or neither", f"mean={mean!r}, std={std!r}")
+        if std is not None and min(std) <= 0:
+            raise invalid("std", "positive values", repr(std))
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise invalid("crop_scale", "(low, high) with 0 < low <= high <= 1", repr(crop_scale))
+        self.path = path
+        self.test_path = test_path
+        self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
+        self.channels = channels
+        self.convert = convert
+        self.crop_scale = crop_scale
+        self.view_flip = view_flip
+        self._user_stats = (list(mean), list(std)) if mean is not None and std is not None else None
+        self._stats: tuple[list[float], list[float]] | None = None
+        self._inferred_channels: int | None = None
+        self._class_names: list[str] | None = None
+        self._num_classes: int | None = None
+        if channels is not None:
+            self._check_stats_length(channels)
+
+    # ----------------------------------------------------------------- indexing
+
+    def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
+        """Index ``path`` (or the digits) and ``test_path``, checking every image's channel count."""
+        train = self._digits() if self.path is None else self._read(self.path, "path")
+        test = None if self.test_path is None else self._read(self.test_path, "test_path")
+        self._check_stats_length(self.num_channels)
+        return train, test
+
+    @property
+    def num_channels(self) -> int:
+        """Channels of every batch: ``channels`` when given, else inferred from the data (indexes it)."""
+        if self.channels is not None:
+            return self.channels
+        if self._inferred_channels is None:
+            self._indexed_sources()
+        assert self._inferred_channels is not None
+        return self._inferred_channels
+
+    def _check_channels(self, found: int, where: str | Path) -> None:
+        """Accept ``found`` channels for one image or array, or raise naming ``where``."""
+        if self.channels is None and self._inferred_channels is None:
+            self._inferred_channels = found
+            return
+        expected = self.channels if self.channels is not None else self._inferred_channels
+        if found == expected:
+            return
+        if self.channels is None:
+            hint = "as the first image; pass channels=... and convert=True to convert images"
+            raise invalid(where, f"{expected} channel(s) {hint}", f"{found}")
+        if not self.convert:
+            raise invalid(where, f"{expected} channel(s) (channels={expected}; convert=True converts)", f"{found}")
+
+    def _check_stats_length(self, channels: int) -> None:
+        if self._user_stats is not None:
+            for name, values in zip(("mean", "std"), self._user_stats):
+                if len(values) != channels:
+                    raise invalid(name, f"{channels} value(s), one per channel", f"{len(values)}: {values!r}")
+
+    def _digits(self) -> ArrayImageSource:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.from_numpy(np.round(digits.images * (255 / 16))).to(torch.uint8).unsqueeze(1)
+        self._num_classes = 10
+        return self._array_source(images, torch.from_numpy(digits.target).long(), DIGITS_SOURCE)
+
+    def _array_source(self, images: Tensor, labels: Tensor, where: str | Path) -> ArrayImageSource:
+        self._check_channels(images.shape[1], where)
+        channels = self.num_channels
+        if images.shape[1] != channels and {images.shape[1], channels} != {1, 3}:
+            raise invalid(where, "grey <-> RGB conversion for in-memory images", f"{images.shape[1]} -> {channels}")
+        return ArrayImageSource(images, labels, channels)
+
+    def _read(self, location: str, field: str) -> SampleSource:
+        path = require_path(location, field)
+        if path.is_dir():
+            return self._folder(path, field)
+        return self._idx(path, field)
+
+    def _idx(self, path: Path, field: str) -> ArrayImageSource:
+        images = torch.from_numpy(read_idx(path, IDX_IMAGES_MAGIC)).unsqueeze(1)
+        labels_path = path.with_name(path.name.replace("images-idx3", "labels-idx1"))
+        if labels_path != path and labels_path.exists():
+            labels = torch.from_numpy(read_idx(labels_path, IDX_LABELS_MAGIC)).long()
+            if len(labels) != len(images):
+                raise invalid(labels_path, f"{len(images)} labels, one per image in {path.name}", f"{len(labels)}")
+            if field == "path":
+                self._num_classes = int(labels.max()) + 1
+        else:
+            labels = torch.full((len(images),), -1, dtype=torch.long)
+        return self._array_source(images, labels, path)
+
+    def _folder(self, folder: Path, field: str) -> FileImageSource:
+        """Index a folder once: every file's header is opened so unreadable images fail now, not mid-epoch."""
+        entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+        class_dirs = [entry for entry in entries if entry.is_dir()]
+        loose = [entry for entry in entries if _is_image(entry)]
+        if class_dirs and loose:
+            raise invalid(
+                folder,
+                "either class sub-folders or a flat folder of images, not both",
+                f"{len(class_dirs)} sub-folders and {len(loose)} images at the top level",
+            )
+        files: list[Path] = []
+        labels: list[int] = []
+        if class_dirs:
+            names = [entry.name for entry in class_dirs]
+            known = self._class_names if field == "test_path" else names
+            if known is None:
+                raise invalid(folder, "a flat folder, as the training set has no class sub-folders", "sub-folders")
+            for name, class_dir in zip(names, class_dirs):
+                if name not in known:
+                    raise invalid(class_dir, f"a class of the training set {known}", f"unknown class {name!r}")
+                class_files = sorted(entry for entry in class_dir.rglob("*") if _is_image(entry))
+                if not class_files:
+                    raise invalid(class_dir, f"image files ({' '.join(IMAGE_EXTENSIONS)})", "none")
+                files += class_files
+                labels += [known.index(name)] * len(class_files)
+            if field == "path":
+                self._class_names = names
+                self._num_classes = len(names)
+        else:
+            files = loose
+            labels = [-1] * len(loose)
+        if not files:
+            raise invalid(folder, f"image files ({' '.join(IMAGE_EXTENSIONS)}) or class sub-folders", "none")
+        for file in tqdm(files, desc=f"Indexing {folder.name}", unit="img"):
+            self._check_channels(native_channels(file), file)
+        return FileImageSource(files, torch.tensor(labels, dtype=torch.long), self.num_channels)
+
+    # ----------------------------------------------------------------- what the model sees
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Channels, output size and number of classes (None if unlabeled); indexes the data on first use."""
+        self._indexed_sources()
+        return InputSpec(
+            modality="images",
+            channels=self.num_channels,
+            image_size=self.image_size,
+            num_classes=self._num_classes,
+        )
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class sub-folder names of an image folder, in label order; None for other sources."""
+        self._indexed_sources()
+        return self._class_names
+
+    def normalisation(self) -> tuple[list[float], list[float]]:
+        """Per-channel (mean, std) on the [0, 1] scale: the user's, or computed once from the train split."""
+        if self._user_stats is not None:
+            return self._user_stats
+        if self._stats is None:
+            source, train = self.train_source, self.indices("train")
+            if isinstance(source, ArrayImageSource):
+                batches: Iterable[Tensor] = (source.batch(chunk) for chunk in train.split(4096))
+            else:
+                order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+                picked = train[order[:STATS_SAMPLE_SIZE]].tolist()
+                batches = (source.load(index)[None] for index in tqdm(picked, desc="Image statistics", unit="img"))
+            self._stats = channel_moments(batches)
+        return self._stats
+
+    def _normalize(self) -> v2.Normalize:
+        mean, std = self.normalisation()
+        return v2.Normalize(mean, std)
+
+    def train_transform(self) -> Transform:
+        """I-JEPA's training transform: random resized crop, then normalisation (no flip, no colour)."""
+        crop = v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, ratio=(3 / 4, 4 / 3), antialias=True)
+        return v2.Compose([crop, v2.ToDtype(torch.float32, scale=True), self._normalize()])
+
+    def eval_transform(self) -> Transform:
+        """Resize to exactly ``image_size`` and normalise."""
+        resize = v2.Resize(self.image_size, antialias=True)
+        return v2.Compose([resize, v2.ToDtype(torch.float32, scale=True), self._normalize()])
+
+    def view_augmentation(self) -> Transform:
+        """The random part of a view, ``uint8`` in, float [0, 1] out; override to change the augmentation."""
+        return simclr_augmentation(self.image_size, self.num_channels, self.view_flip)
+
+    def view_transform(self) -> Transform:
+        return v2.Compose([self.view_augmentation(), self._normalize()])

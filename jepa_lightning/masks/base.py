@@ -1,0 +1,44 @@
+"""The mask sampler contract and the seeding that makes masks reproducible across resumes and ranks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from jepa_lightning.tokenizers.base import TokenLayout
+
+
+def mask_generator(seed: int, step: int, rank: int, device: torch.device | str, stream: int = 0) -> torch.Generator:
+    """A generator seeded from (seed, step, rank, stream): a resumed run draws the same masks, ranks and
+    streams (e.g. training vs validation) draw different ones."""
+    state = np.random.SeedSequence([seed, step, rank, stream]).generate_state(1, dtype=np.uint64)[0]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+    return generator
+
+
+class MaskSampler:
+    """Chooses, per sample, which tokens the student sees (context) and which it predicts (targets).
+
+    ``__call__`` returns ``context_idx`` of shape ``(B, Nc)`` and ``target_idx`` of shape ``(B, M, Nt)``:
+    token indices into the layout's row-major order, for ``M`` target groups per sample. Sampling is
+    vectorised over the batch and runs where ``generator`` lives; results are moved to ``device``.
+    ``progress`` in [0, 1] is the training progress, for samplers that anneal.
+    """
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+def first_true_indices(mask: Tensor, count: int) -> Tensor:
+    """Indices of the first ``count`` True entries of each row of a boolean ``(..., N)`` mask, ascending."""
+    order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)
+    return order[..., :count]

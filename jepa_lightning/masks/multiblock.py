@@ -1,0 +1,141 @@
+"""I-JEPA multi-block masking on a 2-D token grid, vectorised over the batch."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+
+from jepa_lightning.masks.base import MaskSampler, first_true_indices
+from jepa_lightning.tokenizers.base import TokenLayout
+
+
+def block_size(grid: tuple[int, int], scale: float, aspect: float, *, shrink_to_fit_strictly: bool) -> tuple[int, int]:
+    """Height and width of a block covering ``scale`` of the grid with aspect ratio ``aspect`` (h / w).
+
+    I-JEPA shrinks blocks until they are strictly smaller than the grid; a context block may fill it.
+    """
+    height, width = grid
+    area = int(height * width * scale)
+    h = max(1, round(math.sqrt(area * aspect)))
+    w = max(1, round(math.sqrt(area / aspect)))
+    limit_h, limit_w = (height - 1, width - 1) if shrink_to_fit_strictly else (height, width)
+    return max(1, min(h, limit_h)), max(1, min(w, limit_w))
+
+
+def block_masks(
+    grid: tuple[int, int], size: tuple[int, int], shape: tuple[int, ...], generator: torch.Generator
+) -> Tensor:
+    """Boolean masks ``(*shape, H, W)`` each holding one ``size`` block at a uniformly random position."""
+    (height, width), (h, w) = grid, size
+    device = generator.device
+    top = torch.randint(0, height - h + 1, shape, generator=generator, device=device)
+    left = torch.randint(0, width - w + 1, shape, generator=generator, device=device)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    top, left = top.reshape(-1, 1, 1), left.reshape(-1, 1, 1)
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    return inside.view(*shape, height, width)
+
+
+class MultiBlockMaskSampler(MaskSampler):
+    """I-JEPA's multi-block masks: ``num_targets`` target blocks and one large context block without them.
+
+    Per batch one target size is drawn (``r ~ U(0, 1)`` sets both scale and aspect ratio), per sample
+    ``num_targets`` blocks of that size at independent positions (they may overlap each other). The context
+    is one square block of scale ``U(context_scale)`` minus the union of the targets; samples keeping
+    ``min_context`` or fewer tokens redraw their context block (at most ``max_tries`` times, then the
+    requirement relaxes to one token, with a warning). Contexts are truncated to the batch's shortest so
+    they stack, keeping the first tokens in raster order as the official code does.
+    """
+
+    def __init__(
+        self,
+        num_targets: int = 4,
+        target_scale: tuple[float, float] = (0.15, 0.2),
+        target_aspect: tuple[float, float] = (0.75, 1.5),
+        context_scale: tuple[float, float] = (0.85, 1.0),
+        min_context: int = 10,
+        max_tries: int = 20,
+    ) -> None:
+        for name, (low, high) in {
+            "target_scale": target_scale,
+            "target_aspect": target_aspect,
+            "context_scale": context_scale,
+        }.items():
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be a range 0 < low <= high, got {(low, high)}")
+        if num_targets < 1:
+            raise ValueError(f"num_targets must be >= 1, got {num_targets}")
+        self.num_targets = num_targets
+        self.target_scale = target_scale
+        self.target_aspect = target_aspect
+        self.context_scale = context_scale
+        self.min_context = min_context
+        self.max_tries = max_tries
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        if len(layout.shape) != 2:
+            raise ValueError(f"MultiBlockMaskSampler needs a 2-D token grid, got layout shape {layout.shape}")
+        grid = layout.shape
+        sample_device = generator.device
+        r = torch.rand(2, generator=generator, device=sample_device).tolist()
+        target_size = block_size(
+            grid,
+            self.target_scale[0] + r[0] * (self.target_scale[1] - self.target_scale[0]),
+            self.target_aspect[0] + r[0] * (self.target_aspect[1] - self.target_aspect[0]),
+            shrink_to_fit_strictly=True,
+        )
+        context_size = block_size(
+            grid,
+            self.context_scale[0] + r[1] * (self.context_scale[1] - self.context_scale[0]),
+            1.0,
+            shrink_to_fit_strictly=False,
+        )
+        targets = block_masks(grid, target_size, (batch_size, self.num_targets), generator)
+        covered = targets.any(dim=1)
+        context = block_masks(grid, context_size, (batch_size,), generator) & ~covered
+        context = self._redraw_small_contexts(context, covered, grid, context_size, generator)
+
+        num_context = int(context.flatten(1).sum(1).min())
+        context_idx = first_true_indices(context.flatten(1), num_context)
+        target_idx = first_true_indices(targets.flatten(2), target_size[0] * target_size[1])
+        return context_idx.to(device, non_blocking=True), target_idx.to(device, non_blocking=True)
+
+    def _redraw_small_contexts(
+        self,
+        context: Tensor,
+        covered: Tensor,
+        grid: tuple[int, int],
+        size: tuple[int, int],
+        generator: torch.Generator,
+    ) -> Tensor:
+        """Redraw the context block of samples that keep too few tokens (vectorised over those samples)."""
+        for _ in range(self.max_tries):
+            small = context.flatten(1).sum(1) <= self.min_context
+            if not bool(small.any()):
+                return context
+            redrawn = block_masks(grid, size, (context.shape[0],), generator) & ~covered
+            context = torch.where(small.view(-1, 1, 1), redrawn, context)
+        counts = context.flatten(1).sum(1)
+        if bool((counts == 0).any()):
+            raise ValueError(
+                f"MultiBlockMaskSampler could not find a non-empty context on a {grid} grid "
+                f"(targets {self.num_targets} x scale {self.target_scale}): lower num_targets or target_scale."
+            )
+        if bool((counts <= self.min_context).any()):
+            warnings.warn(
+                f"MultiBlockMaskSampler: some contexts keep min_context={self.min_context} tokens or fewer after "
+                f"{self.max_tries} redraws on a {grid} grid; the targets cover most of the grid.",
+                stacklevel=3,
+            )
+        return context

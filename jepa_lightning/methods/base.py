@@ -1,0 +1,137 @@
+"""What every self-supervised method shares: optimiser, schedules, embeddings, prediction."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from jepa_lightning.tokenizers.base import InputSpec
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, start: float, peak: float, end: float) -> float:
+    """Linear ramp ``start -> peak`` over ``warmup_steps``, then a cosine from ``peak`` to ``end`` at the end."""
+    if step < warmup_steps:
+        return start + (peak - start) * step / warmup_steps
+    decay_steps = max(total_steps - warmup_steps, 1)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return end + (peak - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def no_weight_decay(name: str, parameter: nn.Parameter) -> bool:
+    """Biases, norm scales and other 1-D parameters (and learnable tokens) are not decayed."""
+    return parameter.ndim <= 1 or name.endswith(".bias") or name.endswith("_token")
+
+
+class SSLMethod(L.LightningModule):
+    """Base of every method: AdamW (no decay on biases / norms), warmup + cosine LR, optional cosine
+    weight-decay schedule, ``embed(x) -> (B, D)`` and a ``predict_step`` that returns embeddings.
+
+    The defaults are I-JEPA's (lr 1e-3 after a linear warmup from 2e-4 over 40 of 300 epochs, cosine to
+    1e-6; weight decay rising 0.04 -> 0.4). Schedules are functions of the optimizer step, so a resumed run
+    follows the same curve. Subclasses implement :meth:`embed` and ``training_step``; ``num_views`` says how
+    many augmented views the method needs from the datamodule (0: only ``batch["x"]``).
+    """
+
+    num_views: int = 0
+
+    def __init__(
+        self,
+        input_spec: InputSpec | None = None,
+        lr: float = 1e-3,
+        warmup_start_lr: float = 2e-4,
+        min_lr: float = 1e-6,
+        warmup_fraction: float = 40 / 300,
+        weight_decay: float = 0.04,
+        final_weight_decay: float | None = 0.4,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        self.input_spec = input_spec
+        self.lr = lr
+        self.warmup_start_lr = warmup_start_lr
+        self.min_lr = min_lr
+        self.warmup_fraction = warmup_fraction
+        self.weight_decay = weight_decay
+        self.final_weight_decay = final_weight_decay
+        self.betas = betas
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Tell the datamodule how many views this method needs, before its loaders exist."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "num_views"):
+            return
+        if datamodule.num_views is None:
+            datamodule.num_views = self.num_views
+        elif datamodule.num_views < self.num_views:
+            raise ValueError(
+                f"{type(self).__name__} needs {self.num_views} views per sample but the datamodule was "
+                f"configured with num_views={datamodule.num_views}: leave num_views unset (the method decides)."
+            )
+
+    # -- optimisation -------------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return max(int(self.trainer.estimated_stepping_batches), 1)
+
+    @property
+    def progress(self) -> float:
+        """Training progress in [0, 1] (0 outside of fit)."""
+        if self._trainer is None:
+            return 0.0
+        return min(1.0, self.trainer.global_step / self.total_steps)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters split into decayed and non-decayed groups (frozen ones, e.g. a teacher, left out)."""
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if no_weight_decay(name, parameter) else decay).append(parameter)
+        return [
+            {"params": decay, "weight_decay": self.weight_decay, "decayed": True},
+            {"params": no_decay, "weight_decay": 0.0, "decayed": False},
+        ]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.lr, betas=self.betas)
+        total = self.total_steps
+        warmup = int(self.warmup_fraction * total)
+
+        def lr_factor(step: int) -> float:
+            return warmup_cosine(step, total, warmup, self.warmup_start_lr, self.lr, self.min_lr) / self.lr
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def weight_decay_at(self, step: int) -> float:
+        """Weight decay for optimizer step ``step``: constant, or a cosine to ``final_weight_decay``."""
+        if self.final_weight_decay is None:
+            return self.weight_decay
+        return warmup_cosine(step, self.total_steps, 0, 0.0, self.weight_decay, self.final_weight_decay)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Set this step's weight decay, step, then run :meth:`after_optimizer_step` (once per real step)."""
+        step = self.trainer.global_step
+        decay = self.weight_decay_at(step)
+        for group in optimizer.param_groups:
+            if group.get("decayed"):
+                group["weight_decay"] = decay
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.after_optimizer_step(step)
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Hook run exactly once per optimizer step (not on gradient-accumulation micro-steps)."""
+
+    # -- embeddings ---------------------------------------------------------------------------------------
+    def embed(self, x: Tensor) -> Tensor:
+        """Representation ``(B, D)`` of a batch of inputs, used by probes and ``predict``."""
+        raise NotImplementedError
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        return {"embedding": self.embed(batch["x"]), "y": batch["y"]}

@@ -1,0 +1,16 @@
+"""Modality-agnostic networks: encoder, predictor, EMA teacher."""
+
+from jepa_lightning.nn.ema import EMATeacher
+from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, transformer_blocks
+from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
+from jepa_lightning.nn.predictor import JEPAPredictor
+
+__all__ = [
+    "VIT_SIZES",
+    "EMATeacher",
+    "JEPAPredictor",
+    "TransformerEncoder",
+    "gather_mask_major",
+    "gather_tokens",
+    "transformer_blocks",
+]

@@ -1,0 +1,56 @@
+"""The one EMA teacher mechanism shared by every method that needs a slowly moving target network."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMATeacher(nn.Module):
+    """A frozen copy of a student network, moved towards it after every optimizer step.
+
+    ``teacher = m * teacher + (1 - m) * student`` for parameters and floating-point buffers (other buffers
+    are copied). Its parameters never require gradients, so optimizers built from trainable parameters
+    skip them and DDP does not synchronise them; being a submodule, it is saved in the checkpoint.
+    The momentum rises linearly from ``momentum`` to ``final_momentum`` over ``horizon`` times the run
+    (V-JEPA stretches it over 1.25 runs).
+    """
+
+    def __init__(
+        self, student: nn.Module, momentum: float = 0.996, final_momentum: float = 1.0, horizon: float = 1.0
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= momentum <= final_momentum <= 1.0:
+            raise ValueError(
+                f"EMA momentum must satisfy 0 <= momentum <= final_momentum <= 1, got {momentum}, {final_momentum}"
+            )
+        if horizon <= 0:
+            raise ValueError(f"EMA horizon must be positive, got {horizon}")
+        self.module = copy.deepcopy(student).requires_grad_(False)
+        self.momentum = momentum
+        self.final_momentum = final_momentum
+        self.horizon = horizon
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``."""
+        fraction = min(1.0, step / max(total_steps * self.horizon, 1.0))
+        return self.momentum + (self.final_momentum - self.momentum) * fraction
+
+    @torch.no_grad()
+    def update(self, student: nn.Module, momentum: float) -> None:
+        """Move every parameter and floating-point buffer ``1 - momentum`` of the way to the student's."""
+        teacher_params = list(self.module.parameters())
+        student_params = [p.detach() for p in student.parameters()]
+        if len(teacher_params) != len(student_params):
+            raise RuntimeError("EMA teacher and student have different parameter lists")
+        torch._foreach_lerp_(teacher_params, student_params, 1.0 - momentum)
+        for teacher_buffer, student_buffer in zip(self.module.buffers(), student.buffers()):
+            if teacher_buffer.is_floating_point():
+                teacher_buffer.lerp_(student_buffer, 1.0 - momentum)
+            else:
+                teacher_buffer.copy_(student_buffer)
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)

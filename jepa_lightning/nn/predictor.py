@@ -1,0 +1,57 @@
+"""The I-JEPA predictor: from context tokens to predictions at target positions, all groups in one pass."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from jepa_lightning.nn.encoder import transformer_blocks
+from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
+from jepa_lightning.nn.init import rescale_residual_branches, trunc_normal_init
+from jepa_lightning.tokenizers.base import TokenLayout, sincos_embedding
+
+
+class JEPAPredictor(nn.Module):
+    """Narrow transformer that predicts target-token representations from the encoded context.
+
+    Context features are projected to ``predictor_dim`` and given fixed sin-cos positions of their tokens;
+    each target group becomes learnable mask tokens plus the targets' positions. The context is repeated
+    once per target group along the batch (mask-major: row ``m * B + b``), concatenated with the mask
+    tokens, run through the blocks and normalised; the target slots are projected back to the encoder
+    width. Output: ``(M * B, Nt, embed_dim)``, aligned with :func:`gather_mask_major`.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        predictor_dim: int = 384,
+        depth: int = 6,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if predictor_dim % num_heads:
+            raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
+        self.embed_dim = embed_dim
+        self.predictor_dim = predictor_dim
+        self.embed = nn.Linear(embed_dim, predictor_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
+        self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
+        self.norm = nn.LayerNorm(predictor_dim, eps=1e-6)
+        self.proj = nn.Linear(predictor_dim, embed_dim)
+        trunc_normal_init(self)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        rescale_residual_branches(self.blocks)
+
+    def forward(self, context: Tensor, layout: TokenLayout, context_idx: Tensor, target_idx: Tensor) -> Tensor:
+        """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``."""
+        groups, per_group = target_idx.shape[1], target_idx.shape[2]
+        positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
+        x = self.embed(context) + gather_tokens(positions, context_idx)
+        x = x.repeat(groups, 1, 1)
+        queries = self.mask_token + gather_mask_major(positions, target_idx)
+        x = torch.cat([x, queries], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.proj(self.norm(x[:, -per_group:]))

@@ -1,0 +1,96 @@
+"""What every tokenizer shares: the data description it is built from and the tokens it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model must know about the data, told by the datamodule (the CLI links it).
+
+    Fields a modality does not use stay ``None``. ``num_classes`` is only used by evaluation.
+    """
+
+    modality: str
+    channels: int | None = None
+    image_size: tuple[int, int] | None = None
+    sample_rate: float | None = None
+    num_classes: int | None = None
+    channel_names: tuple[str, ...] | None = None
+
+    def require(self, *names: str) -> None:
+        """Raise a clear error when a field this consumer needs is missing."""
+        missing = [name for name in names if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"InputSpec for modality {self.modality!r} lacks {', '.join(missing)}: "
+                "the datamodule must provide it (or pass input_spec=... by hand)."
+            )
+
+
+# Checkpoints keep the spec in their hyperparameters; let ``torch.load(weights_only=True)`` (Lightning's
+# default when resuming) rebuild it.
+torch.serialization.add_safe_globals([InputSpec])
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where the tokens sit, so mask samplers and predictors can reason about geometry.
+
+    ``shape`` is the token grid (e.g. ``(rows, cols)`` for image patches); ``coords`` holds each token's
+    coordinates on that grid, shape ``(1 or B, N, len(shape))``, in the same order as the tokens.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    coords: Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        return self.coords.shape[1]
+
+
+@dataclass
+class Tokens:
+    """A tokenizer's output: features ``(B, N, D)``, positions ``(1 or B, N, D)`` and their layout."""
+
+    features: Tensor
+    positions: Tensor
+    layout: TokenLayout
+
+
+def grid_coords(shape: tuple[int, ...], device: torch.device | None = None) -> Tensor:
+    """Integer coordinates of every cell of a grid in row-major order, ``(1, prod(shape), len(shape))``."""
+    axes = [torch.arange(size, device=device, dtype=torch.float32) for size in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([axis.reshape(-1) for axis in mesh], dim=-1).unsqueeze(0)
+
+
+def sincos_embedding(coords: Tensor, dim: int) -> Tensor:
+    """Fixed sine-cosine embedding of k-dimensional coordinates ``(..., k) -> (..., dim)``.
+
+    Each axis gets ``dim / k`` features (half sines, half cosines, frequencies ``1 / 10000^(i / (d/2))``),
+    concatenated axis by axis: for a 2-D grid this is the I-JEPA / MAE 2-D sin-cos embedding.
+    """
+    num_axes = coords.shape[-1]
+    if dim % (2 * num_axes):
+        raise ValueError(f"sin-cos positions need dim divisible by {2 * num_axes} for {num_axes}-D coords, got {dim}")
+    per_axis = dim // num_axes
+    omega = torch.arange(per_axis // 2, device=coords.device, dtype=torch.float32) / (per_axis / 2.0)
+    omega = 1.0 / 10000**omega
+    angles = coords.float().unsqueeze(-1) * omega  # (..., k, per_axis / 2)
+    embedding = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., k, per_axis)
+    return embedding.flatten(-2)
+
+
+class Tokenizer(nn.Module):
+    """Base class of tokenizers: ``forward(x) -> Tokens``; ``embed_dim`` is the token width."""
+
+    embed_dim: int
+
+    def forward(self, x: Tensor) -> Tokens:  # pragma: no cover - interface
+        raise NotImplementedError

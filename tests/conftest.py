@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny models and data so the suite stays fast on 2 CPU cores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jepa_lightning.masks import MultiBlockMaskSampler
+from jepa_lightning.methods import IJEPA
+from jepa_lightning.nn import TransformerEncoder
+from jepa_lightning.tokenizers import InputSpec
+
+DIGITS_16 = InputSpec("images", channels=1, image_size=(16, 16), num_classes=10)
+
+
+def tiny_ijepa(**kwargs) -> IJEPA:
+    """A two-layer I-JEPA on 16 x 16 images with 2 x 2 patches (an 8 x 8 grid)."""
+    defaults = {
+        "encoder": TransformerEncoder(embed_dim=32, depth=2, num_heads=2),
+        "patch_size": 2,
+        "predictor_dim": 16,
+        "predictor_depth": 1,
+        "predictor_heads": 2,
+        "mask_sampler": MultiBlockMaskSampler(min_context=4),
+        "input_spec": DIGITS_16,
+    }
+    return IJEPA(**{**defaults, **kwargs})
+
+
+@pytest.fixture
+def digits_batch() -> torch.Tensor:
+    from sklearn.datasets import load_digits
+
+    images = torch.tensor(load_digits().images[:32], dtype=torch.float32).unsqueeze(1) / 16.0
+    return torch.nn.functional.interpolate(images, size=(16, 16), mode="bilinear")

@@ -1,0 +1,52 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from jepa_lightning.methods.base import SSLMethod, no_weight_decay, warmup_cosine
+from jepa_lightning.nn import EMATeacher
+
+
+def test_warmup_cosine_hand_values():
+    args = {"total_steps": 100, "warmup_steps": 10, "start": 0.2, "peak": 1.0, "end": 0.0}
+    assert warmup_cosine(0, **args) == pytest.approx(0.2)
+    assert warmup_cosine(5, **args) == pytest.approx(0.6)
+    assert warmup_cosine(10, **args) == pytest.approx(1.0)
+    assert warmup_cosine(55, **args) == pytest.approx(0.5)
+    assert warmup_cosine(100, **args) == pytest.approx(0.0)
+    assert warmup_cosine(32, **args) == pytest.approx(0.5 * (1 + math.cos(math.pi * 22 / 90)))
+
+
+def test_increasing_cosine_weight_decay():
+    assert warmup_cosine(0, 10, 0, 0.0, 0.04, 0.4) == pytest.approx(0.04)
+    assert warmup_cosine(5, 10, 0, 0.0, 0.04, 0.4) == pytest.approx(0.22)
+    assert warmup_cosine(10, 10, 0, 0.0, 0.04, 0.4) == pytest.approx(0.4)
+
+
+class Tiny(SSLMethod):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+        self.teacher = EMATeacher(self.net)
+        self.query_token = nn.Parameter(torch.zeros(1, 1, 4))
+
+
+def test_parameter_groups_skip_decay_on_biases_norms_tokens_and_leave_out_the_teacher():
+    model = Tiny()
+    decay, no_decay = model.parameter_groups()
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert [names[id(p)] for p in decay["params"]] == ["net.0.weight"]
+    assert sorted(names[id(p)] for p in no_decay["params"]) == [
+        "net.0.bias",
+        "net.1.bias",
+        "net.1.weight",
+        "query_token",
+    ]
+    assert decay["weight_decay"] == 0.04 and no_decay["weight_decay"] == 0.0
+    assert no_weight_decay("x.bias", nn.Parameter(torch.zeros(3, 3)))
+
+
+def test_bad_warmup_fraction():
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        SSLMethod(warmup_fraction=1.0)

@@ -1,0 +1,101 @@
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from jepa_lightning.masks import mask_generator
+from jepa_lightning.methods import JEPA
+from jepa_lightning.methods.base import warmup_cosine
+from jepa_lightning.nn import EMATeacher
+from tests.conftest import tiny_ijepa
+
+
+def test_loss_falls_when_overfitting_one_batch(digits_batch):
+    torch.manual_seed(0)
+    model = tiny_ijepa()
+    optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
+    losses = []
+    for step in range(60):
+        loss, _ = model.masked_prediction(digits_batch, mask_generator(0, step % 4, 0, "cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.teacher.update(model.student, 0.99)
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_teacher_is_outside_the_optimizer_and_in_the_checkpoint():
+    model = tiny_ijepa()
+    trainable = {id(p) for group in model.parameter_groups() for p in group["params"]}
+    assert trainable.isdisjoint(id(p) for p in model.teacher.parameters())
+    assert trainable == {id(p) for p in model.student.parameters()} | {id(p) for p in model.predictor.parameters()}
+    assert any(key.startswith("teacher.module.encoder.blocks.0") for key in model.state_dict())
+
+
+def test_embed_is_the_pooled_teacher_representation(digits_batch):
+    model = tiny_ijepa()
+    torch.testing.assert_close(model.embed(digits_batch), model.teacher(digits_batch).mean(1))
+    assert model.embed(digits_batch).shape == (32, 32)
+
+
+def test_input_spec_is_required():
+    with pytest.raises(ValueError, match="needs input_spec"):
+        tiny_ijepa(input_spec=None)
+
+
+class Batches(L.LightningDataModule):
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.images = images
+
+    def train_dataloader(self) -> DataLoader:
+        samples = [{"x": x, "y": torch.tensor(0)} for x in self.images]
+        return DataLoader(samples, batch_size=4)
+
+
+def test_one_ema_update_per_optimizer_step_under_gradient_accumulation(digits_batch, monkeypatch):
+    calls = []
+    original = EMATeacher.update
+
+    def spy(self, student, momentum):
+        calls.append(momentum)
+        original(self, student, momentum)
+
+    monkeypatch.setattr(EMATeacher, "update", spy)
+    model = tiny_ijepa(ema_momentum=0.9, final_ema_momentum=1.0, warmup_fraction=0.25)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accumulate_grad_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=Batches(digits_batch))  # 8 micro-batches -> 4 optimizer steps
+    assert trainer.global_step == 4
+    assert calls == pytest.approx([0.9 + 0.1 * step / 4 for step in range(4)])
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(warmup_cosine(4, 4, 1, 2e-4, 1e-3, 1e-6))
+    assert trainer.optimizers[0].param_groups[0]["weight_decay"] == pytest.approx(
+        warmup_cosine(3, 4, 0, 0.0, 0.04, 0.4)
+    )
+
+
+def test_generic_jepa_accepts_any_factories():
+    from functools import partial
+
+    from jepa_lightning.nn import JEPAPredictor, TransformerEncoder
+    from jepa_lightning.tokenizers import PatchTokenizer2d
+    from tests.conftest import DIGITS_16
+
+    model = JEPA(
+        tokenizer=partial(PatchTokenizer2d, patch_size=4),
+        encoder=TransformerEncoder(embed_dim=16, depth=1, num_heads=2),
+        predictor=partial(JEPAPredictor, predictor_dim=8, depth=1, num_heads=2),
+        input_spec=DIGITS_16,
+        target_norm="l2",
+        loss="mse",
+    )
+    assert model.student.tokenizer.grid_shape == (4, 4)
+    assert model.predictor.embed_dim == 16

@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from jepa_lightning.nn import JEPAPredictor, TransformerEncoder, gather_mask_major, gather_tokens
+from jepa_lightning.tokenizers import TokenLayout, Tokens, grid_coords, sincos_embedding
+
+
+def tokens(batch=2, grid=(4, 4), dim=32) -> Tokens:
+    coords = grid_coords(grid)
+    return Tokens(
+        torch.randn(batch, coords.shape[1], dim),
+        sincos_embedding(coords, dim),
+        TokenLayout("grid", grid, coords),
+    )
+
+
+def test_from_size_uses_standard_vit_shapes():
+    encoder = TransformerEncoder.from_size("small", depth=2)
+    assert (encoder.embed_dim, len(encoder.blocks), encoder.num_heads) == (384, 2, 6)
+    with pytest.raises(ValueError, match="unknown ViT size"):
+        TransformerEncoder.from_size("gigantic")
+
+
+def test_residual_projections_are_scaled_by_layer_depth():
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(embed_dim=192, depth=8, num_heads=3)
+    stds = [block.mlp.fc2.weight.std().item() for block in encoder.blocks]
+    for layer, std in enumerate(stds, start=1):
+        assert std == pytest.approx(0.02 / (2 * layer) ** 0.5, rel=0.1)
+
+
+def test_encoder_on_a_subset_is_permutation_equivariant():
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(embed_dim=32, depth=2, num_heads=4).eval()
+    toks = tokens()
+    keep = torch.tensor([[0, 5, 9, 3], [15, 2, 7, 1]])
+    out = encoder(toks, keep=keep)
+    assert out.shape == (2, 4, 32)
+    perm = torch.tensor([2, 0, 3, 1])
+    torch.testing.assert_close(encoder(toks, keep=keep[:, perm]), out[:, perm], rtol=1e-5, atol=1e-5)
+
+
+def test_gather_mask_major_matches_a_plain_loop():
+    x = torch.randn(3, 10, 4)
+    target_idx = torch.randint(0, 10, (3, 2, 5))
+    out = gather_mask_major(x, target_idx)
+    for m in range(2):
+        for b in range(3):
+            torch.testing.assert_close(out[m * 3 + b], x[b, target_idx[b, m]])
+    shared = gather_tokens(torch.randn(1, 10, 4), target_idx[:, 0])
+    assert shared.shape == (3, 5, 4)
+
+
+def test_predictor_output_rows_follow_the_target_order():
+    """Row m * B + b, slot k must be the prediction for token target_idx[b, m, k]."""
+    torch.manual_seed(0)
+    predictor = JEPAPredictor(embed_dim=32, predictor_dim=16, depth=0, num_heads=2)
+    toks = tokens()
+    context_idx = torch.tensor([[0, 1, 2], [4, 5, 6]])
+    target_idx = torch.tensor([[[8, 9], [12, 13]], [[10, 11], [14, 15]]])
+    out = predictor(torch.randn(2, 3, 32), toks.layout, context_idx, target_idx)
+    assert out.shape == (4, 2, 32)
+    # with no blocks, a query's output depends only on its position: recompute it per token
+    positions = sincos_embedding(toks.layout.coords, 16)[0]
+    for m in range(2):
+        for b in range(2):
+            for k in range(2):
+                token = target_idx[b, m, k]
+                expected = predictor.proj(predictor.norm(predictor.mask_token[0, 0] + positions[token]))
+                torch.testing.assert_close(out[m * 2 + b, k], expected)
+
+
+def test_permuting_targets_permutes_predictions_and_targets_alike():
+    torch.manual_seed(0)
+    predictor = JEPAPredictor(embed_dim=32, predictor_dim=16, depth=2, num_heads=2).eval()
+    toks = tokens()
+    context = torch.randn(2, 3, 32)
+    context_idx = torch.tensor([[0, 1, 2], [4, 5, 6]])
+    target_idx = torch.tensor([[[8, 9, 10], [12, 13, 14]], [[3, 11, 7], [14, 15, 2]]])
+    perm = torch.tensor([2, 0, 1])
+    pred = predictor(context, toks.layout, context_idx, target_idx)
+    pred_perm = predictor(context, toks.layout, context_idx, target_idx[..., perm])
+    torch.testing.assert_close(pred_perm, pred[:, perm], rtol=1e-5, atol=1e-5)
+    teacher_out = torch.randn(2, 16, 32)
+    target = gather_mask_major(teacher_out, target_idx)
+    target_perm = gather_mask_major(teacher_out, target_idx[..., perm])
+    torch.testing.assert_close(target_perm, target[:, perm])

@@ -1,0 +1,106 @@
+"""The command line: fit, predict, resume and the data -> model link, on the bundled digits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_lightning.cli import main
+
+TINY_IJEPA = [
+    "--model=jepa_lightning.methods.IJEPA",
+    "--model.encoder=jepa_lightning.nn.TransformerEncoder",
+    "--model.encoder.embed_dim=32",
+    "--model.encoder.depth=1",
+    "--model.encoder.num_heads=2",
+    "--model.patch_size=2",
+    "--model.predictor_dim=16",
+    "--model.predictor_depth=1",
+    "--model.predictor_heads=2",
+    "--data=datamodules.images.ImageDataModule",
+    "--data.image_size=16",
+    "--data.batch_size=64",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--seed_everything=0",
+]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    """LightningCLI warns when both ``args`` and pytest's own command line are present."""
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+
+
+def test_fit_fast_dev_run_on_bundled_digits(tmp_path):
+    main(["fit", *TINY_IJEPA, "--trainer.fast_dev_run=true", f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_the_readme_config_parses_and_links_the_data_into_the_model():
+    config = Path(__file__).parents[1] / "examples" / "configs" / "ijepa_digits.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "jepa_lightning", "fit", "--config", str(config), "--print_config"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "jepa_lightning.methods.IJEPA" in result.stdout
+    assert "datamodules.images.ImageDataModule" in result.stdout
+
+
+def fit_two_epochs(root: Path, resume: Path | None = None) -> list[Path]:
+    """Fit for two epochs of three steps, keeping a checkpoint after every epoch; optionally resume."""
+    args = [
+        "fit",
+        *TINY_IJEPA,
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=3",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=false",
+        "--trainer.callbacks=ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={root}",
+        "--trainer.callbacks.save_top_k=-1",
+        f"--trainer.default_root_dir={root}",
+    ]
+    if resume is not None:
+        args.append(f"--ckpt_path={resume}")
+    main(args)
+    return sorted(root.glob("*.ckpt"))
+
+
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    after_first_epoch, after_second_epoch = fit_two_epochs(tmp_path / "straight")
+    straight = torch.load(after_second_epoch, weights_only=False)
+    (resumed_path,) = fit_two_epochs(tmp_path / "resumed", resume=after_first_epoch)
+    resumed = torch.load(resumed_path, weights_only=False)
+    assert straight["global_step"] == resumed["global_step"] == 6
+    for name, value in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, rtol=0, atol=0, msg=name)
+    assert any(name.startswith("teacher.") for name in straight["state_dict"])
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(
+            straight["optimizer_states"][0]["state"][0][key], resumed["optimizer_states"][0]["state"][0][key]
+        )
+    assert straight["lr_schedulers"][0]["last_epoch"] == resumed["lr_schedulers"][0]["last_epoch"] == 6
+
+
+def test_predict_writes_embeddings_for_every_sample(tmp_path):
+    checkpoint = fit_two_epochs(tmp_path / "fit")[-1]
+    output = tmp_path / "embeddings.npz"
+    main(["predict", *TINY_IJEPA, f"--ckpt_path={checkpoint}", f"--embeddings.output={output}"])
+    saved = np.load(output)
+    assert saved["embedding"].shape == (1797, 32)
+    assert saved["y"].shape == (1797,)
+    assert set(np.unique(saved["y"])) == set(range(10))
+    assert np.isfinite(saved["embedding"]).all()
+
+
+def test_wrong_model_argument_is_reported(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY_IJEPA, "--model.patch_size=not-a-number"])
+    assert "patch_size" in capsys.readouterr().err
