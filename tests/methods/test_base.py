@@ -1,9 +1,11 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
+from datamodules import ImageDataModule
 from jepa_lightning.methods.base import SSLMethod, no_weight_decay, warmup_cosine
 from jepa_lightning.nn import EMATeacher
 
@@ -50,3 +52,28 @@ def test_parameter_groups_skip_decay_on_biases_norms_tokens_and_leave_out_the_te
 def test_bad_warmup_fraction():
     with pytest.raises(ValueError, match="warmup_fraction"):
         SSLMethod(warmup_fraction=1.0)
+
+
+class TwoViews(Tiny):
+    num_views = 2
+
+
+def attach(model: SSLMethod, datamodule) -> None:
+    model._trainer = SimpleNamespace(datamodule=datamodule)
+
+
+def test_method_tells_the_datamodule_how_many_views_it_needs():
+    data = ImageDataModule()
+    attach(model := TwoViews(), data)
+    model.setup("fit")
+    assert data.num_views == 2
+    more = ImageDataModule(num_views=3)
+    attach(model, more)
+    model.setup("fit")
+    assert more.num_views == 3
+
+
+def test_too_few_views_configured_by_hand_is_an_error():
+    attach(model := TwoViews(), ImageDataModule(num_views=1))
+    with pytest.raises(ValueError, match="needs 2 views per sample but the datamodule was configured with num_views=1"):
+        model.setup("fit")
