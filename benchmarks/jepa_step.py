@@ -33,9 +33,9 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     spec = InputSpec("images", channels=3, image_size=(args.image_size, args.image_size))
-    model = IJEPA(
-        encoder=TransformerEncoder.from_size(args.size), patch_size=args.patch_size, input_spec=spec
-    ).to(device)
+    model = IJEPA(encoder=TransformerEncoder.from_size(args.size), patch_size=args.patch_size, input_spec=spec).to(
+        device
+    )
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=1e-4)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     dtype = DTYPES[args.precision]

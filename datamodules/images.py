@@ -12,6 +12,7 @@ import math
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,8 +197,8 @@ class ImageDataModule(SSLDataModule):
             (exactly for in-memory sources, from up to 1,000 images for folders).
         crop_scale: area range of the training RandomResizedCrop (I-JEPA's only augmentation of ``x``).
         view_flip: whether augmented views are randomly flipped horizontally.
-        predict_split, batch_size, num_workers, val_fraction, seed, num_views, drop_last: see
-            :class:`~datamodules.base.SSLDataModule`.
+        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule` (``batch_size``,
+            ``num_workers``, ``val_fraction``, ``seed``, ``num_views``, ``drop_last``, ``predict_split``).
     """
 
     def __init__(
@@ -211,23 +212,9 @@ class ImageDataModule(SSLDataModule):
         std: list[float] | None = None,
         crop_scale: tuple[float, float] = (0.3, 1.0),
         view_flip: bool = True,
-        predict_split: str = "all",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        val_fraction: float = 0.2,
-        seed: int = 0,
-        num_views: int | None = None,
-        drop_last: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            val_fraction=val_fraction,
-            seed=seed,
-            num_views=num_views,
-            drop_last=drop_last,
-            predict_split=predict_split,
-        )
+        super().__init__(**kwargs)
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if len(size) != 2 or min(size) < 1:
             raise invalid("image_size", "a positive int or (height, width)", repr(image_size))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -70,24 +71,10 @@ class JEPA(SSLMethod):
         ema_horizon: float = 1.0,
         mask_seed: int = 0,
         input_spec: InputSpec | None = None,
-        lr: float = 1e-3,
-        warmup_start_lr: float = 2e-4,
-        min_lr: float = 1e-6,
-        warmup_fraction: float = 40 / 300,
-        weight_decay: float = 0.04,
-        final_weight_decay: float | None = 0.4,
-        betas: tuple[float, float] = (0.9, 0.999),
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            input_spec=input_spec,
-            lr=lr,
-            warmup_start_lr=warmup_start_lr,
-            min_lr=min_lr,
-            warmup_fraction=warmup_fraction,
-            weight_decay=weight_decay,
-            final_weight_decay=final_weight_decay,
-            betas=betas,
-        )
+        """``kwargs`` are the optimiser settings of :class:`SSLMethod` (``lr``, ``weight_decay``, ...)."""
+        super().__init__(input_spec=input_spec, **kwargs)
         if input_spec is None:
             raise ValueError(
                 f"{type(self).__name__} needs input_spec (what the data looks like): the CLI links it from the "
@@ -171,7 +158,7 @@ class IJEPA(JEPA):
         predictor_heads: int | None = None,
         mask_sampler: MaskSampler | None = None,
         input_spec: InputSpec | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         encoder = encoder or TransformerEncoder.from_size("base")
         super().__init__(
