@@ -13,36 +13,19 @@ from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regr
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
 from jepa_lightning.methods.base import SSLMethod
+from jepa_lightning.nn.backbones import TokenBackbone
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import TransformerEncoder
 from jepa_lightning.nn.functional import gather_mask_major
 from jepa_lightning.nn.predictor import JEPAPredictor
-from jepa_lightning.tokenizers.base import InputSpec, Tokenizer
+from jepa_lightning.tokenizers.base import InputSpec, TokenizerFactory
 from jepa_lightning.tokenizers.images import PatchTokenizer2d
 
-#: Builds a tokenizer from the data description and the encoder width (in configs: a class_path whose
-#: first two constructor arguments are ``spec`` and ``embed_dim``; the CLI supplies them).
-TokenizerFactory = Callable[[InputSpec, int], Tokenizer]
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]
 
 #: Random-stream ids, so training and validation masks never coincide.
 TRAIN_STREAM, VAL_STREAM = 0, 1
-
-
-class Backbone(nn.Module):
-    """Tokenizer + encoder: the network a JEPA trains, and the one its EMA teacher copies."""
-
-    def __init__(self, tokenizer: Tokenizer, encoder: TransformerEncoder) -> None:
-        super().__init__()
-        if tokenizer.embed_dim != encoder.embed_dim:
-            raise ValueError(f"tokenizer width {tokenizer.embed_dim} != encoder width {encoder.embed_dim}")
-        self.tokenizer = tokenizer
-        self.encoder = encoder
-
-    def forward(self, x: Tensor) -> Tensor:
-        """All tokens of ``x`` encoded: ``(B, N, D)``."""
-        return self.encoder(self.tokenizer(x))
 
 
 class JEPA(SSLMethod):
@@ -81,7 +64,7 @@ class JEPA(SSLMethod):
                 "datamodule; in Python pass input_spec=datamodule.input_spec."
             )
         self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler"])
-        self.student = Backbone(tokenizer(input_spec, encoder.embed_dim), encoder)
+        self.student = TokenBackbone(tokenizer(input_spec, encoder.embed_dim), encoder)
         self.predictor = predictor(encoder.embed_dim)
         self.teacher = EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon)
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()

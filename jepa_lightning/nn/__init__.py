@@ -1,5 +1,6 @@
 """Modality-agnostic networks: encoder, predictor, EMA teacher."""
 
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -9,6 +10,9 @@ __all__ = [
     "VIT_SIZES",
     "EMATeacher",
     "JEPAPredictor",
+    "PooledTokenBackbone",
+    "TimmBackbone",
+    "TokenBackbone",
     "TransformerEncoder",
     "gather_mask_major",
     "gather_tokens",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -14,12 +16,17 @@ class EMATeacher(nn.Module):
     ``teacher = m * teacher + (1 - m) * student`` for parameters and floating-point buffers (other buffers
     are copied). Its parameters never require gradients, so optimizers built from trainable parameters
     skip them and DDP does not synchronise them; being a submodule, it is saved in the checkpoint.
-    The momentum rises linearly from ``momentum`` to ``final_momentum`` over ``horizon`` times the run
-    (V-JEPA stretches it over 1.25 runs).
+    The momentum rises from ``momentum`` to ``final_momentum`` over ``horizon`` times the run (V-JEPA stretches
+    it over 1.25 runs), linearly (I-JEPA family) or along a half cosine (BYOL).
     """
 
     def __init__(
-        self, student: nn.Module, momentum: float = 0.996, final_momentum: float = 1.0, horizon: float = 1.0
+        self,
+        student: nn.Module,
+        momentum: float = 0.996,
+        final_momentum: float = 1.0,
+        horizon: float = 1.0,
+        schedule: Literal["linear", "cosine"] = "linear",
     ) -> None:
         super().__init__()
         if not 0.0 <= momentum <= final_momentum <= 1.0:
@@ -28,14 +35,19 @@ class EMATeacher(nn.Module):
             )
         if horizon <= 0:
             raise ValueError(f"EMA horizon must be positive, got {horizon}")
+        if schedule not in ("linear", "cosine"):
+            raise ValueError(f"EMA schedule must be 'linear' or 'cosine', got {schedule!r}")
         self.module = copy.deepcopy(student).requires_grad_(False)
         self.momentum = momentum
         self.final_momentum = final_momentum
         self.horizon = horizon
+        self.schedule = schedule
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``."""
         fraction = min(1.0, step / max(total_steps * self.horizon, 1.0))
+        if self.schedule == "cosine":
+            fraction = 0.5 * (1.0 - math.cos(math.pi * fraction))
         return self.momentum + (self.final_momentum - self.momentum) * fraction
 
     @torch.no_grad()

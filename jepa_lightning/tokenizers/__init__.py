@@ -3,6 +3,7 @@
 from jepa_lightning.tokenizers.base import (
     InputSpec,
     Tokenizer,
+    TokenizerFactory,
     TokenLayout,
     Tokens,
     grid_coords,
@@ -15,6 +16,7 @@ __all__ = [
     "PatchTokenizer2d",
     "TokenLayout",
     "Tokenizer",
+    "TokenizerFactory",
     "Tokens",
     "grid_coords",
     "sincos_embedding",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -94,3 +95,9 @@ class Tokenizer(nn.Module):
 
     def forward(self, x: Tensor) -> Tokens:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+#: Builds a tokenizer from the data description and the encoder width. In configs: a ``class_path`` whose first
+#: two constructor arguments are ``spec`` and ``embed_dim`` (the model supplies them); in Python, e.g.
+#: ``functools.partial(PatchTokenizer2d, patch_size=4)``.
+TokenizerFactory = Callable[[InputSpec, int], Tokenizer]

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -43,6 +45,14 @@ def test_momentum_rises_linearly_to_final_over_the_horizon():
     assert teacher.momentum_at(100, 100) == pytest.approx(1.0)
     stretched = EMATeacher(student(), momentum=0.998, final_momentum=1.0, horizon=1.25)
     assert stretched.momentum_at(100, 100) == pytest.approx(0.998 + 0.002 / 1.25)
+
+
+def test_cosine_schedule_follows_a_half_cosine():
+    teacher = EMATeacher(student(), momentum=0.99, final_momentum=1.0, schedule="cosine")
+    assert teacher.momentum_at(0, 100) == pytest.approx(0.99)
+    assert teacher.momentum_at(25, 100) == pytest.approx(0.99 + 0.01 * (1 - math.cos(math.pi / 4)) / 2)
+    assert teacher.momentum_at(50, 100) == pytest.approx(0.995)
+    assert teacher.momentum_at(100, 100) == pytest.approx(1.0)
 
 
 def test_momentum_one_freezes_the_teacher():

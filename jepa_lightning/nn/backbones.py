@@ -1,0 +1,70 @@
+"""Backbones: the networks whose representations a method learns and probes evaluate."""
+
+from __future__ import annotations
+
+import timm
+from torch import Tensor, nn
+
+from jepa_lightning.nn.encoder import TransformerEncoder
+from jepa_lightning.tokenizers.base import InputSpec, Tokenizer, TokenizerFactory
+
+
+class TokenBackbone(nn.Module):
+    """Tokenizer + transformer encoder: every token of ``x`` encoded, ``(B, N, D)``.
+
+    The network a JEPA trains (and its EMA teacher copies); :meth:`pooled` averages the tokens.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, encoder: TransformerEncoder) -> None:
+        super().__init__()
+        if tokenizer.embed_dim != encoder.embed_dim:
+            raise ValueError(f"tokenizer width {tokenizer.embed_dim} != encoder width {encoder.embed_dim}")
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.embed_dim = encoder.embed_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.encoder(self.tokenizer(x))
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """Average of the encoded tokens, ``(B, D)``."""
+        return self(x).mean(dim=1)
+
+
+class PooledTokenBackbone(nn.Module):
+    """Any modality's tokenizer + a transformer encoder, mean-pooled to ``(B, D)`` for joint-embedding methods.
+
+    Built from the data's :class:`InputSpec` (the CLI supplies it), so the same config runs on any datamodule
+    whose modality the tokenizer understands.
+    """
+
+    def __init__(self, spec: InputSpec, encoder: TransformerEncoder, tokenizer: TokenizerFactory) -> None:
+        super().__init__()
+        self.tokens = TokenBackbone(tokenizer(spec, encoder.embed_dim), encoder)
+        self.embed_dim = encoder.embed_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.tokens.pooled(x)
+
+
+class TimmBackbone(nn.Module):
+    """A timm model (randomly initialised: nothing is downloaded) as a pooled image backbone, ``(B, D)``.
+
+    ``small_input_stem`` replaces a ResNet's 7 x 7 / stride-2 stem and max-pool by a 3 x 3 / stride-1
+    convolution, the usual change for 32 x 32 images (CIFAR-style).
+    """
+
+    def __init__(self, spec: InputSpec, model_name: str = "resnet18", small_input_stem: bool = False) -> None:
+        super().__init__()
+        spec.require("channels")
+        self.model = timm.create_model(model_name, pretrained=False, in_chans=spec.channels, num_classes=0)
+        if small_input_stem:
+            if not (hasattr(self.model, "conv1") and hasattr(self.model, "maxpool")):
+                raise ValueError(f"small_input_stem needs a ResNet-style model (conv1, maxpool), not {model_name!r}")
+            out_channels = self.model.conv1.out_channels
+            self.model.conv1 = nn.Conv2d(spec.channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+            self.model.maxpool = nn.Identity()
+        self.embed_dim = self.model.num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
