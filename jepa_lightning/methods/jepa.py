@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vicreg_variance
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
@@ -24,6 +25,12 @@ from jepa_lightning.tokenizers.images import PatchTokenizer2d
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]
 
+#: Default weight of each anti-collapse regularizer (LeJEPA's lambda; VICReg's variance weight relative to its
+#: invariance weight).
+DEFAULT_REGULARIZER_WEIGHT = {"none": 0.0, "sigreg": 0.05, "vicreg": 1.0}
+#: VICReg's covariance weight relative to its variance weight (1 / 25).
+VICREG_COVARIANCE_RATIO = 0.04
+
 #: Random-stream ids, so training and validation masks never coincide.
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -32,9 +39,16 @@ class JEPA(SSLMethod):
     """Joint-Embedding Predictive Architecture, modality-agnostic.
 
     The student (tokenizer + encoder) sees only the context tokens chosen by ``mask_sampler``; the
-    predictor predicts the representations of the target tokens; the targets come from an EMA teacher that
-    sees every token, normalised by ``target_norm``, and are regressed with ``loss``. Every part is a
-    constructor argument, so a LightningCLI config can swap it. Defaults follow I-JEPA.
+    predictor predicts the representations of the target tokens; the targets, computed on every token and
+    normalised by ``target_norm``, are regressed with ``loss``. Every part is a constructor argument, so a
+    LightningCLI config can swap it. Defaults follow I-JEPA.
+
+    Against collapse: ``target_encoder="ema"`` (default) computes targets with an EMA teacher;
+    ``target_encoder="student"`` uses the student itself under stop-gradient (no teacher, shared weights) and
+    then needs a ``regularizer`` on the student's pooled context representations (B, D): ``"sigreg"`` (LeJEPA's
+    SIGReg, the variant its authors ask for; weight 0.05 by default) or ``"vicreg"`` (variance + 0.04 x
+    covariance, VICReg's 25 : 1 ratio, as in VJ-VCR; weight 1 by default). A regularizer can also be added on
+    top of the EMA teacher.
 
     Masks are drawn from a generator seeded by ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed
     run draws the same masks, ranks draw different ones.
@@ -52,6 +66,10 @@ class JEPA(SSLMethod):
         ema_momentum: float = 0.996,
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
+        target_encoder: Literal["ema", "student"] = "ema",
+        regularizer: Literal["none", "sigreg", "vicreg"] = "none",
+        regularizer_weight: float | None = None,
+        num_slices: int = 256,
         mask_seed: int = 0,
         input_spec: InputSpec | None = None,
         **kwargs: Any,
@@ -63,10 +81,26 @@ class JEPA(SSLMethod):
                 f"{type(self).__name__} needs input_spec (what the data looks like): the CLI links it from the "
                 "datamodule; in Python pass input_spec=datamodule.input_spec."
             )
+        if target_encoder not in ("ema", "student"):
+            raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
+        if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
+            raise ValueError(f"regularizer must be one of {sorted(DEFAULT_REGULARIZER_WEIGHT)}, got {regularizer!r}")
+        if target_encoder == "student" and regularizer == "none":
+            raise ValueError(
+                "target_encoder='student' (no teacher) collapses without a regularizer: set regularizer='sigreg' "
+                "or 'vicreg'"
+            )
         self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler"])
         self.student = TokenBackbone(tokenizer(input_spec, encoder.embed_dim), encoder)
         self.predictor = predictor(encoder.embed_dim)
-        self.teacher = EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon)
+        self.teacher = (
+            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon) if target_encoder == "ema" else None
+        )
+        self.regularizer = regularizer
+        self.regularizer_weight = (
+            DEFAULT_REGULARIZER_WEIGHT[regularizer] if regularizer_weight is None else regularizer_weight
+        )
+        self.num_slices = num_slices
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.target_norm = target_norm
         self.loss_kind = loss
@@ -75,7 +109,7 @@ class JEPA(SSLMethod):
 
     # -- the objective ------------------------------------------------------------------------------------
     def masked_prediction(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss of predicting teacher representations of masked targets from the context, plus diagnostics."""
+        """Loss of predicting target representations of masked tokens from the context, plus diagnostics."""
         tokens = self.student.tokenizer(x)
         context_idx, target_idx = self.mask_sampler(
             tokens.layout, x.shape[0], generator, x.device, progress=self.progress
@@ -83,14 +117,29 @@ class JEPA(SSLMethod):
         context = self.student.encoder(tokens, keep=context_idx)
         prediction = self.predictor(context, tokens.layout, context_idx, target_idx)
         with torch.no_grad():
-            target = normalize_targets(self.teacher(x), self.target_norm)
+            target = normalize_targets(self.target_network(x), self.target_norm)
             target = gather_mask_major(target, target_idx)
         loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta)
         stats = {
             "prediction_std": prediction.detach().float().std(dim=(0, 1)).mean(),
             "target_std": target.float().std(dim=(0, 1)).mean(),
         }
+        if self.regularizer != "none":
+            penalty = self.regularization(context.mean(dim=1))
+            stats["regularizer"] = penalty.detach()
+            loss = loss + self.regularizer_weight * penalty
         return loss, stats
+
+    @property
+    def target_network(self) -> nn.Module:
+        """Where targets (and embeddings) come from: the EMA teacher, or the student itself."""
+        return self.teacher if self.teacher is not None else self.student
+
+    def regularization(self, embeddings: Tensor) -> Tensor:
+        """Anti-collapse penalty on pooled representations ``(B, D)``; the SIGReg directions follow the step."""
+        if self.regularizer == "sigreg":
+            return sigreg(embeddings, self.num_slices, seed=self.global_step)
+        return vicreg_variance(embeddings) + VICREG_COVARIANCE_RATIO * vicreg_covariance(embeddings)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         accumulation = max(self.trainer.accumulate_grad_batches, 1)
@@ -110,6 +159,8 @@ class JEPA(SSLMethod):
         return loss
 
     def after_optimizer_step(self, step: int) -> None:
+        if self.teacher is None:
+            return
         momentum = self.teacher.momentum_at(step, self.total_steps)
         self.teacher.update(self.student, momentum)
         self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
@@ -117,8 +168,8 @@ class JEPA(SSLMethod):
     # -- embeddings ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed(self, x: Tensor) -> Tensor:
-        """Average-pooled representation of all tokens from the EMA teacher (I-JEPA evaluates the target encoder)."""
-        return self.teacher(x).mean(dim=1)
+        """Average-pooled representation of all tokens by the target network (I-JEPA evaluates its EMA teacher)."""
+        return self.target_network(x).mean(dim=1)
 
 
 class IJEPA(JEPA):

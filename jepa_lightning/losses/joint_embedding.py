@@ -1,0 +1,305 @@
+"""Joint-embedding objectives: SimCLR, Barlow Twins, VICReg, TiCo, BYOL, LeJEPA (SIGReg), spectral whitening.
+
+All functions take LOCAL tensors (this rank's batch) and do their own communication through
+``jepa_lightning.distributed``, whose autograd-aware collectives make the DDP-averaged gradient equal to the
+gradient of one process on the global batch. Each docstring says what is communicated and how the loss
+reduces. Local batch sizes must be equal on every rank (``DistributedSampler`` guarantees it); ``gather``
+checks this, the all-reduce based objectives take the global batch size as ``world_size * local``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from jepa_lightning.distributed import all_reduce_mean, all_reduce_sum, broadcast, gather, rank, world_size
+
+
+class VICRegLoss(NamedTuple):
+    """VICReg total and its unweighted terms (for logging)."""
+
+    loss: Tensor
+    invariance: Tensor
+    variance: Tensor
+    covariance: Tensor
+
+
+class LeJEPALoss(NamedTuple):
+    """LeJEPA total and its unweighted terms (for logging)."""
+
+    loss: Tensor
+    invariance: Tensor
+    sigreg: Tensor
+
+
+def _check_pair(z1: Tensor, z2: Tensor, name: str) -> None:
+    """Both views must be (N, D) with the same shape."""
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        shapes = f"{tuple(z1.shape)} and {tuple(z2.shape)}"
+        raise ValueError(f"{name} expects two (N, D) embeddings of equal shape, got {shapes}")
+
+
+def _off_diagonal(m: Tensor) -> Tensor:
+    """``m`` (..., D, D) with its diagonal set to zero."""
+    eye = torch.eye(m.shape[-1], dtype=torch.bool, device=m.device)
+    return m.masked_fill(eye, 0.0)
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
+    """SimCLR's normalised-temperature cross-entropy between two views (N, D) of the same N samples.
+
+    Each L2-normalised local embedding is scored against the gathered embeddings of both views (2 * N_global
+    candidates, its own entry excluded); its positive is the other view of the same sample, at offset
+    ``rank * N`` in the gathered batch. Distributed semantics: gathers both views (autograd-aware); the loss is
+    the mean cross-entropy over this rank's 2 * N queries, so the mean over ranks (DDP) is the single-process
+    loss on the global batch.
+    """
+    _check_pair(z1, z2, "nt_xent")
+    n = z1.shape[0]
+    q1, q2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    keys = gather(torch.stack([q1, q2], dim=1))
+    n_global = keys.shape[0]
+    logits = torch.cat([q1, q2]) @ torch.cat([keys[:, 0], keys[:, 1]]).T / temperature
+    own = rank() * n + torch.arange(n, device=z1.device)
+    self_idx = torch.cat([own, own + n_global])
+    positive_idx = torch.cat([own + n_global, own])
+    rows = torch.arange(2 * n, device=z1.device)
+    logits = logits.index_put((rows, self_idx), logits.new_full((2 * n,), float("-inf")))
+    return F.cross_entropy(logits, positive_idx)
+
+
+def barlow_twins(z1: Tensor, z2: Tensor, lambda_offdiag: float = 0.0051, eps: float = 1e-5) -> Tensor:
+    """Barlow Twins: ``sum_i (1 - c_ii)^2 + lambda * sum_{i != j} c_ij^2`` for the cross-correlation ``c`` (D, D).
+
+    Each view is batch-normalised without affine parameters over the GLOBAL batch (biased variance, ``eps``
+    as in ``BatchNorm1d``, i.e. the official code's SyncBatchNorm), then ``c = z1n^T z2n / N_global``.
+    Distributed semantics: all-reduces the per-view means and variances (mean) and the local products
+    ``z1n^T z2n`` (sum); the loss is identical on every rank and equals the single-process loss.
+    """
+    _check_pair(z1, z2, "barlow_twins")
+    z = torch.stack([z1, z2])
+    n_global = z.shape[1] * world_size()
+    centred = z - all_reduce_mean(z.mean(dim=1, keepdim=True))
+    var = all_reduce_mean(centred.square().mean(dim=1, keepdim=True))
+    zn = centred / torch.sqrt(var + eps)
+    c = all_reduce_sum(zn[0].T @ zn[1]) / n_global
+    on_diag = (torch.diagonal(c) - 1).square().sum()
+    return on_diag + lambda_offdiag * _off_diagonal(c).square().sum()
+
+
+def _variance_term(zg: Tensor, eps: float) -> Tensor:
+    """``mean_d relu(1 - sqrt(var_d + eps))`` over dim 0 of a gathered (N, ..., D) tensor -> (...)."""
+    if zg.shape[0] < 2:
+        raise ValueError(f"the VICReg variance needs at least 2 samples in the global batch, got {zg.shape[0]}")
+    return F.relu(1 - torch.sqrt(zg.var(dim=0) + eps)).mean(dim=-1)
+
+
+def _covariance_term(zg: Tensor) -> Tensor:
+    """Sum of squared off-diagonal covariances / D over dim 0 of a gathered (N, ..., D) tensor -> (...)."""
+    n, d = zg.shape[0], zg.shape[-1]
+    if n < 2:
+        raise ValueError(f"the VICReg covariance needs at least 2 samples in the global batch, got {n}")
+    zc = zg - zg.mean(dim=0)
+    cov = torch.einsum("n...i,n...j->...ij", zc, zc) / (n - 1)
+    return _off_diagonal(cov).square().sum(dim=(-2, -1)) / d
+
+
+def vicreg_variance(z: Tensor, eps: float = 1e-4) -> Tensor:
+    """VICReg's variance hinge for one view (N, D): ``mean_d relu(1 - sqrt(var_d + eps))``, unbiased variance.
+
+    Distributed semantics: gathers ``z`` (autograd-aware); the value is identical on every rank.
+    """
+    return _variance_term(gather(z), eps)
+
+
+def vicreg_covariance(z: Tensor) -> Tensor:
+    """VICReg's covariance penalty for one view (N, D): squared off-diagonals of the covariance, summed, / D.
+
+    Covariance of the centred batch with ``N - 1``. Distributed semantics: gathers ``z`` (autograd-aware); the
+    value is identical on every rank.
+    """
+    return _covariance_term(gather(z))
+
+
+def vicreg(
+    z1: Tensor,
+    z2: Tensor,
+    sim_weight: float = 25.0,
+    var_weight: float = 25.0,
+    cov_weight: float = 1.0,
+    eps: float = 1e-4,
+) -> VICRegLoss:
+    """VICReg: ``sim_weight * MSE(z1, z2) + var_weight * variance + cov_weight * covariance``.
+
+    As in the official code, ``variance`` is the MEAN of the two views' hinge terms and ``covariance`` the SUM
+    of the two views' penalties. Distributed semantics: the invariance is a local mean (an average of equal
+    local batches, so DDP's averaging gives the global mean); both views are gathered once (autograd-aware) for
+    the variance and covariance terms, which are identical on every rank.
+    """
+    _check_pair(z1, z2, "vicreg")
+    invariance = F.mse_loss(z1, z2)
+    zg = gather(torch.stack([z1, z2], dim=1))
+    variance = _variance_term(zg, eps).mean()
+    covariance = _covariance_term(zg).sum()
+    loss = sim_weight * invariance + var_weight * variance + cov_weight * covariance
+    return VICRegLoss(loss, invariance, variance, covariance)
+
+
+def tico(
+    z_a: Tensor, z_b: Tensor, covariance: Tensor | None, beta: float = 0.9, rho: float = 8.0
+) -> tuple[Tensor, Tensor]:
+    """TiCo: ``1 - mean_n <z_a, z_b> + rho * mean_n z_a C z_a^T`` on L2-normalised embeddings (N, D).
+
+    ``C = beta * covariance + (1 - beta) * z_a^T z_a / N_global`` is the UPDATED running covariance, and the
+    gradient flows through its current-batch term, as in the paper's pseudo-code and Lightly's implementation
+    (which updates ``C``, computes the loss with it, then stores ``C.detach()``). ``covariance`` is the running
+    state (D, D), ``None`` at the first step (zeros); the second return value is ``C`` detached, to store.
+    ``z_b`` comes from the momentum branch (the caller gives it without gradient). Evaluated in at least
+    float32 (``C`` too, whatever the embeddings' precision). Distributed semantics:
+    all-reduces (sum) the local ``z_a^T z_a``, so ``C`` is the global-batch covariance and identical on every
+    rank; the two means are local (equal local batches, so DDP's averaging gives the global mean).
+    """
+    _check_pair(z_a, z_b, "tico")
+    dtype = torch.promote_types(z_a.dtype, torch.float32)
+    z_a, z_b = F.normalize(z_a.to(dtype), dim=1), F.normalize(z_b.to(dtype), dim=1)
+    batch_cov = all_reduce_sum(z_a.T @ z_a).to(dtype) / (z_a.shape[0] * world_size())
+    if covariance is None:
+        covariance = torch.zeros_like(batch_cov)
+    c = beta * covariance.to(dtype) + (1 - beta) * batch_cov
+    loss = 1 - (z_a * z_b).sum(dim=1).mean() + rho * ((z_a @ c) * z_a).sum(dim=1).mean()
+    return loss, c.detach()
+
+
+def byol_loss(p: Tensor, z: Tensor) -> Tensor:
+    """BYOL: ``2 - 2 * mean_n cos(p_n, z_n)`` with the target ``z`` detached; symmetrise in the caller.
+
+    Distributed semantics: purely local; the mean over equal local batches, averaged by DDP, is the global mean.
+    """
+    _check_pair(p, z, "byol_loss")
+    return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1).mean()
+
+
+def slice_directions(
+    dim: int, num_slices: int, seed: int | None = None, device: torch.device | str | None = None
+) -> Tensor:
+    """``num_slices`` random unit directions in R^dim as the columns of a float32 (dim, num_slices) tensor.
+
+    Identical on every rank: drawn from a generator seeded with ``seed`` (e.g. the global step), or, without a
+    seed, drawn from the global RNG and broadcast from rank 0 (one collective).
+    """
+    if seed is None:
+        a = broadcast(torch.randn(dim, num_slices, device=device))
+    else:
+        generator = torch.Generator(device=device if device is not None else "cpu").manual_seed(seed)
+        a = torch.randn(dim, num_slices, generator=generator, device=device)
+    return a / a.norm(dim=0, keepdim=True)
+
+
+def sigreg(
+    z: Tensor, num_slices: int = 256, seed: int | None = None, num_knots: int = 17, t_max: float = 3.0
+) -> Tensor:
+    """LeJEPA's SIGReg: the sliced Epps-Pulley statistic of ``z`` (..., N, K) against N(0, I), mean over slices.
+
+    ``x = z A`` for ``num_slices`` unit directions ``A`` from ``slice_directions(K, num_slices, seed)``; on knots
+    ``t_j = linspace(0, t_max, num_knots)`` the empirical characteristic function ``c_j = mean_n cos(t_j x_n)``,
+    ``s_j = mean_n sin(t_j x_n)`` gives ``err_j = (c_j - exp(-t_j^2 / 2))^2 + s_j^2``; with trapezoid weights on
+    [0, t_max] doubled for symmetry and multiplied by ``exp(-t_j^2 / 2)``, each slice's statistic is
+    ``N_global * sum_j w_j err_j``. Leading dims (e.g. views) are independent samples sharing ``A``; the result
+    is the mean over them and the slices. Evaluated in at least float32. Distributed semantics: ``c`` and ``s``
+    are all-reduced (mean, autograd-aware) and ``N_global = world_size * N``; identical on every rank. Pass a
+    ``seed`` (e.g. the global step) so every rank draws the same ``A`` without a broadcast.
+    """
+    if z.ndim < 2:
+        raise ValueError(f"sigreg expects embeddings (..., N, K), got shape {tuple(z.shape)}")
+    if num_knots < 2:
+        raise ValueError(f"sigreg needs at least 2 knots, got {num_knots}")
+    n, k = z.shape[-2:]
+    dtype = torch.promote_types(z.dtype, torch.float32)
+    a = slice_directions(k, num_slices, seed, device=z.device).to(z.dtype)
+    t = torch.linspace(0, t_max, num_knots, dtype=dtype, device=z.device)
+    phi = torch.exp(-t.square() / 2)
+    dt = t_max / (num_knots - 1)
+    weights = torch.full_like(t, 2 * dt)
+    weights[0] = weights[-1] = dt
+    xt = (z @ a).to(dtype).unsqueeze(-1) * t
+    ecf = all_reduce_mean(torch.stack([xt.cos().mean(dim=-3), xt.sin().mean(dim=-3)]))
+    err = (ecf[0] - phi).square() + ecf[1].square()
+    return ((err * weights * phi).sum(dim=-1) * (n * world_size())).mean()
+
+
+def lejepa_loss(
+    views: Sequence[Tensor],
+    lambda_: float = 0.05,
+    num_slices: int = 256,
+    seed: int | None = None,
+    num_global_views: int | None = None,
+    num_knots: int = 17,
+    t_max: float = 3.0,
+) -> LeJEPALoss:
+    """LeJEPA: ``lambda_ * SIGReg + (1 - lambda_) * invariance`` over V views, each (N, K) projector outputs.
+
+    ``invariance = mean_{v, n, k} (mu_{n,k} - z_{v,n,k})^2`` where ``mu`` is the per-sample mean of the first
+    ``num_global_views`` views (all views by default). Like the official code (``(centers - emb).square().mean()``)
+    it averages over the K dims too, i.e. it is ``mean_{v,n} ||mu_n - z_{v,n}||^2 / K``; ``lambda_`` ~ 0.05 is
+    calibrated on that scale. SIGReg is the mean over views of ``sigreg`` with the same directions for every
+    view. Distributed semantics: the invariance is local (per-sample centres; DDP's averaging gives the global
+    mean); SIGReg all-reduces its characteristic functions as in ``sigreg``. Pass ``seed`` (the global step).
+    """
+    if len(views) < 1:
+        raise ValueError("lejepa_loss needs at least one view")
+    shapes = {tuple(v.shape) for v in views}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"lejepa_loss expects views of one shape (N, K), got shapes {sorted(shapes)}")
+    z = torch.stack(list(views))
+    centres = z[:num_global_views].mean(dim=0)
+    invariance = (centres - z).square().mean()
+    reg = sigreg(z, num_slices, seed, num_knots, t_max)
+    return LeJEPALoss(lambda_ * reg + (1 - lambda_) * invariance, invariance, reg)
+
+
+def _spectral(z: Tensor, zg: Tensor, power: float, eps: float) -> Tensor:
+    """Centre local ``z`` with the gathered ``zg``'s mean and apply ``cov(zg) ** power``, in float64 (MPS: float32)."""
+    n = zg.shape[0]
+    if n < 2:
+        raise ValueError(f"a spectral transform needs at least 2 samples in the global batch, got {n}")
+    work = torch.float32 if z.device.type == "mps" else torch.float64
+    mean = zg.mean(dim=0)
+    zc = (zg - mean).to(work)
+    evals, evecs = torch.linalg.eigh(zc.T @ zc / (n - 1))
+    transform = (evecs * (evals.clamp_min(0) + eps).pow(power)) @ evecs.T
+    return (z - mean).to(work) @ transform
+
+
+def spectral_transform(z: Tensor, power: float = -0.5, eps: float = 1e-5) -> Tensor:
+    """Map (N, D) embeddings through a power of their covariance: ``(z - mean) U diag((lambda + eps)^power) U^T``.
+
+    ``power = -0.5`` whitens ("Modulate Your Spectrum": a function of the covariance eigenvalues applied before
+    the invariance loss). Differentiable through ``torch.linalg.eigh``, computed in float64 (float32 on MPS);
+    it needs a global batch larger than D (degenerate eigenvalues make the eigh gradient undefined).
+    Distributed semantics: gathers ``z`` (autograd-aware) for the mean and covariance; returns this rank's rows.
+    """
+    return _spectral(z, gather(z), power, eps).to(z.dtype)
+
+
+def whitening(z: Tensor, eps: float = 1e-5) -> Tensor:
+    """ZCA whitening of (N, D) embeddings over the global batch: ``spectral_transform`` with power -1/2."""
+    return spectral_transform(z, -0.5, eps)
+
+
+def whitened_mse(z1: Tensor, z2: Tensor, power: float = -0.5, eps: float = 1e-5) -> Tensor:
+    """Normalised MSE between spectrally transformed views: ``mean_n ||w1_n - w2_n||^2`` for unit ``w`` (W-MSE).
+
+    Each view is transformed with its own covariance (``spectral_transform``) and L2-normalised, so the value is
+    ``2 - 2 * mean_n cos``, returned in at least float32. Distributed semantics: gathers both views once
+    (autograd-aware) for the covariances; the distance is a local mean (equal local batches, so DDP's averaging
+    gives the global mean).
+    """
+    _check_pair(z1, z2, "whitened_mse")
+    zg = gather(torch.stack([z1, z2], dim=1))
+    w1 = F.normalize(_spectral(z1, zg[:, 0], power, eps), dim=1)
+    w2 = F.normalize(_spectral(z2, zg[:, 1], power, eps), dim=1)
+    return (w1 - w2).square().sum(dim=1).mean().to(torch.promote_types(z1.dtype, torch.float32))

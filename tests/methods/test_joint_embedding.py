@@ -1,0 +1,173 @@
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from datamodules import ImageDataModule
+from jepa_lightning.methods import BYOL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
+from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
+from jepa_lightning.tokenizers import PatchTokenizer2d
+from tests.conftest import DIGITS_16
+
+TINY_BACKBONE = partial(
+    PooledTokenBackbone,
+    encoder=TransformerEncoder(embed_dim=32, depth=1, num_heads=2),
+    tokenizer=partial(PatchTokenizer2d, patch_size=4),
+)
+SMALL_HEADS = {
+    SimCLR: {"projector_dims": [64, 32]},
+    BarlowTwins: {"projector_dims": [64, 64]},
+    VICReg: {"projector_dims": [64, 64]},
+    BYOL: {"projector_dims": [64, 32], "predictor_hidden_dims": [64], "ema_momentum": 0.9},
+    # beta=0: the covariance is the current batch's, so the objective does not drift while its running state warms up
+    TiCo: {"projector_dims": [64, 32], "ema_momentum": 0.9, "beta": 0.0},
+    LeJEPA: {"projector_dims": [64, 32], "num_slices": 64},
+}
+
+
+def build(method, **kwargs):
+    torch.manual_seed(0)
+    return method(backbone=TINY_BACKBONE, input_spec=DIGITS_16, **{**SMALL_HEADS[method], **kwargs})
+
+
+def test_projection_mlp_layout():
+    mlp = projection_mlp(8, [16, 16, 4])
+    kinds = [type(layer).__name__ for layer in mlp]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert mlp[-1].out_features == 4
+    assert [type(layer).__name__ for layer in projection_mlp(8, [4], batch_norm=False)] == ["Linear"]
+    with pytest.raises(ValueError, match="at least the output width"):
+        projection_mlp(8, [])
+
+
+def two_views(batch: int = 32, seed: int = 0) -> list[torch.Tensor]:
+    data = ImageDataModule(image_size=16, batch_size=batch, num_views=2, seed=seed)
+    return next(iter(data.train_dataloader()))["views"]
+
+
+@pytest.mark.parametrize("method", list(SMALL_HEADS))
+def test_loss_falls_on_a_fixed_batch(method):
+    model = build(method)
+    views = two_views()
+    optimizer = torch.optim.AdamW(model.parameter_groups(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss, _ = model.objective(model.each_view(model.network, views), views)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if model.teacher is not None:
+            model.teacher.update(model.network, 0.9)
+        losses.append(loss.item())
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.05 * abs(sum(losses[:3]) / 3)
+
+
+def test_views_are_encoded_in_one_pass_and_split_back():
+    model = build(SimCLR).eval()
+    views = two_views(batch=8)
+    together = model.each_view(model.network, views)
+    separately = [model.network(v) for v in views]
+    for a, b in zip(together, separately):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_embed_is_the_online_backbone():
+    model = build(BYOL)
+    x = torch.randn(4, 1, 16, 16)
+    torch.testing.assert_close(model.embed(x), model.backbone(x))
+    assert model.embed(x).shape == (4, 32)
+
+
+def test_ema_teachers_only_where_the_method_has_one():
+    assert build(SimCLR).teacher is None
+    byol = build(BYOL)
+    assert byol.teacher is not None
+    assert byol.teacher.schedule == "cosine"
+    trainable = {id(p) for group in byol.parameter_groups() for p in group["params"]}
+    assert trainable.isdisjoint(id(p) for p in byol.teacher.parameters())
+
+
+def test_tico_keeps_its_running_covariance_in_the_checkpoint():
+    model = build(TiCo)
+    views = two_views(batch=16)
+    model.objective(model.each_view(model.network, views), views)
+    assert model.covariance.abs().sum() > 0
+    assert "covariance" in model.state_dict()
+
+
+def test_missing_views_are_a_clear_error():
+    model = build(SimCLR)
+    with pytest.raises(ValueError, match=r"needs batch\['views'\] with 2 views; the datamodule gave 0"):
+        model.training_step({"x": torch.randn(2, 1, 16, 16), "y": torch.zeros(2)}, 0)
+    with pytest.raises(ValueError, match="num_views must be >= 2"):
+        build(SimCLR, num_views=1)
+
+
+def test_timm_backbone_with_small_input_stem():
+    backbone = TimmBackbone(DIGITS_16, "resnet18", small_input_stem=True)
+    assert backbone(torch.randn(2, 1, 16, 16)).shape == (2, 512)
+    assert backbone.model.conv1.stride == (1, 1)
+    assert isinstance(backbone.model.maxpool, nn.Identity)
+    with pytest.raises(ValueError, match="ResNet-style"):
+        TimmBackbone(DIGITS_16, "vit_tiny_patch16_224", small_input_stem=True)
+
+
+def test_fit_requests_views_from_the_datamodule():
+    data = ImageDataModule(image_size=16, batch_size=32)
+    model = build(VICReg)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(model, datamodule=data)
+    assert data.num_views == 2
+    assert trainer.global_step == 2
+    assert trainer.callback_metrics["val/embedding_std"] > 0
+
+
+def jepa(**kwargs) -> JEPA:
+    torch.manual_seed(0)
+    return JEPA(
+        tokenizer=partial(PatchTokenizer2d, patch_size=2),
+        encoder=TransformerEncoder(embed_dim=32, depth=1, num_heads=2),
+        predictor=partial(JEPAPredictor, predictor_dim=16, depth=1, num_heads=2),
+        input_spec=DIGITS_16,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("regularizer", ["sigreg", "vicreg"])
+def test_jepa_without_teacher_uses_the_student_and_a_regularizer(regularizer, digits_batch):
+    from jepa_lightning.masks import mask_generator
+
+    model = jepa(target_encoder="student", regularizer=regularizer)
+    assert model.teacher is None
+    assert model.target_network is model.student
+    torch.testing.assert_close(model.embed(digits_batch), model.student(digits_batch).mean(1))
+    loss, stats = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    assert stats["regularizer"] > 0
+    loss.backward()
+    assert model.student.encoder.blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_regularizer_adds_its_weighted_penalty(digits_batch):
+    from jepa_lightning.masks import mask_generator
+
+    plain, _ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    regularised, stats = jepa(regularizer="vicreg", regularizer_weight=2.0).masked_prediction(
+        digits_batch, mask_generator(0, 0, 0, "cpu")
+    )
+    torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
+
+
+def test_student_targets_without_regularizer_are_refused():
+    with pytest.raises(ValueError, match="collapses without a regularizer"):
+        jepa(target_encoder="student")
+    with pytest.raises(ValueError, match="regularizer must be one of"):
+        jepa(regularizer="dropout")
