@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import lightning as L
+import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.base import SSLDataModule
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
+from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
 from jepa_lightning.methods.base import SSLMethod
+
+
+class SSLTrainer(L.Trainer):
+    """A Lightning Trainer with one more entry point, :meth:`probe`, for the ``jepa-lightning probe`` command."""
+
+    def probe(
+        self, model: SSLMethod, datamodule: SSLDataModule, ckpt_path: str | None = None, split: str = "val"
+    ) -> float:
+        """Linear probe: logistic regression on frozen embeddings of the training split, accuracy on ``split``.
+
+        Args:
+            model: the method whose ``embed`` is probed (its weights come from ``ckpt_path`` when given).
+            datamodule: any jepa-lightning datamodule (labels -1 are left out).
+            ckpt_path: a checkpoint written by ``fit``; without one the model is probed as initialised.
+            split: held-out split to score on: "val" or "test".
+        """
+        if ckpt_path is not None:
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(checkpoint["state_dict"])
+        model.to(self.strategy.root_device)
+        accuracy = datamodule_probe_accuracy(model, datamodule, split)
+        for logger in self.loggers:
+            logger.log_metrics({f"probe/linear_acc_{split}": accuracy})
+        if self.is_global_zero:
+            print(f"Linear probe accuracy on the {split} split: {accuracy:.4f}", flush=True)
+        return accuracy
 
 
 class JEPALightningCLI(LightningCLI):
@@ -14,8 +43,13 @@ class JEPALightningCLI(LightningCLI):
 
     The datamodule's ``input_spec`` (channels, image size, sample rate, classes, ...) is linked into the
     model, so changing ``--model`` on the same ``--data`` needs no other edit; the number of views flows the
-    other way in :meth:`SSLMethod.setup`. ``predict`` writes embeddings through ``--embeddings.output``.
+    other way in :meth:`SSLMethod.setup`. ``predict`` writes embeddings through ``--embeddings.output``;
+    ``probe`` scores a linear probe on frozen embeddings of a checkpoint.
     """
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "probe": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_spec", "model.init_args.input_spec", apply_on="instantiate")
@@ -27,6 +61,7 @@ def main(args: list[str] | None = None) -> None:
     JEPALightningCLI(
         SSLMethod,
         SSLDataModule,
+        trainer_class=SSLTrainer,
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,

@@ -104,3 +104,11 @@ def test_wrong_model_argument_is_reported(capsys):
     with pytest.raises(SystemExit):
         main(["fit", *TINY_IJEPA, "--model.patch_size=not-a-number"])
     assert "patch_size" in capsys.readouterr().err
+
+
+def test_probe_scores_a_checkpoint_better_than_chance(tmp_path, capsys):
+    checkpoint = fit_two_epochs(tmp_path / "fit")[-1]
+    main(["probe", *TINY_IJEPA, f"--ckpt_path={checkpoint}", "--trainer.logger=false"])
+    out = capsys.readouterr()
+    line = next(text for text in (out.out + out.err).splitlines() if "Linear probe accuracy on the val split" in text)
+    assert float(line.rsplit(":", 1)[1]) > 0.5  # ten balanced classes: chance is 0.1

@@ -46,6 +46,19 @@ def linear_probe_accuracy(
     return float(probe.score(x_test[keep_test], y_test[keep_test]))
 
 
+def datamodule_probe_accuracy(model: L.LightningModule, datamodule: L.LightningDataModule, split: str = "val") -> float:
+    """Linear-probe accuracy of ``model.embed`` on ``split``, fitted on the training split (evaluation transforms).
+
+    Works for any modality whose datamodule has ``eval_dataloader(split)`` (every jepa-lightning datamodule).
+    """
+    if not hasattr(datamodule, "eval_dataloader"):
+        name = type(datamodule).__name__
+        raise ValueError(f"a linear probe needs a datamodule with eval_dataloader(split), got {name}")
+    train = embed_loader(model, datamodule.eval_dataloader("train"))
+    held_out = embed_loader(model, datamodule.eval_dataloader(split))
+    return linear_probe_accuracy(train, held_out)
+
+
 class LinearProbeReport(L.Callback):
     """Before and after ``fit``: linear-probe accuracy of the encoder on held-out data, plus the loss curve.
 
@@ -64,12 +77,7 @@ class LinearProbeReport(L.Callback):
         self.epoch_losses: list[float] = []
 
     def probe(self, trainer: L.Trainer, model: L.LightningModule) -> float:
-        datamodule = trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "eval_dataloader"):
-            raise ValueError("LinearProbeReport needs a datamodule with eval_dataloader(split)")
-        train = embed_loader(model, datamodule.eval_dataloader("train"))
-        test = embed_loader(model, datamodule.eval_dataloader(self.eval_split))
-        return linear_probe_accuracy(train, test)
+        return datamodule_probe_accuracy(model, trainer.datamodule, self.eval_split)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.initial_accuracy is None and trainer.global_step == 0:
