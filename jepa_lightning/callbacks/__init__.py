@@ -1,10 +1,27 @@
-"""Lightning callbacks: evaluation reports and embedding export."""
+"""Lightning callbacks: evaluation reports, online probes, embedding diagnostics and embedding export."""
 
+from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import (
     LinearProbeReport,
+    datamodule_probe_accuracy,
     embed_loader,
     linear_probe_accuracy,
 )
+from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, batch_embeddings, knn_predict
+from jepa_lightning.callbacks.spectrum import SpectrumPlot
 
-__all__ = ["EmbeddingWriter", "LinearProbeReport", "embed_loader", "linear_probe_accuracy"]
+__all__ = [
+    "CollapseMonitor",
+    "EmbeddingWriter",
+    "LinearProbeReport",
+    "OnlineKNNProbe",
+    "OnlineLinearProbe",
+    "RankMeMonitor",
+    "SpectrumPlot",
+    "batch_embeddings",
+    "datamodule_probe_accuracy",
+    "embed_loader",
+    "knn_predict",
+    "linear_probe_accuracy",
+]

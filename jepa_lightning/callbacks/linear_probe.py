@@ -96,10 +96,11 @@ class LinearProbeReport(L.Callback):
             metrics["probe/linear_acc_init"] = self.initial_accuracy
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        self._report(trainer)
+        # log_dir is a collective under DDP: read it on every rank, report on rank zero only.
+        self._report(trainer.log_dir)
 
     @rank_zero_only
-    def _report(self, trainer: L.Trainer) -> None:
+    def _report(self, log_dir: str | None) -> None:
         lines = [f"Linear probe on the {self.eval_split} split (logistic regression on frozen embeddings):"]
         if self.initial_accuracy is not None:
             lines.append(f"  encoder at random initialisation: {self.initial_accuracy:.4f}")
@@ -107,8 +108,8 @@ class LinearProbeReport(L.Callback):
         if self.epoch_losses:
             curve = " -> ".join(f"{loss:.4f}" for loss in self.epoch_losses)
             lines.append(f"Training loss per epoch: {curve}")
-        if self.plot and trainer.log_dir:
-            path = self._plot(Path(trainer.log_dir))
+        if self.plot and log_dir:
+            path = self._plot(Path(log_dir))
             lines.append(f"Report plot: {path}")
         print("\n".join(lines), flush=True)
 

@@ -1,0 +1,1 @@
+"""Runnable examples (``examples/configs/`` holds YAML configs for the CLI)."""

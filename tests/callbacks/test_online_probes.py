@@ -1,0 +1,209 @@
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from jepa_lightning.callbacks import OnlineKNNProbe, OnlineLinearProbe, batch_embeddings, knn_predict
+from jepa_lightning.callbacks.online_probes import eval_mode
+
+DIM, CLASSES = 8, 3
+
+
+class Blobs(L.LightningDataModule):
+    """Three well-separated Gaussian blobs in 8-D; train rows marked unlabeled (y = -1) get garbage features."""
+
+    def __init__(self, n: int = 240, unlabeled: float = 0.25, labels: bool = True, num_classes: int | None = CLASSES):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        y = torch.randint(0, CLASSES, (n,), generator=g)
+        x = torch.randn(n, DIM, generator=g) * 0.3 + F.one_hot(y, DIM) * 3.0
+        hidden = (torch.rand(n, generator=g) < unlabeled) & (torch.arange(n) < n * 2 // 3)
+        x[hidden] = torch.randn(int(hidden.sum()), DIM, generator=g) * 3
+        y[hidden] = -1
+        if not labels:
+            y[:] = -1
+        self.x, self.y, self.n_train = x, y, n * 2 // 3
+        self.input_spec = SimpleNamespace(num_classes=num_classes)
+
+    def split(self, split: str) -> slice:
+        return slice(None, self.n_train) if split == "train" else slice(self.n_train, None)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        rows = self.split(split)
+        items = [{"x": x, "y": y} for x, y in zip(self.x[rows], self.y[rows])]
+        return DataLoader(items, batch_size=32, shuffle=False)
+
+    def train_dataloader(self) -> DataLoader:
+        items = [{"x": x, "y": y} for x, y in zip(self.x[: self.n_train], self.y[: self.n_train])]
+        return DataLoader(items, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(1))
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+
+class Stub(L.LightningModule):
+    """Affine encoder + BatchNorm trained to reconstruct its input; ``embed`` is the encoder (or a constant)."""
+
+    def __init__(self, collapsed: bool = False, prediction_std: float | None = None, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.encoder = nn.Sequential(nn.Linear(DIM, DIM), nn.BatchNorm1d(DIM))
+        self.collapsed = collapsed
+        self.prediction_std = prediction_std
+        self.embed_calls = 0
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        self.embed_calls += 1
+        z = self.encoder(x)
+        return torch.ones_like(z) if self.collapsed else z
+
+    def training_step(self, batch, batch_idx):
+        if self.prediction_std is not None:
+            self.log("train/prediction_std", self.prediction_std, on_step=True)
+        return (self.encoder(batch["x"]) - batch["x"]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        return None
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def fit(model: L.LightningModule, data: L.LightningDataModule, callbacks: list, tmp_path, **kwargs) -> L.Trainer:
+    options = {
+        "max_epochs": 3,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "accelerator": "cpu",
+        "default_root_dir": tmp_path,
+        **kwargs,
+    }
+    trainer = L.Trainer(callbacks=callbacks, **options)
+    trainer.fit(model, datamodule=data)
+    return trainer
+
+
+def test_knn_predict_matches_a_brute_force_reference():
+    g = torch.Generator().manual_seed(0)
+    bank, labels, query = torch.randn(50, 6, generator=g), torch.randint(0, 4, (50,), generator=g), torch.randn(23, 6)
+    k, temperature = 7, 0.1
+    expected = []
+    for q in query:
+        similarity = torch.stack([F.cosine_similarity(q, b, dim=0) for b in bank])
+        votes = torch.zeros(4)
+        for i in similarity.argsort(descending=True)[:k]:
+            votes[labels[i]] += torch.exp(similarity[i] / temperature)
+        expected.append(votes.argmax())
+    for chunk_size in (1, 5, 1024):
+        predicted = knn_predict(query, bank, labels, 4, k=k, temperature=temperature, chunk_size=chunk_size)
+        torch.testing.assert_close(predicted, torch.stack(expected))
+    assert knn_predict(query, bank[:3], labels[:3], 4, k=20).shape == (23,)  # k larger than the bank
+
+
+def test_eval_mode_restores_each_submodule_mode_and_embeddings_are_computed_once_per_batch():
+    model = Stub()
+    model.encoder[1].eval()  # e.g. a frozen teacher kept in eval mode
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert model.training and model.encoder[0].training and not model.encoder[1].training
+    x = torch.randn(4, DIM)
+    first = batch_embeddings(model, x)
+    assert batch_embeddings(model, x) is first and model.embed_calls == 1
+    assert not first.requires_grad and model.training
+    batch_embeddings(model, x.clone())
+    assert model.embed_calls == 2
+
+
+def test_probes_learn_separable_data_skip_unlabeled_and_leave_training_untouched(tmp_path):
+    data = Blobs()
+    model = Stub()
+    linear, knn = OnlineLinearProbe(lr=0.05), OnlineKNNProbe(k=5)
+    trainer = fit(model, data, [linear, knn], tmp_path)
+    metrics = trainer.callback_metrics
+    assert linear.num_classes == CLASSES  # from the datamodule's input_spec
+    assert metrics["probe/acc"] > 0.95
+    assert metrics["probe/train_acc"] > 0.8
+    assert metrics["probe/knn_acc"] > 0.95
+    # the logged kNN accuracy is the reference computed from the final embeddings
+    with torch.no_grad(), eval_mode(model):
+        bank, query = model.embed(data.x[: data.n_train]), model.embed(data.x[data.n_train :])
+    labelled = data.y[: data.n_train] >= 0
+    predicted = knn_predict(query, bank[labelled], data.y[: data.n_train][labelled], CLASSES, k=5)
+    assert metrics["probe/knn_acc"].item() == pytest.approx((predicted == data.y[data.n_train :]).float().mean())
+    # the same run without probes ends with the same weights and BatchNorm statistics
+    reference = Stub()
+    fit(reference, data, [], tmp_path)
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_without_labels_the_probes_log_nothing(tmp_path):
+    trainer = fit(Stub(), Blobs(labels=False), [OnlineLinearProbe(), OnlineKNNProbe()], tmp_path, max_epochs=1)
+    assert not [key for key in trainer.callback_metrics if key.startswith("probe/")]
+
+
+def test_unknown_number_of_classes_switches_the_linear_probe_off(tmp_path):
+    probe = OnlineLinearProbe()
+    with pytest.warns(UserWarning, match="number of classes is unknown"):
+        fit(Stub(), Blobs(num_classes=None), [probe], tmp_path, max_epochs=1)
+    assert probe.classifier is None
+
+
+def test_linear_probe_state_dict_round_trip(tmp_path):
+    probe = OnlineLinearProbe(lr=0.05)
+    fit(Stub(), Blobs(), [probe], tmp_path, max_epochs=1)
+    state = probe.state_dict()
+    restored = OnlineLinearProbe(lr=0.05)
+    restored.load_state_dict(state)
+    assert restored.num_classes == CLASSES
+    restored._build(DIM, torch.device("cpu"))
+    for key, value in probe.classifier.state_dict().items():
+        torch.testing.assert_close(restored.classifier.state_dict()[key], value)
+    assert restored.optimizer.state_dict()["state"][0]["step"] == probe.optimizer.state_dict()["state"][0]["step"]
+    empty = OnlineLinearProbe(num_classes=5)
+    empty.load_state_dict(OnlineLinearProbe(num_classes=5).state_dict())
+    assert empty.classifier is None and empty.num_classes == 5
+    with pytest.raises(ValueError, match="temperature"):
+        OnlineKNNProbe(temperature=0)
+
+
+def test_linear_probe_resumes_from_a_lightning_checkpoint(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    first = OnlineLinearProbe(lr=0.05)
+    fit(Stub(), Blobs(), [first, ModelCheckpoint(dirpath=tmp_path)], tmp_path, max_epochs=1, enable_checkpointing=True)
+    resumed = OnlineLinearProbe(lr=0.05)
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[resumed],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Stub(), datamodule=Blobs(), ckpt_path=next(tmp_path.glob("*.ckpt")))
+    assert resumed.optimizer.state_dict()["state"][0]["step"] == 2 * first.optimizer.state_dict()["state"][0]["step"]
+    assert trainer.callback_metrics["probe/acc"] > 0.9
+
+
+def test_linear_probe_standardises_features_with_a_large_common_offset():
+    """Pooled JEPA features share a large common component; the probe must see past offset and scale."""
+    data, model = Blobs(unlabeled=0.0), nn.Identity()
+    model.global_step, model._trainer = 0, None
+    model.embed = lambda x: 50.0 + 1e-3 * x
+    probe = OnlineLinearProbe(num_classes=CLASSES, lr=0.05)
+    for _ in range(4):
+        for batch_idx, batch in enumerate(data.train_dataloader()):
+            probe.on_train_batch_end(None, model, None, batch, batch_idx)
+    val = data.split("val")
+    accuracy = (probe.classifier(model.embed(data.x[val])).argmax(1) == data.y[val]).float().mean()
+    assert accuracy > 0.95
+    assert probe.classifier.num_updates == 4 * len(data.train_dataloader())

@@ -1,0 +1,131 @@
+"""Embedding metrics and the online linear probe on 2 CPU processes (gloo) equal one process on all the data,
+and every diagnostic callback runs under Lightning's DDP without a collective mismatch (hang).
+
+The ranks hold uneven shares of the samples (37 and 27 rows) to exercise torchmetrics' uneven gather.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from jepa_lightning.callbacks import CollapseMonitor, OnlineKNNProbe, OnlineLinearProbe, RankMeMonitor, SpectrumPlot
+from jepa_lightning.callbacks.online_probes import eval_mode
+from jepa_lightning.metrics import EmbeddingSpectrum, EmbeddingStd, RankMe, rankme
+from tests.callbacks.test_online_probes import Blobs, Stub, fit
+
+pytestmark = pytest.mark.distributed
+
+WORLD = 2
+SPLIT = 37
+STEPS, BATCH, DIM, CLASSES = 3, 16, 5, 3
+
+
+class Identity(L.LightningModule):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def embeddings() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(64, 6, generator=g) @ torch.diag(torch.tensor([4.0, 2.0, 1.0, 0.5, 0.2, 0.1]))
+
+
+def probe_batches() -> list[dict[str, torch.Tensor]]:
+    """Global batches; rank 0's half has more unlabeled samples (-1) than rank 1's."""
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(STEPS):
+        y = torch.randint(0, CLASSES, (BATCH,), generator=g)
+        y[[0, 1, 9]] = -1  # 13 labelled: no gradient entry is exactly 0 at init (Adam would amplify float noise)
+        batches.append({"x": torch.randn(BATCH, DIM, generator=g) + y.clamp_min(0)[:, None], "y": y})
+    return batches
+
+
+def run_metrics(z: torch.Tensor) -> dict[str, torch.Tensor]:
+    results = {}
+    for name, metric in {"rankme": RankMe(), "spectrum": EmbeddingSpectrum(), "std": EmbeddingStd()}.items():
+        metric.update(z)
+        results[name] = metric.compute()
+    return results
+
+
+def run_probe(rows: slice) -> OnlineLinearProbe:
+    probe, model = OnlineLinearProbe(num_classes=CLASSES, lr=0.1), Identity()
+    for index, batch in enumerate(probe_batches()):
+        probe.on_train_batch_end(None, model, None, {key: value[rows] for key, value in batch.items()}, index)
+    return probe
+
+
+def _worker(rank: int, port: int, folder: str) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        z = embeddings()
+        results = run_metrics(z[:SPLIT] if rank == 0 else z[SPLIT:])
+        half = BATCH // WORLD
+        probe = run_probe(slice(rank * half, (rank + 1) * half))
+        results["probe"] = probe.state_dict()["classifier"]
+        results["probe_totals"] = probe._train_totals
+        torch.save(results, Path(folder) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict[str, object]]:
+    folder = tmp_path_factory.mktemp("rankme")
+    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=WORLD, join=True)
+    return [torch.load(folder / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_metrics_on_two_ranks_equal_one_process(ranks):
+    expected = run_metrics(embeddings())
+    for result in ranks:
+        for name in ("rankme", "spectrum", "std"):
+            torch.testing.assert_close(result[name], expected[name], rtol=1e-5, atol=1e-8)
+    assert 1.0 < expected["rankme"] < 6.0
+
+
+def test_linear_probe_replicas_take_the_global_batch_step(ranks):
+    probe = run_probe(slice(None))
+    for result in ranks:
+        for key, value in probe.state_dict()["classifier"].items():
+            torch.testing.assert_close(result["probe"][key], value, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(result["probe_totals"], probe._train_totals)
+    assert probe._train_totals[2] == STEPS * (BATCH - 3)
+
+
+def test_diagnostic_callbacks_run_under_lightning_ddp(tmp_path):
+    callbacks = [
+        OnlineLinearProbe(lr=0.2),
+        OnlineKNNProbe(k=5),
+        RankMeMonitor(),
+        SpectrumPlot(top_k=4),
+        CollapseMonitor(),
+    ]
+    model, data = Stub(), Blobs()
+    trainer = fit(model, data, callbacks, tmp_path, strategy="ddp_spawn", devices=WORLD, max_epochs=2)
+    metrics = trainer.callback_metrics
+    assert metrics["probe/acc"] > 0.9 and metrics["probe/knn_acc"] > 0.9
+    assert metrics["collapse/collapsed"] == 0.0 and metrics["val/rankme"] > 2.0
+    assert (tmp_path / "spectrum.png").exists()
+    # ddp_spawn brings rank 0's weights back: RankMe gathered over the two val shards is that of the whole split
+    with torch.no_grad(), eval_mode(model):
+        expected = rankme(model.embed(data.x[data.n_train :]))
+    assert metrics["val/rankme"].item() == pytest.approx(expected.item(), rel=1e-5)
