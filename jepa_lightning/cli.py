@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.base import SSLDataModule
+from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
+from jepa_lightning.callbacks.online_probes import OnlineLinearProbe
+from jepa_lightning.callbacks.spectrum import SpectrumPlot
 from jepa_lightning.methods.base import SSLMethod
+
+
+def default_diagnostics() -> list[L.Callback]:
+    """What every ``fit`` from the command line shows: probe accuracy, RankMe, the spectrum, collapse warnings."""
+    return [OnlineLinearProbe(), RankMeMonitor(), SpectrumPlot(), CollapseMonitor()]
 
 
 class SSLTrainer(L.Trainer):
@@ -54,6 +64,21 @@ class JEPALightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_spec", "model.init_args.input_spec", apply_on="instantiate")
         parser.add_lightning_class_args(EmbeddingWriter, "embeddings")
+        parser.add_argument(
+            "--diagnostics",
+            type=bool,
+            default=True,
+            help="fit with the online linear probe, RankMe, the spectrum plot and the collapse monitor "
+            "(those not already among the trainer's callbacks); false leaves them out",
+        )
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "fit" and self._get(self.config_init, "diagnostics"):
+            present = {type(callback) for callback in trainer.callbacks}
+            # before the checkpoint callbacks, which Lightning keeps last
+            trainer.callbacks[:0] = [callback for callback in default_diagnostics() if type(callback) not in present]
+        return trainer
 
 
 def main(args: list[str] | None = None) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,41 @@ def test_probe_scores_a_checkpoint_better_than_chance(tmp_path, capsys):
     out = capsys.readouterr()
     line = next(text for text in (out.out + out.err).splitlines() if "Linear probe accuracy on the val split" in text)
     assert float(line.rsplit(":", 1)[1]) > 0.5  # ten balanced classes: chance is 0.1
+
+
+class RecordMetrics(L.Callback):
+    """Writes the trainer's final callback metrics and callback types to a JSON file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        record = {
+            "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()},
+            "callbacks": sorted(type(callback).__name__ for callback in trainer.callbacks),
+        }
+        self.path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("diagnostics", [True, False])
+def test_fit_shows_probe_rankme_spectrum_and_collapse_checks_by_default(tmp_path, diagnostics):
+    record = tmp_path / "record.json"
+    main(
+        [
+            "fit",
+            *TINY_IJEPA,
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=3",
+            "--trainer.limit_val_batches=2",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.callbacks=tests.test_cli.RecordMetrics",
+            f"--trainer.callbacks.path={record}",
+            f"--diagnostics={str(diagnostics).lower()}",
+        ]
+    )
+    saved = json.loads(record.read_text())
+    expected = {"OnlineLinearProbe", "RankMeMonitor", "SpectrumPlot", "CollapseMonitor"}
+    assert expected <= set(saved["callbacks"]) if diagnostics else expected.isdisjoint(saved["callbacks"])
+    assert ("probe/acc" in saved["metrics"]) == diagnostics
+    assert ("val/rankme" in saved["metrics"]) == diagnostics
+    assert bool(list(tmp_path.rglob("spectrum.png"))) == diagnostics

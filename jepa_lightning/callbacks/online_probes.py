@@ -164,7 +164,7 @@ class OnlineLinearProbe(L.Callback):
         weight_decay: AdamW weight decay.
     """
 
-    def __init__(self, num_classes: int | None = None, lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    def __init__(self, num_classes: int | None = None, lr: float = 1e-2, weight_decay: float = 0.0) -> None:
         self.num_classes = num_classes
         self.lr = lr
         self.weight_decay = weight_decay
