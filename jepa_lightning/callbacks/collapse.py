@@ -14,7 +14,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from jepa_lightning.callbacks.online_probes import batch_embeddings
+from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback
 from jepa_lightning.distributed import all_reduce_mean
 from jepa_lightning.metrics import EmbeddingStd, RankMe
 
@@ -27,7 +27,7 @@ DESCRIPTIONS = {
 }
 
 
-class RankMeMonitor(L.Callback):
+class RankMeMonitor(ValidationEmbeddingsCallback):
     """RankMe (effective rank of the embedding matrix) of the validation split, logged as ``val/rankme``.
 
     Args:
@@ -40,17 +40,8 @@ class RankMeMonitor(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.metric.to(pl_module.device).reset()
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if not trainer.sanity_checking:
-            self.metric.update(batch_embeddings(pl_module, batch["x"]))
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        self.metric.update(embeddings)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and self.metric.update_count:
@@ -58,7 +49,7 @@ class RankMeMonitor(L.Callback):
         self.metric.reset()
 
 
-class CollapseMonitor(L.Callback):
+class CollapseMonitor(ValidationEmbeddingsCallback):
     """Warns (and optionally stops training) when the representation collapses.
 
     At the end of each validation epoch it checks, on the validation embeddings:
@@ -114,19 +105,9 @@ class CollapseMonitor(L.Callback):
         for metric in (self.std, self.rankme):
             metric.to(pl_module.device).reset()
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if not trainer.sanity_checking:
-            z = batch_embeddings(pl_module, batch["x"])
-            self.std.update(z)
-            self.rankme.update(z)
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        self.std.update(embeddings)
+        self.rankme.update(embeddings)
 
     def measure(self, trainer: L.Trainer) -> dict[str, float]:
         """This epoch's statistics (identical on every rank)."""

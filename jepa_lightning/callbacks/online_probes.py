@@ -76,6 +76,31 @@ def batch_embeddings(pl_module: L.LightningModule, x: Tensor) -> Tensor:
     return _CACHE.get(pl_module, x)
 
 
+class ValidationEmbeddingsCallback(L.Callback):
+    """Base of the diagnostics that read validation embeddings: each validation batch's embeddings (computed once
+    per batch and shared, :func:`batch_embeddings`) and labels go to :meth:`observe` while :meth:`observing`."""
+
+    def observing(self, trainer: L.Trainer) -> bool:
+        """Whether this validation epoch is looked at (never during the sanity check)."""
+        return not trainer.sanity_checking
+
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        """Take one validation batch's detached embeddings (B, D) and labels (B,), -1 = unlabeled."""
+        raise NotImplementedError
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: dict[str, Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.observing(trainer):
+            self.observe(batch_embeddings(pl_module, batch["x"]), batch["y"])
+
+
 def num_classes_of(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
     """``input_spec.num_classes`` of the datamodule, else of the model, else None."""
     for owner in (getattr(trainer, "datamodule", None), pl_module):
@@ -146,7 +171,7 @@ class StandardizedLinear(nn.Module):
         return self.linear((z - self.mean) * torch.rsqrt(self.var + 1e-8))
 
 
-class OnlineLinearProbe(L.Callback):
+class OnlineLinearProbe(ValidationEmbeddingsCallback):
     """A linear classifier trained online on detached embeddings, with its own AdamW optimizer.
 
     Each training batch: the feature standardisation (:class:`StandardizedLinear`) takes in the batch's
@@ -233,20 +258,12 @@ class OnlineLinearProbe(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._val_totals = None
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self.classifier is None or trainer.sanity_checking:
-            return
-        z = batch_embeddings(pl_module, batch["x"])
-        keep = batch["y"] >= 0
-        correct = (self.classifier(z[keep]).argmax(1) == batch["y"][keep]).sum()
+    def observing(self, trainer: L.Trainer) -> bool:
+        return self.classifier is not None and super().observing(trainer)
+
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        keep = labels >= 0
+        correct = (self.classifier(embeddings[keep]).argmax(1) == labels[keep]).sum()
         totals = torch.stack([correct, keep.sum()]).float()
         self._val_totals = totals if self._val_totals is None else self._val_totals + totals
 
@@ -274,7 +291,7 @@ class OnlineLinearProbe(L.Callback):
             self._pending = state_dict
 
 
-class OnlineKNNProbe(L.Callback):
+class OnlineKNNProbe(ValidationEmbeddingsCallback):
     """Weighted kNN accuracy (cosine similarity, votes ``exp(sim / T)``) of the validation split, logged as
     ``probe/knn_acc``.
 
@@ -300,28 +317,19 @@ class OnlineKNNProbe(L.Callback):
         self._queries: list[Tensor] = []
         self._labels: list[Tensor] = []
 
-    def _active(self, trainer: L.Trainer) -> bool:
-        return not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0
+    def observing(self, trainer: L.Trainer) -> bool:
+        return super().observing(trainer) and trainer.current_epoch % self.every_n_epochs == 0
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._queries, self._labels = [], []
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self._active(trainer):
-            keep = batch["y"] >= 0
-            self._queries.append(batch_embeddings(pl_module, batch["x"])[keep])
-            self._labels.append(batch["y"][keep])
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        keep = labels >= 0
+        self._queries.append(embeddings[keep])
+        self._labels.append(labels[keep])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._active(trainer):
+        if not self.observing(trainer):
             return
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "eval_dataloader"):

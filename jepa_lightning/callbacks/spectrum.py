@@ -10,11 +10,11 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from jepa_lightning.callbacks.online_probes import batch_embeddings
+from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, batch_embeddings
 from jepa_lightning.metrics import EmbeddingSpectrum
 
 
-class SpectrumPlot(L.Callback):
+class SpectrumPlot(ValidationEmbeddingsCallback):
     """Records the ``top_k`` largest eigenvalues of the embedding covariance every ``every_n_epochs`` epochs and
     plots them against the training step (log scale, one line per rank index).
 
@@ -57,17 +57,11 @@ class SpectrumPlot(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.metric.to(pl_module.device).reset()
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if self.split == "val" and self._due(trainer):
-            self.metric.update(batch_embeddings(pl_module, batch["x"]))
+    def observing(self, trainer: L.Trainer) -> bool:
+        return self.split == "val" and self._due(trainer)
+
+    def observe(self, embeddings: Tensor, labels: Tensor) -> None:
+        self.metric.update(embeddings)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.split == "val" and self._due(trainer) and self.metric.update_count:
