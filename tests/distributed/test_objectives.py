@@ -7,15 +7,11 @@ the objective, back-propagates and averages the layer's gradients over ranks as 
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from jepa_lightning import distributed
 from jepa_lightning.losses import (
@@ -31,6 +27,7 @@ from jepa_lightning.losses import (
     vicreg_variance,
     whitened_mse,
 )
+from tests.distributed import run_on_ranks
 
 pytestmark = pytest.mark.distributed
 
@@ -117,34 +114,20 @@ def _collective_checks(rank: int) -> dict[str, object]:
     return out
 
 
-def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        local = GLOBAL_BATCH // WORLD
-        results: dict[str, object] = {}
-        for name, case in CASES.items():
-            values, grads = _run_case(case, slice(rank * local, (rank + 1) * local))
-            results[name] = ([_mean_over_ranks(v) for v in values], [_mean_over_ranks(g) for g in grads])
-        results.update(_collective_checks(rank))
-        torch.save(results, Path(folder) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _job(rank: int) -> dict[str, object]:
+    local = GLOBAL_BATCH // WORLD
+    results: dict[str, object] = {}
+    for name, case in CASES.items():
+        values, grads = _run_case(case, slice(rank * local, (rank + 1) * local))
+        results[name] = ([_mean_over_ranks(v) for v in values], [_mean_over_ranks(g) for g in grads])
+    results.update(_collective_checks(rank))
+    return results
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, object]]:
     folder = tmp_path_factory.mktemp("objectives")
-    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=WORLD, join=True)
-    return [torch.load(folder / f"rank{r}.pt") for r in range(WORLD)]
+    return run_on_ranks(_job, folder, WORLD)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -6,20 +6,15 @@ The ranks hold uneven shares of the samples (37 and 27 rows) to exercise torchme
 
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
 import lightning as L
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from jepa_lightning.callbacks import CollapseMonitor, OnlineKNNProbe, OnlineLinearProbe, RankMeMonitor, SpectrumPlot
 from jepa_lightning.callbacks.online_probes import eval_mode
 from jepa_lightning.metrics import EmbeddingSpectrum, EmbeddingStd, RankMe, rankme
 from tests.callbacks.test_online_probes import Blobs, Stub, fit
+from tests.distributed import run_on_ranks
 
 pytestmark = pytest.mark.distributed
 
@@ -64,34 +59,20 @@ def run_probe(rows: slice) -> OnlineLinearProbe:
     return probe
 
 
-def _worker(rank: int, port: int, folder: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        z = embeddings()
-        results = run_metrics(z[:SPLIT] if rank == 0 else z[SPLIT:])
-        half = BATCH // WORLD
-        probe = run_probe(slice(rank * half, (rank + 1) * half))
-        results["probe"] = probe.state_dict()["classifier"]
-        results["probe_totals"] = probe._train_totals
-        torch.save(results, Path(folder) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _job(rank: int) -> dict[str, object]:
+    z = embeddings()
+    results = run_metrics(z[:SPLIT] if rank == 0 else z[SPLIT:])
+    half = BATCH // WORLD
+    probe = run_probe(slice(rank * half, (rank + 1) * half))
+    results["probe"] = probe.state_dict()["classifier"]
+    results["probe_totals"] = probe._train_totals
+    return results
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, object]]:
     folder = tmp_path_factory.mktemp("rankme")
-    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=WORLD, join=True)
-    return [torch.load(folder / f"rank{r}.pt") for r in range(WORLD)]
+    return run_on_ranks(_job, folder, WORLD)
 
 
 def test_metrics_on_two_ranks_equal_one_process(ranks):
