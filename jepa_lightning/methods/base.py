@@ -52,6 +52,11 @@ class SSLMethod(L.LightningModule):
         super().__init__()
         if not 0.0 <= warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        if lr <= 0 or warmup_start_lr < 0 or min_lr < 0:
+            raise ValueError(
+                f"learning rates must be lr > 0, warmup_start_lr >= 0, min_lr >= 0; got lr={lr}, "
+                f"warmup_start_lr={warmup_start_lr}, min_lr={min_lr}"
+            )
         self.input_spec = input_spec
         self.lr = lr
         self.warmup_start_lr = warmup_start_lr

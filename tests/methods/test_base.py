@@ -49,9 +49,13 @@ def test_parameter_groups_skip_decay_on_biases_norms_tokens_and_leave_out_the_te
     assert no_weight_decay("x.bias", nn.Parameter(torch.zeros(3, 3)))
 
 
-def test_bad_warmup_fraction():
+def test_bad_warmup_fraction_and_learning_rates():
     with pytest.raises(ValueError, match="warmup_fraction"):
         SSLMethod(warmup_fraction=1.0)
+    with pytest.raises(ValueError, match=r"lr > 0.*got lr=0"):
+        SSLMethod(lr=0.0)
+    with pytest.raises(ValueError, match="min_lr=-1"):
+        SSLMethod(min_lr=-1)
 
 
 class TwoViews(Tiny):
