@@ -9,14 +9,18 @@ checks this, the all-reduce based objectives take the global batch size as ``wor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from jepa_lightning.distributed import all_reduce_mean, all_reduce_sum, broadcast, gather, rank, world_size
+
+T = TypeVar("T")
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class VICRegLoss(NamedTuple):
@@ -34,6 +38,20 @@ class LeJEPALoss(NamedTuple):
     loss: Tensor
     invariance: Tensor
     sigreg: Tensor
+
+
+def full_precision(loss: Callable[..., T]) -> Callable[..., T]:
+    """Run ``loss`` in at least float32, also inside autocast: batch statistics and cross-correlations of wide
+    embeddings (an 8192 x 8192 matrix of sums over the batch) lose too much in bfloat16 / float16."""
+
+    @functools.wraps(loss)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        upcast = [a.float() if isinstance(a, Tensor) and a.dtype in LOW_PRECISION else a for a in args]
+        with torch.autocast(device_type=device, enabled=False):
+            return loss(*upcast, **kwargs)
+
+    return wrapper
 
 
 def _check_pair(z1: Tensor, z2: Tensor, name: str) -> None:
@@ -72,6 +90,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
     return F.cross_entropy(logits, positive_idx)
 
 
+@full_precision
 def barlow_twins(z1: Tensor, z2: Tensor, lambda_offdiag: float = 0.0051, eps: float = 1e-5) -> Tensor:
     """Barlow Twins: ``sum_i (1 - c_ii)^2 + lambda * sum_{i != j} c_ij^2`` for the cross-correlation ``c`` (D, D).
 
@@ -108,6 +127,7 @@ def _covariance_term(zg: Tensor) -> Tensor:
     return _off_diagonal(cov).square().sum(dim=(-2, -1)) / d
 
 
+@full_precision
 def vicreg_variance(z: Tensor, eps: float = 1e-4) -> Tensor:
     """VICReg's variance hinge for one view (N, D): ``mean_d relu(1 - sqrt(var_d + eps))``, unbiased variance.
 
@@ -116,6 +136,7 @@ def vicreg_variance(z: Tensor, eps: float = 1e-4) -> Tensor:
     return _variance_term(gather(z), eps)
 
 
+@full_precision
 def vicreg_covariance(z: Tensor) -> Tensor:
     """VICReg's covariance penalty for one view (N, D): squared off-diagonals of the covariance, summed, / D.
 
@@ -125,6 +146,7 @@ def vicreg_covariance(z: Tensor) -> Tensor:
     return _covariance_term(gather(z))
 
 
+@full_precision
 def vicreg(
     z1: Tensor,
     z2: Tensor,

@@ -361,3 +361,22 @@ def test_too_small_batches_raise():
 def test_gradients_match_finite_differences(loss):
     z1, z2 = _pair(n=6, d=3)
     torch.autograd.gradcheck(loss, (z1.requires_grad_(), z2.requires_grad_()))
+
+
+@pytest.mark.parametrize("loss", [barlow_twins, vicreg_variance, vicreg_covariance])
+def test_statistics_losses_run_in_float32_under_bf16_autocast(loss):
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(64, 256, generator=g), torch.randn(64, 256, generator=g)
+    args = (z1, z2) if loss is barlow_twins else (z1,)
+    reference = loss(*args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss(*(z.bfloat16() for z in args))
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(reference.item(), rel=2e-2)
+
+
+def test_vicreg_total_is_float32_under_bf16_autocast():
+    z1, z2 = _pair(n=32, d=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        parts = vicreg(z1.float().bfloat16(), z2.float().bfloat16())
+    assert parts.loss.dtype == torch.float32
