@@ -40,7 +40,8 @@ def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, d
 class TransformerEncoder(nn.Module):
     """ViT encoder over tokens: add positions, optionally keep a subset of tokens, run blocks, final norm.
 
-    Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
+    Positions are added once at the input (ViT, I-JEPA) or, with ``positions_every_layer``, before every block
+    (Point-BERT / Point-JEPA). Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
     """
 
     def __init__(
@@ -50,11 +51,13 @@ class TransformerEncoder(nn.Module):
         num_heads: int = 3,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
+        positions_every_layer: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.embed_dim = embed_dim
+        self.positions_every_layer = positions_every_layer
         self.num_heads = num_heads
         self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
@@ -71,9 +74,11 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``."""
-        x = tokens.features + tokens.positions
+        x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         if keep is not None:
-            x = gather_tokens(x, keep)
+            x, positions = gather_tokens(x, keep), gather_tokens(positions, keep)
+        if not self.positions_every_layer:
+            x = x + positions
         for block in self.blocks:
-            x = block(x)
+            x = block(x + positions if self.positions_every_layer else x)
         return self.norm(x)

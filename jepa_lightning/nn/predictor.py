@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -19,6 +21,9 @@ class JEPAPredictor(nn.Module):
     once per target group along the batch (mask-major: row ``m * B + b``), concatenated with the mask
     tokens, run through the blocks and normalised; the target slots are projected back to the encoder
     width. Output: ``(M * B, Nt, embed_dim)``, aligned with :func:`gather_mask_major`.
+
+    ``positions="sincos"`` encodes the layout's grid coordinates with fixed sin-cos (I-JEPA);
+    ``positions="mlp"`` learns them from continuous coordinates of ``coord_dim`` dims (Point-JEPA's centres).
     """
 
     def __init__(
@@ -29,10 +34,14 @@ class JEPAPredictor(nn.Module):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
+        positions: Literal["sincos", "mlp"] = "sincos",
+        coord_dim: int = 3,
     ) -> None:
         super().__init__()
         if predictor_dim % num_heads:
             raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
+        if positions not in ("sincos", "mlp"):
+            raise ValueError(f"positions must be 'sincos' or 'mlp', got {positions!r}")
         self.embed_dim = embed_dim
         self.predictor_dim = predictor_dim
         self.embed = nn.Linear(embed_dim, predictor_dim)
@@ -40,6 +49,11 @@ class JEPAPredictor(nn.Module):
         self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
         self.norm = nn.LayerNorm(predictor_dim, eps=1e-6)
         self.proj = nn.Linear(predictor_dim, embed_dim)
+        self.position_mlp = (
+            nn.Sequential(nn.Linear(coord_dim, 128), nn.GELU(), nn.Linear(128, predictor_dim))
+            if positions == "mlp"
+            else None
+        )
         trunc_normal_init(self)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         rescale_residual_branches(self.blocks)
@@ -47,7 +61,10 @@ class JEPAPredictor(nn.Module):
     def forward(self, context: Tensor, layout: TokenLayout, context_idx: Tensor, target_idx: Tensor) -> Tensor:
         """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``."""
         groups, per_group = target_idx.shape[1], target_idx.shape[2]
-        positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
+        if self.position_mlp is None:
+            positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
+        else:
+            positions = self.position_mlp(layout.coords.to(context.dtype))
         x = self.embed(context) + gather_tokens(positions, context_idx)
         x = x.repeat(groups, 1, 1)
         queries = self.mask_token + gather_mask_major(positions, target_idx)

@@ -85,3 +85,36 @@ def test_permuting_targets_permutes_predictions_and_targets_alike():
     target = gather_mask_major(teacher_out, target_idx)
     target_perm = gather_mask_major(teacher_out, target_idx[..., perm])
     torch.testing.assert_close(target_perm, target[:, perm])
+
+
+def test_positions_every_layer_are_added_before_each_block():
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(embed_dim=32, depth=2, num_heads=4, positions_every_layer=True).eval()
+    toks = tokens()
+    keep = torch.tensor([[0, 5, 9], [15, 2, 7]])
+    positions = gather_tokens(toks.positions, keep)
+    x = gather_tokens(toks.features, keep)
+    for block in encoder.blocks:
+        x = block(x + positions)
+    torch.testing.assert_close(encoder(toks, keep=keep), encoder.norm(x))
+    once = TransformerEncoder(embed_dim=32, depth=2, num_heads=4).eval()
+    once.load_state_dict(encoder.state_dict())
+    assert not torch.allclose(once(toks, keep=keep), encoder(toks, keep=keep))
+
+
+def test_predictor_learns_positions_from_continuous_coordinates():
+    torch.manual_seed(0)
+    predictor = JEPAPredictor(embed_dim=32, predictor_dim=16, depth=1, num_heads=2, positions="mlp", coord_dim=3)
+    centres = torch.randn(2, 10, 3)
+    layout = TokenLayout("sequence", (10,), centres)
+    context_idx = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    target_idx = torch.tensor([[[6, 7]], [[8, 9]]])
+    context = torch.randn(2, 3, 32)
+    out = predictor(context, layout, context_idx, target_idx)
+    assert out.shape == (2, 2, 32)
+    moved = TokenLayout("sequence", (10,), centres + torch.tensor([0.0, 0.0, 1.0]))
+    assert not torch.allclose(predictor(context, moved, context_idx, target_idx), out)
+    out.sum().backward()
+    assert predictor.position_mlp[0].weight.grad is not None
+    with pytest.raises(ValueError, match="positions must be"):
+        JEPAPredictor(embed_dim=32, positions="learned")
