@@ -1,7 +1,7 @@
 """LightningModules: the shared base, the generic JEPA, the joint-embedding methods and the paper presets."""
 
 from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.methods.jepa import IJEPA, JEPA
+from jepa_lightning.methods.jepa import IJEPA, JEPA, PointJEPA
 from jepa_lightning.methods.joint_embedding import (
     BYOL,
     BarlowTwins,
@@ -20,6 +20,7 @@ __all__ = [
     "BarlowTwins",
     "JointEmbedding",
     "LeJEPA",
+    "PointJEPA",
     "SSLMethod",
     "SimCLR",
     "TiCo",

@@ -13,6 +13,7 @@ from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vic
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
+from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.nn.backbones import TokenBackbone
 from jepa_lightning.nn.ema import EMATeacher
@@ -21,6 +22,7 @@ from jepa_lightning.nn.functional import gather_mask_major
 from jepa_lightning.nn.predictor import JEPAPredictor
 from jepa_lightning.tokenizers.base import InputSpec, TokenizerFactory
 from jepa_lightning.tokenizers.images import PatchTokenizer2d
+from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer
 
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]
@@ -205,6 +207,55 @@ class IJEPA(JEPA):
                 num_heads=predictor_heads or encoder.num_heads,
             ),
             mask_sampler=mask_sampler,
+            input_spec=input_spec,
+            **kwargs,
+        )
+
+
+class PointJEPA(JEPA):
+    """Point-JEPA (Saito et al.): point clouds as sequences of point groups, span masks, EMA teacher.
+
+    Paper defaults: 1,024 points -> 64 farthest-point centres with kNN groups of 32, a mini-PointNet token per
+    group, learned positions of the centres added at every encoder layer, the greedy nearest-neighbour
+    sequencer; encoder 384 wide, 12 layers, 6 heads; predictor 192 wide, 6 layers, positions learned from the
+    centres; 4 target spans of ratio U(0.15, 0.2) in sequence order and a contiguous context run of ratio
+    U(0.4, 0.75) of the remaining tokens; smooth-L1 (beta 2) on layer-normed teacher outputs; EMA 0.9995 ->
+    0.99999. Deviation: farthest-point sampling starts deterministically (see
+    :class:`~jepa_lightning.tokenizers.PointPatchTokenizer`), so student and teacher form identical groups.
+    A custom ``encoder`` should keep ``positions_every_layer=True``.
+    """
+
+    def __init__(
+        self,
+        encoder: TransformerEncoder | None = None,
+        num_groups: int = 64,
+        group_size: int = 32,
+        predictor_dim: int = 192,
+        predictor_depth: int = 6,
+        predictor_heads: int | None = None,
+        mask_sampler: MaskSampler | None = None,
+        loss_beta: float = 2.0,
+        ema_momentum: float = 0.9995,
+        final_ema_momentum: float = 0.99999,
+        input_spec: InputSpec | None = None,
+        **kwargs: Any,
+    ) -> None:
+        encoder = encoder or TransformerEncoder(embed_dim=384, depth=12, num_heads=6, positions_every_layer=True)
+        super().__init__(
+            tokenizer=partial(PointPatchTokenizer, num_groups=num_groups, group_size=group_size),
+            encoder=encoder,
+            predictor=partial(
+                JEPAPredictor,
+                predictor_dim=predictor_dim,
+                depth=predictor_depth,
+                num_heads=predictor_heads or encoder.num_heads,
+                positions="mlp",
+                coord_dim=3,
+            ),
+            mask_sampler=mask_sampler or ContiguousSpanMaskSampler(),
+            loss_beta=loss_beta,
+            ema_momentum=ema_momentum,
+            final_ema_momentum=final_ema_momentum,
             input_spec=input_spec,
             **kwargs,
         )

@@ -120,9 +120,10 @@ class MiniPointNet(nn.Module):
 class PointPatchTokenizer(Tokenizer):
     """Point clouds ``(B, N, 3 + F)`` (xyz first) -> ``num_groups`` tokens of ``group_size``-point neighbourhoods.
 
-    Positions are a learned MLP ``3 -> 128 -> embed_dim`` of the centres, ``(B, M, D)``. In training FPS starts at a
-    random point (``generator`` or the global RNG); in eval it starts at the point with the smallest coordinate sum,
-    so outputs are deterministic and do not depend on the order of the input points.
+    Positions are a learned MLP ``3 -> 128 -> embed_dim`` of the centres, ``(B, M, D)``. FPS starts at the point with
+    the smallest coordinate sum, so the grouping is deterministic and independent of the order of the input points:
+    a JEPA's student and EMA teacher tokenize the same cloud separately and must form identical groups. Pass a
+    ``generator`` for Point-JEPA's random start (then share it between the two tokenizations).
     """
 
     def __init__(
@@ -158,7 +159,7 @@ class PointPatchTokenizer(Tokenizer):
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tokens:
         self._check(x)
         xyz = x[..., :3]
-        start = None if self.training else xyz.sum(-1).argmin(dim=1)
+        start = None if generator is not None else xyz.sum(-1).argmin(dim=1)
         centre_idx = farthest_point_sampling(xyz, self.num_groups, generator=generator, start=start)
         centres = _gather_points(xyz, centre_idx)  # (B, M, 3)
         if self.sequence:

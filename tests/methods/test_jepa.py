@@ -99,3 +99,42 @@ def test_generic_jepa_accepts_any_factories():
     )
     assert model.student.tokenizer.grid_shape == (4, 4)
     assert model.predictor.embed_dim == 16
+
+
+def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
+    from jepa_lightning.methods import PointJEPA
+    from jepa_lightning.nn import TransformerEncoder
+    from jepa_lightning.tokenizers import InputSpec
+
+    torch.manual_seed(0)
+    spec = InputSpec("point_clouds", channels=3)
+    model = PointJEPA(
+        encoder=TransformerEncoder(embed_dim=32, depth=1, num_heads=2, positions_every_layer=True),
+        num_groups=16,
+        group_size=8,
+        predictor_dim=16,
+        predictor_depth=1,
+        ema_momentum=0.99,
+        final_ema_momentum=1.0,
+        input_spec=spec,
+    )
+    clouds = torch.randn(8, 128, 3)
+    clouds[:4, :, 1] *= 0.1  # two kinds of shapes: flat and round
+    _, target_idx = model.mask_sampler(
+        model.student.tokenizer(clouds).layout, 8, mask_generator(0, 0, 0, "cpu"), "cpu"
+    )
+    assert target_idx.shape[:2] == (8, 4)
+    assert torch.all(target_idx.diff(dim=-1) == 1), "targets are contiguous spans of the sequence"
+    optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
+    losses = []
+    for step in range(40):
+        loss, _ = model.masked_prediction(clouds, mask_generator(0, step % 4, 0, "cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.teacher.update(model.student, 0.99)
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    student_groups = model.student.tokenizer(clouds).layout.coords
+    teacher_groups = model.teacher.module.tokenizer(clouds).layout.coords
+    torch.testing.assert_close(student_groups, teacher_groups)
