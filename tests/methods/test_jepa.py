@@ -120,9 +120,7 @@ def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
     )
     clouds = torch.randn(8, 128, 3)
     clouds[:4, :, 1] *= 0.1  # two kinds of shapes: flat and round
-    _, target_idx = model.mask_sampler(
-        model.student.tokenizer(clouds).layout, 8, mask_generator(0, 0, 0, "cpu"), "cpu"
-    )
+    _, target_idx = model.mask_sampler(model.student.tokenizer(clouds).layout, 8, mask_generator(0, 0, 0, "cpu"), "cpu")
     assert target_idx.shape[:2] == (8, 4)
     assert torch.all(target_idx.diff(dim=-1) == 1), "targets are contiguous spans of the sequence"
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
