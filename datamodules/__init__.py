@@ -2,5 +2,6 @@
 
 from datamodules.base import EpochSeededSampler, SampleSource, SSLDataModule
 from datamodules.images import ImageDataModule
+from datamodules.point_clouds import PointCloudDataModule
 
-__all__ = ["EpochSeededSampler", "ImageDataModule", "SSLDataModule", "SampleSource"]
+__all__ = ["EpochSeededSampler", "ImageDataModule", "PointCloudDataModule", "SSLDataModule", "SampleSource"]

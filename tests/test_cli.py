@@ -152,3 +152,33 @@ def test_fit_shows_probe_rankme_spectrum_and_collapse_checks_by_default(tmp_path
     assert ("probe/acc" in saved["metrics"]) == diagnostics
     assert ("val/rankme" in saved["metrics"]) == diagnostics
     assert bool(list(tmp_path.rglob("spectrum.png"))) == diagnostics
+
+
+def test_point_jepa_fits_through_the_cli_on_a_folder_of_clouds(tmp_path):
+    generator = np.random.default_rng(0)
+    folder = tmp_path / "clouds"
+    for label in ("flat", "round"):
+        (folder / label).mkdir(parents=True)
+        for index in range(8):
+            points = generator.normal(size=(256, 3)).astype(np.float32)
+            points[:, 1] *= 0.1 if label == "flat" else 1.0
+            np.save(folder / label / f"{index}.npy", points)
+    config = Path(__file__).parents[1] / "examples" / "configs" / "pointjepa_cgal.yaml"
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            f"--data.path={folder}",
+            "--data.num_points=128",
+            "--data.batch_size=4",
+            "--model.num_groups=16",
+            "--model.group_size=8",
+            "--model.encoder.embed_dim=24",
+            "--model.encoder.depth=1",
+            "--model.predictor_dim=12",
+            "--model.predictor_depth=1",
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
