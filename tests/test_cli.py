@@ -154,15 +154,21 @@ def test_fit_shows_probe_rankme_spectrum_and_collapse_checks_by_default(tmp_path
     assert bool(list(tmp_path.rglob("spectrum.png"))) == diagnostics
 
 
-def test_point_jepa_fits_through_the_cli_on_a_folder_of_clouds(tmp_path):
+def cloud_folder(root: Path) -> Path:
+    """Sixteen random NPY clouds of 256 points in two classes (flat and round)."""
     generator = np.random.default_rng(0)
-    folder = tmp_path / "clouds"
+    folder = root / "clouds"
     for label in ("flat", "round"):
         (folder / label).mkdir(parents=True)
         for index in range(8):
             points = generator.normal(size=(256, 3)).astype(np.float32)
             points[:, 1] *= 0.1 if label == "flat" else 1.0
             np.save(folder / label / f"{index}.npy", points)
+    return folder
+
+
+def test_point_jepa_fits_through_the_cli_on_a_folder_of_clouds(tmp_path):
+    folder = cloud_folder(tmp_path)
     config = Path(__file__).parents[1] / "examples" / "configs" / "pointjepa_cgal.yaml"
     main(
         [
@@ -178,6 +184,30 @@ def test_point_jepa_fits_through_the_cli_on_a_folder_of_clouds(tmp_path):
             "--model.encoder.depth=1",
             "--model.predictor_dim=12",
             "--model.predictor_depth=1",
+            "--trainer.fast_dev_run=true",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+
+
+def test_a_joint_embedding_method_runs_on_point_clouds_with_the_point_tokenizer(tmp_path):
+    main(
+        [
+            "fit",
+            "--model=jepa_lightning.methods.VICReg",
+            "--model.backbone=jepa_lightning.nn.PooledTokenBackbone",
+            "--model.backbone.encoder=jepa_lightning.nn.TransformerEncoder",
+            "--model.backbone.encoder.embed_dim=24",
+            "--model.backbone.encoder.depth=1",
+            "--model.backbone.encoder.num_heads=2",
+            "--model.backbone.tokenizer=jepa_lightning.tokenizers.PointPatchTokenizer",
+            "--model.backbone.tokenizer.num_groups=16",
+            "--model.backbone.tokenizer.group_size=8",
+            "--model.projector_dims=[32, 32]",
+            "--data=datamodules.point_clouds.PointCloudDataModule",
+            f"--data.path={cloud_folder(tmp_path)}",
+            "--data.num_points=128",
+            "--data.batch_size=4",
             "--trainer.fast_dev_run=true",
             f"--trainer.default_root_dir={tmp_path}",
         ]
