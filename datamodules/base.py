@@ -43,6 +43,44 @@ def require_path(path: str | Path, field: str) -> Path:
     return resolved
 
 
+def index_class_folders(
+    folder: Path, accept: Callable[[Path], bool], what: str, training_classes: list[str] | None, held_out: bool
+) -> tuple[list[Path], list[int], list[str] | None]:
+    """Files of ``folder``: class sub-folders (sorted names -> labels 0..K-1) or a flat folder (labels -1).
+
+    Returns the files, their labels and the class names (None for a flat folder). ``accept`` says which files
+    count, ``what`` names them in errors. A held-out set (``held_out``) must use the training set's classes.
+    """
+    entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+    class_dirs = [entry for entry in entries if entry.is_dir()]
+    loose = [entry for entry in entries if accept(entry)]
+    if class_dirs and loose:
+        raise invalid(
+            folder,
+            f"either class sub-folders or a flat folder of {what}, not both",
+            f"{len(class_dirs)} sub-folders and {len(loose)} files at the top level",
+        )
+    if not class_dirs:
+        if not loose:
+            raise invalid(folder, f"{what} or class sub-folders", "none")
+        return loose, [-1] * len(loose), None
+    names = [entry.name for entry in class_dirs]
+    known = training_classes if held_out else names
+    if known is None:
+        raise invalid(folder, "a flat folder, as the training set has no class sub-folders", "sub-folders")
+    files: list[Path] = []
+    labels: list[int] = []
+    for name, class_dir in zip(names, class_dirs):
+        if name not in known:
+            raise invalid(class_dir, f"a class of the training set {known}", f"unknown class {name!r}")
+        class_files = sorted(entry for entry in class_dir.rglob("*") if accept(entry))
+        if not class_files:
+            raise invalid(class_dir, what, "none")
+        files += class_files
+        labels += [known.index(name)] * len(class_files)
+    return files, labels, names
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The RNG seed of one training sample: a well-mixed function of (seed, epoch, sample index) only."""
     entropy = [seed % 2**64, epoch, index]

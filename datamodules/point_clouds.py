@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
+from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
 from jepa_lightning.tokenizers.base import InputSpec
 
 POINT_CLOUD_EXTENSIONS = (".off", ".ply", ".obj", ".xyz", ".npy", ".npz")
@@ -673,40 +673,16 @@ class PointCloudDataModule(SSLDataModule):
     def _folder(self, folder: Path, field: str) -> FilePointCloudSource:
         if not folder.is_dir():
             raise invalid(folder, "a folder of point cloud files or class sub-folders", "a file")
-        entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-        class_dirs = [entry for entry in entries if entry.is_dir()]
-        loose = [entry for entry in entries if _is_point_cloud(entry)]
-        if class_dirs and loose:
-            raise invalid(
-                folder,
-                "either class sub-folders or a flat folder of point clouds, not both",
-                f"{len(class_dirs)} sub-folders and {len(loose)} files at the top level",
-            )
-        files: list[Path] = []
-        labels: list[int] = []
-        if class_dirs:
-            names = [entry.name for entry in class_dirs]
-            known = self._class_names if field == "test_path" else names
-            if known is None:
-                raise invalid(folder, "a flat folder, as the training set has no class sub-folders", "sub-folders")
-            for name, class_dir in zip(names, class_dirs):
-                if name not in known:
-                    raise invalid(class_dir, f"a class of the training set {known}", f"unknown class {name!r}")
-                class_files = sorted(entry for entry in class_dir.rglob("*") if _is_point_cloud(entry))
-                if not class_files:
-                    raise invalid(class_dir, f"point cloud files ({' '.join(POINT_CLOUD_EXTENSIONS)})", "none")
-                files += class_files
-                labels += [known.index(name)] * len(class_files)
-            if field == "path":
-                self._class_names = names
-                self._num_classes = len(names)
-        else:
-            files = loose
-            labels = [-1] * len(loose)
-        if not files:
-            raise invalid(
-                folder, f"point cloud files ({' '.join(POINT_CLOUD_EXTENSIONS)}) or class sub-folders", "none"
-            )
+        files, labels, names = index_class_folders(
+            folder,
+            _is_point_cloud,
+            f"point cloud files ({' '.join(POINT_CLOUD_EXTENSIONS)})",
+            self._class_names,
+            field == "test_path",
+        )
+        if names is not None and field == "path":
+            self._class_names = names
+            self._num_classes = len(names)
         for file in tqdm(files, desc=f"Indexing {folder.name}", unit="file"):
             found = num_columns(file)
             if self._columns is None:

@@ -1,9 +1,9 @@
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 from jepa_lightning.masks import MultiBlockMaskSampler, first_true_indices, mask_generator
 from jepa_lightning.tokenizers import TokenLayout, grid_coords
+from tests.masks import CountTorchCalls
 
 
 def grid_layout(height: int, width: int) -> TokenLayout:
@@ -71,16 +71,6 @@ def test_rank_changes_masks():
     rank0 = sampler(layout, 8, mask_generator(0, 0, 0, "cpu"), "cpu")
     rank1 = sampler(layout, 8, mask_generator(0, 0, 1, "cpu"), "cpu")
     assert not torch.equal(rank0[1], rank1[1])
-
-
-class CountTorchCalls(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
 
 
 def test_sampling_is_vectorised_over_the_batch():

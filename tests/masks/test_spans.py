@@ -1,9 +1,9 @@
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 from jepa_lightning.masks import ContiguousSpanMaskSampler, mask_generator
 from jepa_lightning.tokenizers import TokenLayout, grid_coords
+from tests.masks import CountTorchCalls
 
 
 def sequence_layout(num_tokens: int) -> TokenLayout:
@@ -78,16 +78,6 @@ def test_same_seed_same_masks_other_seed_step_or_rank_other_masks():
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     for other in (sample(seed=4, step=7), sample(seed=3, step=8), sample(seed=3, step=7, rank=1)):
         assert not torch.equal(a[1][..., 0], other[1][..., 0])
-
-
-class CountTorchCalls(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += 1
-        return func(*args, **(kwargs or {}))
 
 
 def test_sampling_is_vectorised_over_the_batch():
