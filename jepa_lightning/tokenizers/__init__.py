@@ -1,5 +1,6 @@
 """Modality -> token sequence. One file per modality; :mod:`.base` holds the shared contract."""
 
+from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
 from jepa_lightning.tokenizers.base import (
     InputSpec,
     Tokenizer,
@@ -17,9 +18,12 @@ from jepa_lightning.tokenizers.point_clouds import (
     knn_group,
     sequence_order,
 )
+from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer, cross_pattern_attention_mask
 
 __all__ = [
+    "ChannelPatchTokenizer",
     "InputSpec",
+    "LogMelPatchTokenizer",
     "MiniPointNet",
     "PatchTokenizer2d",
     "PointPatchTokenizer",
@@ -27,6 +31,7 @@ __all__ = [
     "Tokenizer",
     "TokenizerFactory",
     "Tokens",
+    "cross_pattern_attention_mask",
     "farthest_point_sampling",
     "grid_coords",
     "knn_group",

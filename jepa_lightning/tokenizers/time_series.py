@@ -1,0 +1,124 @@
+"""Time series (and ECG / EEG) -> patch tokens: channel-independent (TS-JEPA, ECG-JEPA Kim) or channel-mixing
+(ECG-JEPA Weimann & Conrad), with RevIN-style instance normalisation and fixed sin-cos positions."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from jepa_lightning.nn.init import trunc_normal_init
+from jepa_lightning.tokenizers.base import (
+    InputSpec,
+    Tokenizer,
+    TokenLayout,
+    Tokens,
+    grid_coords,
+    sincos_embedding,
+)
+
+
+class ChannelPatchTokenizer(Tokenizer):
+    """Non-overlapping patches of ``patch_length`` samples (PatchTST style: stride = length) of a ``(B, C, T)`` series.
+
+    - ``channel_independent=True`` (TS-JEPA, ECG-JEPA Kim): every channel's patches are tokens of a ``(C, P)``
+      grid (channel-major order, token ``c * P + p``), embedded by one shared ``Linear(patch_length, D)``; the
+      channel is told by 2-D sin-cos positions of ``(channel, patch)``, so masks can share time spans across
+      channels.
+    - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad): one token per time patch spanning all channels,
+      ``Linear(C * patch_length, D)`` over the channel-major flattened patch; ``(P,)`` layout, 1-D sin-cos.
+
+    ``instance_norm`` (RevIN without the affine part): each (sample, channel) is shifted and scaled by its own
+    mean and ``sqrt(var + 1e-5)`` over time (population variance) before patching. It is not inverted: JEPA
+    targets are latent, not the signal. ``P = T // patch_length`` is read from each input (positions are cached
+    per patch count); trailing samples that do not fill a patch are an error unless ``crop=True``, which drops
+    them (after normalising over the whole series).
+    """
+
+    eps: float = 1e-5
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        embed_dim: int,
+        patch_length: int = 24,
+        channel_independent: bool = True,
+        instance_norm: bool = True,
+        crop: bool = False,
+    ) -> None:
+        super().__init__()
+        spec.require("channels")
+        if patch_length < 1:
+            raise ValueError(f"patch_length must be >= 1, got {patch_length}")
+        axes = 2 if channel_independent else 1
+        if embed_dim % (2 * axes):
+            raise ValueError(
+                f"embed_dim must be divisible by {2 * axes} for {axes}-D sin-cos positions, got {embed_dim}"
+            )
+        self.embed_dim = embed_dim
+        self.channels = spec.channels
+        self.patch_length = patch_length
+        self.channel_independent = channel_independent
+        self.instance_norm = instance_norm
+        self.crop = crop
+        in_features = patch_length if channel_independent else spec.channels * patch_length
+        self.proj = nn.Linear(in_features, embed_dim)
+        trunc_normal_init(self)
+        self._cache: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+
+    def grid_shape(self, num_patches: int) -> tuple[int, ...]:
+        """Token grid for ``num_patches`` time patches: ``(C, P)`` channel-independent, else ``(P,)``."""
+        return (self.channels, num_patches) if self.channel_independent else (num_patches,)
+
+    def _coords_positions(self, num_patches: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        key = (num_patches, device)
+        if key not in self._cache:
+            coords = grid_coords(self.grid_shape(num_patches), device=device)
+            self._cache[key] = (coords, sincos_embedding(coords, self.embed_dim))
+        return self._cache[key]
+
+    def normalise(self, x: Tensor) -> Tensor:
+        """Zero mean, unit variance per (sample, channel) over time (identity when ``instance_norm`` is off)."""
+        if not self.instance_norm:
+            return x
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+    def forward(self, x: Tensor) -> Tokens:
+        if x.ndim != 3 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"ChannelPatchTokenizer expects series of shape (B, {self.channels}, T), got {tuple(x.shape)}"
+            )
+        length = x.shape[-1]
+        if length < self.patch_length:
+            raise ValueError(f"series of {length} samples is shorter than one patch of {self.patch_length} samples")
+        if length % self.patch_length and not self.crop:
+            raise ValueError(
+                f"series length {length} is not a multiple of patch_length={self.patch_length}: "
+                f"{length % self.patch_length} trailing samples would be dropped; pad or trim the series, "
+                "or pass crop=True"
+            )
+        if not torch.isfinite(x).all():
+            raise ValueError("ChannelPatchTokenizer got NaN or inf values in the series")
+        x = self.normalise(x)
+        num_patches = length // self.patch_length
+        patches = x[..., : num_patches * self.patch_length].unflatten(-1, (num_patches, self.patch_length))  # B,C,P,L
+        if self.channel_independent:
+            features = self.proj(patches).flatten(1, 2)  # (B, C * P, D), channel-major
+        else:
+            features = self.proj(patches.transpose(1, 2).flatten(2))  # (B, P, C * L) -> (B, P, D)
+        coords, positions = self._coords_positions(num_patches, x.device)
+        layout = TokenLayout(
+            kind="grid" if self.channel_independent else "sequence", shape=self.grid_shape(num_patches), coords=coords
+        )
+        return Tokens(features=features, positions=positions.to(features.dtype), layout=layout)
+
+
+def cross_pattern_attention_mask(
+    num_channels: int, num_patches: int, device: torch.device | str | None = None
+) -> Tensor:
+    """ECG-JEPA (Kim) cross-pattern attention over a channel-major ``(C, P)`` token grid: ``(N, N)`` bool,
+    True where token i may attend to token j, i.e. they share a lead or a time step."""
+    index = torch.arange(num_channels * num_patches, device=device)
+    channel, step = index // num_patches, index % num_patches
+    return (channel[:, None] == channel[None, :]) | (step[:, None] == step[None, :])

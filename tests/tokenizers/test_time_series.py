@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from jepa_lightning.tokenizers import (
+    ChannelPatchTokenizer,
+    InputSpec,
+    cross_pattern_attention_mask,
+    grid_coords,
+    sincos_embedding,
+)
+
+SPEC = InputSpec(modality="time_series", channels=3, sample_rate=100.0)
+
+
+def series(batch: int = 2, channels: int = 3, length: int = 96, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return 5.0 + 3.0 * torch.randn(batch, channels, length, generator=generator)
+
+
+def test_channel_independent_shapes_layout_and_positions():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=32, patch_length=24)
+    tokens = tokenizer(series(length=96))
+    assert tokens.features.shape == (2, 3 * 4, 32)
+    assert tokens.layout.shape == (3, 4) and tokens.layout.num_tokens == 12
+    assert torch.equal(tokens.layout.coords, grid_coords((3, 4)))
+    assert torch.allclose(tokens.positions, sincos_embedding(grid_coords((3, 4)), 32))
+    # positions follow the input's patch count
+    assert tokenizer(series(length=48)).layout.shape == (3, 2)
+
+
+def test_channel_mixing_shapes_layout_and_positions():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=32, patch_length=24, channel_independent=False)
+    tokens = tokenizer(series(length=120))
+    assert tokens.features.shape == (2, 5, 32)
+    assert tokens.layout.shape == (5,)
+    assert torch.allclose(tokens.positions, sincos_embedding(grid_coords((5,)), 32))
+
+
+def test_instance_norm_is_zero_mean_unit_variance_per_channel():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)
+    normed = tokenizer.normalise(series())
+    assert torch.allclose(normed.mean(-1), torch.zeros(2, 3), atol=1e-5)
+    assert torch.allclose(normed.var(-1, unbiased=False), torch.ones(2, 3), atol=1e-4)
+
+
+@pytest.mark.parametrize("instance_norm", [True, False])
+def test_channel_independent_token_is_linear_map_of_its_patch(instance_norm):
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=16, patch_length=24, instance_norm=instance_norm)
+    x = series()
+    tokens = tokenizer(x).features
+    normed = tokenizer.normalise(x)
+    for b, c, p in [(0, 0, 0), (1, 2, 3), (0, 1, 2)]:
+        patch = normed[b, c, p * 24 : (p + 1) * 24]
+        assert torch.allclose(tokens[b, c * 4 + p], tokenizer.proj(patch), atol=1e-5)
+
+
+def test_channel_mixing_token_is_linear_map_of_all_leads_patch():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=16, patch_length=24, channel_independent=False)
+    x = series()
+    tokens = tokenizer(x).features
+    normed = tokenizer.normalise(x)
+    for b, p in [(0, 0), (1, 3)]:
+        patch = normed[b, :, p * 24 : (p + 1) * 24].reshape(-1)  # channel-major
+        assert torch.allclose(tokens[b, p], tokenizer.proj(patch), atol=1e-5)
+
+
+def test_trailing_samples_error_unless_crop():
+    with pytest.raises(ValueError, match="crop=True"):
+        ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)(series(length=100))
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24, crop=True)
+    assert tokenizer(series(length=100)).features.shape == (2, 12, 8)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (torch.randn(3, 96), "shape"),
+        (torch.randn(2, 4, 96), "shape"),
+        (torch.randn(2, 3, 10), "shorter than one patch"),
+        (torch.full((2, 3, 96), float("nan")), "NaN"),
+        (torch.full((2, 3, 96), float("inf")), "NaN or inf"),
+    ],
+)
+def test_input_errors(x, message):
+    with pytest.raises(ValueError, match=message):
+        ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)(x)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="channels"):
+        ChannelPatchTokenizer(InputSpec(modality="time_series"), embed_dim=8)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ChannelPatchTokenizer(SPEC, embed_dim=6)
+
+
+def test_gradients_reach_projection():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)
+    tokenizer(series()).features.sum().backward()
+    assert tokenizer.proj.weight.grad is not None
+
+
+def test_cross_pattern_attention_mask_matches_loop():
+    channels, patches = 3, 5
+    mask = cross_pattern_attention_mask(channels, patches, "cpu")
+    n = channels * patches
+    assert mask.shape == (n, n) and mask.dtype == torch.bool
+    for i in range(n):
+        for j in range(n):
+            expected = i // patches == j // patches or i % patches == j % patches
+            assert bool(mask[i, j]) == expected
