@@ -11,6 +11,9 @@ from torch import Tensor, nn
 
 from jepa_lightning.tokenizers.base import InputSpec
 
+#: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
+FUSED_ADAMW_DEVICES = {"cpu", "cuda"}
+
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, start: float, peak: float, end: float) -> float:
     """Linear ramp ``start -> peak`` over ``warmup_steps``, then a cosine from ``peak`` to ``end`` at the end."""
@@ -103,8 +106,17 @@ class SSLMethod(L.LightningModule):
             {"params": no_decay, "weight_decay": 0.0, "decayed": False},
         ]
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over :meth:`parameter_groups`, fused into one kernel per step where torch supports it."""
+        groups = self.parameter_groups()
+        devices = {parameter.device.type for group in groups for parameter in group["params"]}
+        fused = devices <= FUSED_ADAMW_DEVICES and all(
+            parameter.is_floating_point() for group in groups for parameter in group["params"]
+        )
+        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, fused=fused or None)
+
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.lr, betas=self.betas)
+        optimizer = self.build_optimizer()
         total = self.total_steps
         warmup = int(self.warmup_fraction * total)
 

@@ -49,6 +49,22 @@ def test_parameter_groups_skip_decay_on_biases_norms_tokens_and_leave_out_the_te
     assert no_weight_decay("x.bias", nn.Parameter(torch.zeros(3, 3)))
 
 
+def test_optimizer_is_fused_on_the_cpu_and_steps_like_plain_adamw():
+    fused_model, plain_model = Tiny(), Tiny()
+    plain_model.load_state_dict(fused_model.state_dict())
+    fused = fused_model.build_optimizer()
+    plain = torch.optim.AdamW(plain_model.parameter_groups(), lr=fused_model.lr, betas=fused_model.betas)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(8, 4)
+    for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            model.net(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(fused_model.parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
 def test_bad_warmup_fraction_and_learning_rates():
     with pytest.raises(ValueError, match="warmup_fraction"):
         SSLMethod(warmup_fraction=1.0)

@@ -1,0 +1,269 @@
+"""I-JEPA training-step throughput and peak memory: jepa-lightning vs lightly, same model, batch, masks.
+
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
+    .bench-venv/bin/python benchmarks/ijepa_vs_lightly.py --sizes tiny small
+
+One step = student forward on the context, predictor, teacher forward on all tokens, smooth-L1 loss,
+backward, AdamW step and EMA update, on random images (data loading excluded; see
+``datamodule_throughput.py``). Every implementation gets the same encoder (ViT blocks of the given size,
+patch embedding, no class token), the same predictor (width ``D / 4`` so that lightly's torchvision
+predictor, whose MLP is as wide as the encoder, matches the usual ``4 x`` ratio; 6 blocks) and exactly the
+same masks: a fixed cycle of I-JEPA multi-block masks drawn once by :class:`MultiBlockMaskSampler` (4 targets;
+lightly's default collator would leave only 5-6 context tokens on an 8 x 8 grid). Mask sampling is left out
+of every step (lightly samples in its collator); ``jepa_overhead.py`` measures ours.
+
+Implementations:
+- ``jepa-lightning``: :class:`IJEPA` with the optimiser its ``configure_optimizers`` builds.
+- ``lightly (timm)``: ``MaskedVisionTransformerTIMM`` + ``IJEPAPredictorTIMM``, ``update_momentum``, AdamW.
+- ``lightly (torchvision)``: lightly's documented example: ``IJEPABackbone`` (torchvision ViT, which adds a
+  class token to every pass) + ``IJEPAPredictor``, ``apply_masks`` / ``repeat_interleave_batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from harness import compare, dump_json, print_table
+
+from jepa_lightning.masks import MaskSampler, MultiBlockMaskSampler, mask_generator
+from jepa_lightning.nn import VIT_SIZES, TransformerEncoder
+from jepa_lightning.tokenizers import InputSpec, TokenLayout, grid_coords
+
+NUM_MASK_SETS = 8
+PREDICTOR_DEPTH = 6
+MOMENTUM = 0.996
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+class CycledMasks(MaskSampler):
+    """Hands out a fixed list of precomputed (context, targets) pairs in turn."""
+
+    def __init__(self, masks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.masks = masks
+        self.calls = 0
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        context, targets = self.masks[self.calls % len(self.masks)]
+        self.calls += 1
+        return context, targets
+
+
+def matched_masks(grid: int, batch_size: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    layout = TokenLayout("grid", (grid, grid), grid_coords((grid, grid)))
+    sampler = MultiBlockMaskSampler()
+    return [sampler(layout, batch_size, mask_generator(0, step, 0, "cpu"), device) for step in range(NUM_MASK_SETS)]
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    dtype = DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def ours(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
+    from jepa_lightning.methods import IJEPA
+
+    width, _, heads = VIT_SIZES[size]
+    grid = image_size // patch_size
+    model = IJEPA(
+        encoder=TransformerEncoder.from_size(size),
+        patch_size=patch_size,
+        predictor_dim=width // 4,
+        predictor_depth=PREDICTOR_DEPTH,
+        predictor_heads=heads,
+        mask_sampler=CycledMasks(matched_masks(grid, batch_size, device)),
+        input_spec=InputSpec("images", channels=3, image_size=(image_size, image_size)),
+    ).to(device)
+    optimizer = model.build_optimizer()
+    images = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    generator = mask_generator(0, 0, 0, "cpu")
+
+    def step() -> None:
+        with autocast(device, precision):
+            loss, _ = model.masked_prediction(images, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.teacher.update(model.student, MOMENTUM)
+
+    return step
+
+
+def lightly_step(
+    encode: Any,
+    encoder: torch.nn.Module,
+    target_encode: Any,
+    target_encoder: torch.nn.Module,
+    predictor: torch.nn.Module,
+    images: torch.Tensor,
+    masks: list[tuple[torch.Tensor, torch.Tensor]],
+    precision: str,
+    device: torch.device,
+):
+    """lightly's I-JEPA step as in its example (targets: layer norm, apply_masks, repeat_interleave_batch)."""
+    from lightly.models import utils
+
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *predictor.parameters()], lr=1e-4)
+    calls = [0]
+
+    def step() -> None:
+        context_idx, target_idx = masks[calls[0] % len(masks)]
+        calls[0] += 1
+        masks_enc = [context_idx]
+        masks_pred = list(target_idx.unbind(1))
+        with autocast(device, precision):
+            with torch.no_grad():
+                h = target_encode(images)
+                h = F.layer_norm(h, (h.size(-1),))
+                h = utils.apply_masks(h, masks_pred)
+                h = utils.repeat_interleave_batch(h, len(images), repeat=len(masks_enc))
+            z = encode(images, masks_enc)
+            z = predictor(z, masks_enc, masks_pred)
+            loss = F.smooth_l1_loss(z, h)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        utils.update_momentum(encoder, target_encoder, MOMENTUM)
+
+    return step
+
+
+def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
+    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+    from timm.models.vision_transformer import VisionTransformer
+
+    width, depth, heads = VIT_SIZES[size]
+    vit = VisionTransformer(
+        img_size=image_size,
+        patch_size=patch_size,
+        embed_dim=width,
+        depth=depth,
+        num_heads=heads,
+        class_token=False,
+        global_pool="avg",
+        num_classes=0,
+    )
+    backbone = MaskedVisionTransformerTIMM(vit=vit).to(device)
+    predictor = IJEPAPredictorTIMM(
+        num_patches=(image_size // patch_size) ** 2,
+        depth=PREDICTOR_DEPTH,
+        mlp_dim=width,
+        predictor_embed_dim=width // 4,
+        num_heads=heads,
+    ).to(device)
+    target = copy.deepcopy(backbone).requires_grad_(False)
+    return lightly_step(
+        lambda images, masks: backbone.encode(images, idx_keep=masks[0]),
+        backbone,
+        target.encode,
+        target,
+        predictor,
+        torch.randn(batch_size, 3, image_size, image_size, device=device),
+        matched_masks(image_size // patch_size, batch_size, device),
+        precision,
+        device,
+    )
+
+
+def lightly_torchvision(
+    device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str
+):
+    from lightly.models.modules.ijepa import IJEPABackbone, IJEPAPredictor
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    width, depth, heads = VIT_SIZES[size]
+    num_patches = (image_size // patch_size) ** 2
+    vit = VisionTransformer(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_layers=depth,
+        num_heads=heads,
+        hidden_dim=width,
+        mlp_dim=4 * width,
+    )
+    backbone = IJEPABackbone.from_vit(vit).to(device)
+    predictor = IJEPAPredictor(
+        seq_length=num_patches,
+        num_layers=PREDICTOR_DEPTH,
+        num_heads=heads,
+        hidden_dim=width // 4,
+        predictor_embed_dim=width // 4,
+        num_patches=num_patches,
+        mlp_dim=width,
+        dropout=0.0,
+        attention_dropout=0.0,
+    ).to(device)
+    target = copy.deepcopy(backbone).requires_grad_(False)
+    return lightly_step(
+        backbone,
+        backbone,
+        target,
+        target,
+        predictor,
+        torch.randn(batch_size, 3, image_size, image_size, device=device),
+        matched_masks(image_size // patch_size, batch_size, device),
+        precision,
+        device,
+    )
+
+
+IMPLEMENTATIONS = {"jepa-lightning": ours, "lightly (timm)": lightly_timm, "lightly (torchvision)": lightly_torchvision}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=sorted(VIT_SIZES))
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--patch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions per implementation")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    rows, payload = [], {}
+    for size in args.sizes:
+        settings = {
+            "size": size,
+            "image_size": args.image_size,
+            "patch_size": args.patch_size,
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+        }
+        results = compare(IMPLEMENTATIONS, args.rounds, args.warmup, args.steps, **settings)
+        ours_seconds = results["jepa-lightning"]["seconds"]
+        for name, result in results.items():
+            rows.append(
+                [
+                    f"ViT-{size}",
+                    name,
+                    args.batch_size / result["seconds"],
+                    result["seconds"] * 1000,
+                    result["peak_mib"],
+                    result["seconds"] / ours_seconds,
+                ]
+            )
+        payload[size] = {"settings": settings, "results": results}
+    print_table(
+        f"I-JEPA step, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, {args.precision}",
+        ["model", "implementation", "samples/s", "ms/step", "peak MiB", "our speed-up"],
+        rows,
+    )
+    dump_json(args.json, payload)
+
+
+if __name__ == "__main__":
+    main()

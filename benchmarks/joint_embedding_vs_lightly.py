@@ -1,0 +1,156 @@
+"""Joint-embedding training-step throughput: SimCLR, VICReg, Barlow Twins with a ResNet-18, ours vs lightly.
+
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
+    .bench-venv/bin/python benchmarks/joint_embedding_vs_lightly.py --methods simclr vicreg barlow_twins
+
+One step = two augmented views (random tensors here; data loading is measured by
+``datamodule_throughput.py``) through backbone + projector, the objective, backward and the AdamW step.
+Both implementations use the same timm ResNet-18 (CIFAR-style stem at 32 px) and projectors of the same
+shape (``--hidden`` wide; SimCLR to 128, VICReg and Barlow Twins 3 layers to ``--hidden``). lightly encodes the
+views one after the other, as its examples do; ours encodes them in one batched pass.
+
+The third row per method is the backbone alone (forward and backward of both views with a trivial loss, plus
+the optimiser step): the overhead of a method is how much slower its step is than that.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+
+import torch
+from harness import compare, dump_json, print_table
+
+from jepa_lightning.nn import TimmBackbone
+from jepa_lightning.tokenizers import InputSpec
+
+METHODS = ("simclr", "vicreg", "barlow_twins")
+
+
+def _spec(image_size: int) -> InputSpec:
+    return InputSpec("images", channels=3, image_size=(image_size, image_size))
+
+
+def _views(batch_size: int, image_size: int, device: torch.device) -> list[torch.Tensor]:
+    return [torch.randn(batch_size, 3, image_size, image_size, device=device) for _ in range(2)]
+
+
+def _backbone(image_size: int) -> TimmBackbone:
+    return TimmBackbone(_spec(image_size), "resnet18", small_input_stem=image_size <= 64)
+
+
+def ours(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+    from jepa_lightning.methods import BarlowTwins, SimCLR, VICReg
+
+    classes = {"simclr": SimCLR, "vicreg": VICReg, "barlow_twins": BarlowTwins}
+    dims = (hidden, 128) if method == "simclr" else (hidden, hidden, hidden)
+    model = classes[method](
+        backbone=partial(TimmBackbone, model_name="resnet18", small_input_stem=image_size <= 64),
+        projector_dims=dims,
+        input_spec=_spec(image_size),
+    ).to(device)
+    optimizer = model.build_optimizer()
+    views = _views(batch_size, image_size, device)
+
+    def step() -> None:
+        loss, _ = model.objective(model.each_view(model.network, views), views)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def lightly(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+    from lightly.loss import BarlowTwinsLoss, NTXentLoss, VICRegLoss
+    from lightly.models.modules.heads import BarlowTwinsProjectionHead, SimCLRProjectionHead, VICRegProjectionHead
+
+    backbone = _backbone(image_size)
+    heads = {
+        "simclr": lambda: SimCLRProjectionHead(backbone.embed_dim, hidden, 128),
+        "vicreg": lambda: VICRegProjectionHead(backbone.embed_dim, hidden, hidden),
+        "barlow_twins": lambda: BarlowTwinsProjectionHead(backbone.embed_dim, hidden, hidden),
+    }
+    criteria = {
+        "simclr": lambda: NTXentLoss(temperature=0.1),
+        "vicreg": VICRegLoss,
+        "barlow_twins": BarlowTwinsLoss,
+    }
+    network = torch.nn.Sequential(backbone, heads[method]()).to(device)
+    criterion = criteria[method]()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    views = _views(batch_size, image_size, device)
+
+    def step() -> None:
+        loss = criterion(network(views[0]), network(views[1]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def backbone_only(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+    backbone = _backbone(image_size).to(device)
+    optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-3, fused=True)
+    views = torch.cat(_views(batch_size, image_size, device))
+
+    def step() -> None:
+        loss = backbone(views).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+IMPLEMENTATIONS = {"jepa-lightning": ours, "lightly": lightly, "backbone alone": backbone_only}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=2048, help="projector width")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    rows, payload = [], {}
+    for method in args.methods:
+        settings = {
+            "method": method,
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "hidden": args.hidden,
+        }
+        results = compare(IMPLEMENTATIONS, args.rounds, args.warmup, args.steps, **settings)
+        ours_seconds = results["jepa-lightning"]["seconds"]
+        alone = results["backbone alone"]["seconds"]
+        for name, result in results.items():
+            seconds = result["seconds"]
+            rows.append(
+                [
+                    method,
+                    name,
+                    args.batch_size / seconds,
+                    seconds * 1000,
+                    result["peak_mib"],
+                    seconds / ours_seconds,
+                    f"{100 * (seconds - alone) / seconds:.1f}%",
+                ]
+            )
+        payload[method] = {"settings": settings, "results": results}
+    print_table(
+        f"Joint-embedding step, ResNet-18, {args.image_size} px, batch {args.batch_size} x 2 views",
+        ["method", "implementation", "samples/s", "ms/step", "peak MiB", "our speed-up", "overhead vs backbone"],
+        rows,
+    )
+    dump_json(args.json, payload)
+
+
+if __name__ == "__main__":
+    main()
