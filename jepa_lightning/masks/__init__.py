@@ -1,6 +1,6 @@
 """Which tokens are context and which are targets; one file per geometry."""
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices, mask_generator
+from jepa_lightning.masks.base import MaskSampler, first_true_indices, mask_generator, to_device
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
 from jepa_lightning.masks.series import ForecastMaskSampler, RandomPatchMaskSampler, SharedTimeSpanMaskSampler
 from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
@@ -24,4 +24,5 @@ __all__ = [
     "TimeSpanMaskSampler",
     "first_true_indices",
     "mask_generator",
+    "to_device",
 ]

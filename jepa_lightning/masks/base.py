@@ -23,7 +23,9 @@ class MaskSampler:
 
     ``__call__`` returns ``context_idx`` of shape ``(B, Nc)`` and ``target_idx`` of shape ``(B, M, Nt)``:
     token indices into the layout's row-major order, for ``M`` target groups per sample. Sampling is
-    vectorised over the batch and runs where ``generator`` lives; results are moved to ``device``.
+    vectorised over the batch and runs where ``generator`` lives; results are moved to ``device`` (with
+    :func:`to_device`). Methods sample on the host (a CPU generator): the few scalar decisions a sampler makes
+    (block sizes, the shortest context) then never synchronise the host with an accelerator.
     ``progress`` in [0, 1] is the training progress, for samplers that anneal.
     """
 
@@ -36,6 +38,15 @@ class MaskSampler:
         progress: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+
+def to_device(masks: tuple[Tensor, Tensor], device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """Move masks sampled on the host to ``device`` without blocking it: through pinned memory to an accelerator,
+    so the copy overlaps with the step instead of synchronising the host with the device."""
+    device = torch.device(device)
+    if device.type == "cpu" or masks[0].device == device:
+        return masks
+    return tuple(mask.pin_memory().to(device, non_blocking=True) for mask in masks)  # type: ignore[return-value]
 
 
 def first_true_indices(mask: Tensor, count: int) -> Tensor:

@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices
+from jepa_lightning.masks.base import MaskSampler, first_true_indices, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
@@ -109,7 +109,7 @@ class MultiBlockMaskSampler(MaskSampler):
         num_context = int(context.flatten(1).sum(1).min())
         context_idx = first_true_indices(context.flatten(1), num_context)
         target_idx = first_true_indices(targets.flatten(2), target_size[0] * target_size[1])
-        return context_idx.to(device, non_blocking=True), target_idx.to(device, non_blocking=True)
+        return to_device((context_idx, target_idx), device)
 
     def _redraw_small_contexts(
         self,

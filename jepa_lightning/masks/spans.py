@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices
+from jepa_lightning.masks.base import MaskSampler, first_true_indices, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
@@ -86,4 +86,4 @@ class ContiguousSpanMaskSampler(MaskSampler):
         context = remaining & (rank >= first) & (rank < first + context_len.unsqueeze(-1))
 
         context_idx = first_true_indices(context, int(context_len.min()))
-        return context_idx.to(device, non_blocking=True), target_idx.to(device, non_blocking=True)
+        return to_device((context_idx, target_idx), device)

@@ -52,8 +52,8 @@ class JEPA(SSLMethod):
     covariance, VICReg's 25 : 1 ratio, as in VJ-VCR; weight 1 by default). A regularizer can also be added on
     top of the EMA teacher.
 
-    Masks are drawn from a generator seeded by ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed
-    run draws the same masks, ranks draw different ones.
+    Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step, micro-batch, rank)``: a
+    resumed run draws the same masks, ranks draw different ones, and sampling never waits for an accelerator.
     """
 
     def __init__(
@@ -147,7 +147,7 @@ class JEPA(SSLMethod):
         accumulation = max(self.trainer.accumulate_grad_batches, 1)
         micro_batch = self.trainer.global_step * accumulation + batch_idx % accumulation
         x = batch["x"]
-        generator = mask_generator(self.mask_seed, micro_batch, self.global_rank, x.device, TRAIN_STREAM)
+        generator = mask_generator(self.mask_seed, micro_batch, self.global_rank, "cpu", TRAIN_STREAM)
         loss, stats = self.masked_prediction(x, generator)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         self.log_dict({f"train/{k}": v for k, v in stats.items()}, on_step=True, batch_size=x.shape[0])
@@ -155,7 +155,7 @@ class JEPA(SSLMethod):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["x"]
-        generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, x.device, VAL_STREAM)
+        generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
         loss, _ = self.masked_prediction(x, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
         return loss

@@ -88,6 +88,16 @@ def sincos_embedding(coords: Tensor, dim: int) -> Tensor:
     return embedding.flatten(-2)
 
 
+def check_finite(x: Tensor, message: str) -> None:
+    """Reject NaN / inf input: ``ValueError(message)`` on the CPU; on an accelerator an asynchronous device-side
+    assertion with the same message, so the check never stalls the host waiting for the device."""
+    all_finite = torch.isfinite(x).all()
+    if x.device.type != "cpu":
+        torch._assert_async(all_finite, message)
+    elif not all_finite:
+        raise ValueError(message)
+
+
 class Tokenizer(nn.Module):
     """Base class of tokenizers: ``forward(x) -> Tokens``; ``embed_dim`` is the token width."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.tokenizers.base import InputSpec, Tokenizer, TokenLayout, Tokens
+from jepa_lightning.tokenizers.base import InputSpec, Tokenizer, TokenLayout, Tokens, check_finite
 
 
 def _gather_points(points: Tensor, idx: Tensor) -> Tensor:
@@ -147,8 +147,7 @@ class PointPatchTokenizer(Tokenizer):
                 f"PointPatchTokenizer expects point clouds of shape (B, N, {self.in_channels}) "
                 f"(xyz first, then {self.in_channels - 3} features), got {tuple(x.shape)}"
             )
-        if not torch.isfinite(x[..., :3]).all():
-            raise ValueError("point cloud coordinates contain NaN or inf")
+        check_finite(x[..., :3], "point cloud coordinates contain NaN or inf")
         needed = max(self.num_groups, self.group_size)
         if x.shape[1] < needed:
             raise ValueError(
