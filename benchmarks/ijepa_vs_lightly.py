@@ -70,7 +70,15 @@ def autocast(device: torch.device, precision: str) -> Any:
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def ours(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
+def ours(
+    device: torch.device,
+    size: str,
+    image_size: int,
+    patch_size: int,
+    batch_size: int,
+    precision: str,
+    torch_compile: bool = False,
+):
     from jepa_lightning.methods import IJEPA
 
     width, _, heads = VIT_SIZES[size]
@@ -83,7 +91,9 @@ def ours(device: torch.device, size: str, image_size: int, patch_size: int, batc
         predictor_heads=heads,
         mask_sampler=CycledMasks(matched_masks(grid, batch_size, device)),
         input_spec=InputSpec("images", channels=3, image_size=(image_size, image_size)),
+        torch_compile=torch_compile,
     ).to(device)
+    model.configure_model()  # what the Trainer calls: compiles the blocks when asked
     optimizer = model.build_optimizer()
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
     generator = mask_generator(0, 0, 0, "cpu")
@@ -218,6 +228,10 @@ def lightly_torchvision(
     )
 
 
+def ours_compiled(device: torch.device, **settings: Any):
+    return ours(device, torch_compile=True, **settings)
+
+
 IMPLEMENTATIONS = {"jepa-lightning": ours, "lightly (timm)": lightly_timm, "lightly (torchvision)": lightly_torchvision}
 
 
@@ -231,8 +245,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions per implementation")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--compile", action="store_true", help="also measure ours with torch_compile=True")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    implementations = dict(IMPLEMENTATIONS)
+    if args.compile:
+        implementations["jepa-lightning (compiled)"] = ours_compiled
 
     rows, payload = [], {}
     for size in args.sizes:
@@ -243,7 +261,7 @@ def main() -> None:
             "batch_size": args.batch_size,
             "precision": args.precision,
         }
-        results = compare(IMPLEMENTATIONS, args.rounds, args.warmup, args.steps, **settings)
+        results = compare(implementations, args.rounds, args.warmup, args.steps, **settings)
         ours_seconds = results["jepa-lightning"]["seconds"]
         for name, result in results.items():
             rows.append(

@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--predictor-dim", type=int, default=None, help="default: a quarter of the encoder width")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch_compile=True (compiled transformer blocks)")
     args = parser.parse_args()
 
     device = device_of_this_run()
@@ -92,7 +93,9 @@ def main() -> None:
         predictor_depth=6,
         predictor_heads=heads,
         input_spec=InputSpec("images", channels=3, image_size=(args.image_size, args.image_size)),
+        torch_compile=args.compile,
     ).to(device)
+    model.configure_model()  # what the Trainer calls: compiles the blocks when asked
     optimizer = model.build_optimizer()
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     timer = PartTimer(device)
@@ -140,7 +143,7 @@ def main() -> None:
     rate = matmul_flops_per_second(device)
     print_table(
         f"I-JEPA step breakdown, ViT-{args.size}, {(args.image_size // args.patch_size) ** 2} tokens, "
-        f"batch {args.batch_size}",
+        f"batch {args.batch_size}{', compiled' if args.compile else ''}",
         ["part", "ms/step", "% of step"],
         rows,
     )

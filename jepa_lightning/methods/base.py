@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from jepa_lightning.tokenizers.base import InputSpec
@@ -37,6 +38,9 @@ class SSLMethod(L.LightningModule):
     1e-6; weight decay rising 0.04 -> 0.4). Schedules are functions of the optimizer step, so a resumed run
     follows the same curve. Subclasses implement :meth:`embed` and ``training_step``; ``num_views`` says how
     many augmented views the method needs from the datamodule (0: only ``batch["x"]``).
+
+    ``torch_compile=True`` compiles :meth:`compile_targets` with ``torch.compile`` (``compile_backend``, e.g.
+    ``"aot_eager"`` to debug) when the trainer configures the model; weights and checkpoints are unchanged.
     """
 
     num_views: int = 0
@@ -51,6 +55,8 @@ class SSLMethod(L.LightningModule):
         weight_decay: float = 0.04,
         final_weight_decay: float | None = 0.4,
         betas: tuple[float, float] = (0.9, 0.999),
+        torch_compile: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_fraction < 1.0:
@@ -68,6 +74,8 @@ class SSLMethod(L.LightningModule):
         self.weight_decay = weight_decay
         self.final_weight_decay = final_weight_decay
         self.betas = betas
+        self.torch_compile = torch_compile
+        self.compile_backend = compile_backend
 
     # -- data ----------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -141,6 +149,21 @@ class SSLMethod(L.LightningModule):
                 group["weight_decay"] = decay
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         self.after_optimizer_step(step)
+
+    def configure_model(self) -> None:
+        """Compile the :meth:`compile_targets` in place when ``torch_compile`` is set (once per module)."""
+        if not self.torch_compile:
+            return
+        for module in self.compile_targets():
+            if getattr(module, "_compiled_call_impl", None) is None:
+                module.compile(backend=self.compile_backend, dynamic=None)
+
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``torch_compile`` compiles: every transformer block when the model has any (regional compilation:
+        one small graph shared by all blocks, student and teacher, and indifferent to how many tokens the context
+        keeps), otherwise each child network as a whole."""
+        blocks = [module for module in self.modules() if isinstance(module, Block)]
+        return blocks or list(self.children())
 
     def after_optimizer_step(self, step: int) -> None:
         """Hook run exactly once per optimizer step (not on gradient-accumulation micro-steps)."""
