@@ -50,7 +50,11 @@ def time_steps(step: Callable[[], Any], warmup: int, steps: int, device: torch.d
 
 
 def peak_memory_mib(device: torch.device) -> float:
-    """Peak GPU memory allocated by torch, or the process's peak resident memory on the CPU, in MiB."""
+    """Peak GPU memory allocated by torch, or the process's peak resident memory on the CPU, in MiB.
+
+    On the CPU the peak includes the imported libraries and the model; the growth of the peak during the timed
+    steps (``step_mib`` of a measurement) is what the training step itself adds on top.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -78,8 +82,10 @@ def _worker(queue: mp.Queue, factory: StepFactory, kwargs: dict[str, Any], warmu
     torch.set_num_threads(kwargs.pop("threads", torch.get_num_threads()))
     device = device_of_this_run()
     step = factory(device=device, **kwargs)
+    before_steps = peak_memory_mib(device)
     seconds = time_steps(step, warmup, steps, device)
-    queue.put({"seconds": seconds, "peak_mib": peak_memory_mib(device)})
+    peak = peak_memory_mib(device)
+    queue.put({"seconds": seconds, "peak_mib": peak, "step_mib": peak - before_steps})
 
 
 def measure_in_fresh_process(factory: StepFactory, warmup: int, steps: int, **kwargs: Any) -> dict[str, float]:
@@ -113,6 +119,7 @@ def compare(
         name: {
             "seconds": statistics.median(r["seconds"] for r in runs),
             "peak_mib": max(r["peak_mib"] for r in runs),
+            "step_mib": max(r["step_mib"] for r in runs),
         }
         for name, runs in results.items()
     }

@@ -271,13 +271,14 @@ def main() -> None:
                     args.batch_size / result["seconds"],
                     result["seconds"] * 1000,
                     result["peak_mib"],
+                    result["step_mib"],
                     result["seconds"] / ours_seconds,
                 ]
             )
         payload[size] = {"settings": settings, "results": results}
     print_table(
         f"I-JEPA step, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, {args.precision}",
-        ["model", "implementation", "samples/s", "ms/step", "peak MiB", "our speed-up"],
+        ["model", "implementation", "samples/s", "ms/step", "peak MiB", "step MiB", "our speed-up"],
         rows,
     )
     dump_json(args.json, payload)

@@ -139,6 +139,7 @@ def main() -> None:
                     args.batch_size / seconds,
                     seconds * 1000,
                     result["peak_mib"],
+                    result["step_mib"],
                     seconds / ours_seconds,
                     f"{100 * (seconds - alone) / seconds:.1f}%",
                 ]
@@ -146,7 +147,16 @@ def main() -> None:
         payload[method] = {"settings": settings, "results": results}
     print_table(
         f"Joint-embedding step, ResNet-18, {args.image_size} px, batch {args.batch_size} x 2 views",
-        ["method", "implementation", "samples/s", "ms/step", "peak MiB", "our speed-up", "overhead vs backbone"],
+        [
+            "method",
+            "implementation",
+            "samples/s",
+            "ms/step",
+            "peak MiB",
+            "step MiB",
+            "our speed-up",
+            "overhead vs backbone",
+        ],
         rows,
     )
     dump_json(args.json, payload)

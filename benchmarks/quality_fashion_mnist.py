@@ -1,0 +1,203 @@
+"""Feature quality for a fixed budget: I-JEPA on Fashion-MNIST, jepa-lightning vs lightly, same steps.
+
+    apt-get install dataset-fashion-mnist        # Debian's copy of Fashion-MNIST (DATA.md)
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
+    .bench-venv/bin/python benchmarks/quality_fashion_mnist.py --steps 600
+
+Both implementations train the same ViT (``--width``, ``--depth``, ``--heads``; 4 x 4 patches of 32 x 32 images,
+an 8 x 8 grid) and a predictor of half that width for the same number of steps on the same batches (one
+:class:`ImageDataModule`, random resized crops), with the same masks (I-JEPA multi-block, drawn by our sampler:
+lightly's default collator is sized for 224 px images), the same AdamW with warmup + cosine learning rate and the
+same EMA schedule. What differs is each library's model code: ours (:class:`IJEPA`, trained by a Lightning
+``Trainer``) against lightly's ``MaskedVisionTransformerTIMM`` + ``IJEPAPredictorTIMM`` in a plain loop.
+Quality = accuracy on the 10,000 test images of a logistic regression fitted on frozen, mean-pooled teacher
+embeddings of ``--probe-train`` training images; the random-initialisation row is the same probe before training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness import print_table
+from torch.utils.data import DataLoader
+
+from datamodules import ImageDataModule
+from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
+from jepa_lightning.masks import MultiBlockMaskSampler, mask_generator
+from jepa_lightning.methods import IJEPA
+from jepa_lightning.methods.base import warmup_cosine
+from jepa_lightning.nn import TransformerEncoder
+from jepa_lightning.tokenizers import TokenLayout, grid_coords
+
+Embed = Callable[[torch.Tensor], torch.Tensor]
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SIZE, PATCH_SIZE = 32, 4
+LR, WARMUP_START_LR, MIN_LR, WARMUP_FRACTION, WEIGHT_DECAY = 5e-4, 1e-4, 1e-6, 0.1, 0.04
+EMA_START = 0.996
+
+
+def datamodule(batch_size: int) -> ImageDataModule:
+    if not FASHION.exists():
+        raise SystemExit(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
+    return ImageDataModule(
+        path=str(FASHION / "train-images-idx3-ubyte.gz"),
+        test_path=str(FASHION / "t10k-images-idx3-ubyte.gz"),
+        image_size=IMAGE_SIZE,
+        batch_size=batch_size,
+        val_fraction=0.0,
+    )
+
+
+def embeddings(embed: Embed, loader: DataLoader, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    features, labels, seen = [], [], 0
+    with torch.no_grad():
+        for batch in loader:
+            features.append(embed(batch["x"]).float())
+            labels.append(batch["y"])
+            seen += len(batch["y"])
+            if limit is not None and seen >= limit:
+                break
+    return torch.cat(features).numpy()[:limit], torch.cat(labels).numpy()[:limit]
+
+
+def probe(embed: Embed, data: ImageDataModule, probe_train: int) -> float:
+    train = embeddings(embed, data.eval_dataloader("train"), probe_train)
+    return linear_probe_accuracy(train, embeddings(embed, data.eval_dataloader("test")))
+
+
+def ours(args: argparse.Namespace, data: ImageDataModule) -> tuple[float, float, float]:
+    L.seed_everything(args.seed)
+    model = IJEPA(
+        encoder=TransformerEncoder(embed_dim=args.width, depth=args.depth, num_heads=args.heads),
+        patch_size=PATCH_SIZE,
+        predictor_dim=args.width // 2,
+        predictor_depth=args.predictor_depth,
+        predictor_heads=args.heads,
+        mask_sampler=MultiBlockMaskSampler(),
+        input_spec=data.input_spec,
+        lr=LR,
+        warmup_start_lr=WARMUP_START_LR,
+        min_lr=MIN_LR,
+        warmup_fraction=WARMUP_FRACTION,
+        weight_decay=WEIGHT_DECAY,
+        final_weight_decay=None,
+        ema_momentum=EMA_START,
+    )
+    initial = probe(model.embed, data, args.probe_train)
+    trainer = L.Trainer(
+        max_steps=args.steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, data)
+    seconds = time.perf_counter() - start
+    return initial, probe(model.embed, data, args.probe_train), seconds
+
+
+def lightly(args: argparse.Namespace, data: ImageDataModule) -> tuple[float, float, float]:
+    from lightly.models import utils
+    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+    from timm.models.vision_transformer import VisionTransformer
+
+    L.seed_everything(args.seed)
+    vit = VisionTransformer(
+        img_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        in_chans=1,
+        embed_dim=args.width,
+        depth=args.depth,
+        num_heads=args.heads,
+        class_token=False,
+        global_pool="avg",
+        num_classes=0,
+    )
+    encoder = MaskedVisionTransformerTIMM(vit=vit)
+    predictor = IJEPAPredictorTIMM(
+        num_patches=(IMAGE_SIZE // PATCH_SIZE) ** 2,
+        depth=args.predictor_depth,
+        mlp_dim=args.width,
+        predictor_embed_dim=args.width // 2,
+        num_heads=args.heads,
+    )
+    target = copy.deepcopy(encoder).requires_grad_(False)
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        return target.encode(x).mean(dim=1)
+
+    initial = probe(embed, data, args.probe_train)
+    parameters = [*encoder.parameters(), *predictor.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=LR, weight_decay=WEIGHT_DECAY)
+    warmup = int(WARMUP_FRACTION * args.steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, args.steps, warmup, WARMUP_START_LR, LR, MIN_LR) / LR
+    )
+    sampler = MultiBlockMaskSampler()
+    layout_grid = IMAGE_SIZE // PATCH_SIZE
+    layout = TokenLayout("grid", (layout_grid, layout_grid), grid_coords((layout_grid, layout_grid)))
+    loader = data.train_dataloader()
+    step, epoch = 0, 0
+    start = time.perf_counter()
+    while step < args.steps:
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            if step == args.steps:
+                break
+            images = batch["x"]
+            context_idx, target_idx = sampler(layout, len(images), mask_generator(0, step, 0, "cpu"), "cpu")
+            masks_pred = list(target_idx.unbind(1))
+            with torch.no_grad():
+                h = F.layer_norm(target.encode(images), (args.width,))
+                h = utils.apply_masks(h, masks_pred)
+            z = predictor(encoder.encode(images, idx_keep=context_idx), [context_idx], masks_pred)
+            loss = F.smooth_l1_loss(z, h)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            momentum = EMA_START + (1.0 - EMA_START) * step / args.steps
+            utils.update_momentum(encoder, target, momentum)
+            step += 1
+        epoch += 1
+    seconds = time.perf_counter() - start
+    return initial, probe(embed, data, args.probe_train), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--predictor-depth", type=int, default=3)
+    parser.add_argument("--probe-train", type=int, default=10_000, help="training images the probe is fitted on")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    data = datamodule(args.batch_size)
+    rows = []
+    for name, run in (("jepa-lightning", ours), ("lightly", lightly)):
+        initial, trained, seconds = run(args, data)
+        rows.append([name, initial, trained, seconds])
+    print_table(
+        f"I-JEPA on Fashion-MNIST, {args.steps} steps of {args.batch_size}, ViT {args.width}/{args.depth}/{args.heads}",
+        ["implementation", "probe acc. at init", "probe acc. after training", "training seconds"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
