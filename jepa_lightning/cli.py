@@ -81,9 +81,10 @@ class JEPALightningCLI(LightningCLI):
         return trainer
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``."""
-    JEPALightningCLI(
+def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningCLI:
+    """The command line as ``jepa-lightning`` builds it; ``run=False`` only instantiates model, data and trainer
+    (no subcommand in ``args``), e.g. to use an example config from Python."""
+    return JEPALightningCLI(
         SSLMethod,
         SSLDataModule,
         trainer_class=SSLTrainer,
@@ -92,7 +93,13 @@ def main(args: list[str] | None = None) -> None:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=args,
+        run=run,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``."""
+    build_cli(args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_lightning.cli import main
+from jepa_lightning.cli import build_cli, main
 
 TINY_IJEPA = [
     "--model=jepa_lightning.methods.IJEPA",
@@ -53,6 +53,14 @@ def test_the_readme_config_parses_and_links_the_data_into_the_model():
     )
     assert "jepa_lightning.methods.IJEPA" in result.stdout
     assert "datamodules.images.ImageDataModule" in result.stdout
+
+
+def test_build_cli_without_running_gives_the_configured_and_linked_objects():
+    config = Path(__file__).parents[1] / "examples" / "configs" / "ijepa_digits.yaml"
+    cli = build_cli(["--config", str(config), "--trainer.logger=false"], run=False)
+    assert type(cli.model).__name__ == "IJEPA"
+    assert cli.model.input_spec == cli.datamodule.input_spec
+    assert cli.datamodule.batch_size == 32 and cli.trainer.max_epochs == 20
 
 
 def fit_two_epochs(root: Path, resume: Path | None = None) -> list[Path]:
