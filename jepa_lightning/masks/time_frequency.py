@@ -11,84 +11,30 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices
+from jepa_lightning.masks.base import MaskSampler
+from jepa_lightning.masks.series import AxisSpanMaskSampler, check_range
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
-class _AxisBandMaskSampler(MaskSampler):
-    """Targets: ``num_targets`` bands spanning the whole grid along one axis; context: every other token.
-
-    Per batch one width ratio ``r ~ U(width_ratio)`` sets the band width ``w = max(1, round(r * L))`` (``L``
-    the grid length along the banded axis), so all targets in a batch have the same size; per sample the
-    ``num_targets`` bands start at independent uniform positions (they may overlap each other). The context
-    is every token covered by no band, truncated to the batch's shortest (keeping the first tokens in
-    raster order) so contexts stack. ``num_targets * w_max < L`` must hold so a context always remains.
-    """
-
-    axis: int
-    name: str
+class TimeSpanMaskSampler(AxisSpanMaskSampler):
+    """Targets are time spans: ``num_targets`` contiguous runs of time columns covering every frequency row, of
+    width ratio ``U(width_ratio)`` (one draw per batch); the context is every other column. The
+    :class:`~jepa_lightning.masks.series.AxisSpanMaskSampler` along time (axis 1)."""
 
     def __init__(self, num_targets: int = 2, width_ratio: tuple[float, float] = (0.1, 0.2)) -> None:
-        if not 0 < width_ratio[0] <= width_ratio[1] <= 1:
-            raise ValueError(f"width_ratio must be a range 0 < low <= high <= 1, got {width_ratio}")
-        if num_targets < 1:
-            raise ValueError(f"num_targets must be >= 1, got {num_targets}")
-        self.num_targets = num_targets
+        check_range("width_ratio", width_ratio)
+        super().__init__(axis=1, num_targets=num_targets, span_ratio=width_ratio)
         self.width_ratio = width_ratio
 
-    @staticmethod
-    def band_width(length: int, ratio: float) -> int:
-        """Band width along an axis of ``length`` tokens at width ratio ``ratio``."""
-        return max(1, round(ratio * length))
 
-    def __call__(
-        self,
-        layout: TokenLayout,
-        batch_size: int,
-        generator: torch.Generator,
-        device: torch.device | str,
-        progress: float = 0.0,
-    ) -> tuple[Tensor, Tensor]:
-        if len(layout.shape) != 2:
-            raise ValueError(f"{self.name} needs a 2-D (frequency, time) token grid, got layout shape {layout.shape}")
-        grid = tuple(layout.shape)
-        length, other = grid[self.axis], grid[1 - self.axis]
-        widest = self.band_width(length, self.width_ratio[1])
-        if self.num_targets * widest >= length:
-            raise ValueError(
-                f"{self.name}: {length} tokens along the banded axis of a {grid} grid is too few for "
-                f"{self.num_targets} bands of up to {widest} tokens plus a context; lower num_targets or width_ratio."
-            )
-        sample_device = generator.device
-        r = float(torch.rand(1, generator=generator, device=sample_device))
-        width = self.band_width(length, self.width_ratio[0] + r * (self.width_ratio[1] - self.width_ratio[0]))
-        starts = torch.randint(
-            0, length - width + 1, (batch_size, self.num_targets, 1), generator=generator, device=sample_device
-        )
-        positions = torch.arange(length, device=sample_device)
-        band = (positions >= starts) & (positions < starts + width)  # (B, M, L)
-        shape = (batch_size, self.num_targets, *grid)
-        targets = (band.unsqueeze(-1) if self.axis == 0 else band.unsqueeze(-2)).expand(shape).flatten(2)
-        context = ~targets.any(dim=1)  # (B, N)
+class FrequencyBandMaskSampler(AxisSpanMaskSampler):
+    """Targets are frequency bands: ``num_targets`` contiguous runs of frequency rows covering every time column;
+    the :class:`~jepa_lightning.masks.series.AxisSpanMaskSampler` along frequency (axis 0)."""
 
-        num_context = int(context.sum(1).min())
-        context_idx = first_true_indices(context, num_context)
-        target_idx = first_true_indices(targets, width * other)
-        return context_idx.to(device, non_blocking=True), target_idx.to(device, non_blocking=True)
-
-
-class TimeSpanMaskSampler(_AxisBandMaskSampler):
-    """Targets are time spans: contiguous runs of time columns covering every frequency row."""
-
-    axis = 1
-    name = "TimeSpanMaskSampler"
-
-
-class FrequencyBandMaskSampler(_AxisBandMaskSampler):
-    """Targets are frequency bands: contiguous runs of frequency rows covering every time column."""
-
-    axis = 0
-    name = "FrequencyBandMaskSampler"
+    def __init__(self, num_targets: int = 2, width_ratio: tuple[float, float] = (0.1, 0.2)) -> None:
+        check_range("width_ratio", width_ratio)
+        super().__init__(axis=0, num_targets=num_targets, span_ratio=width_ratio)
+        self.width_ratio = width_ratio
 
 
 def _choose(generator: torch.Generator, probabilities: Tensor) -> int:

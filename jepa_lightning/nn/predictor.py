@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.nn.encoder import transformer_blocks
+from jepa_lightning.nn.encoder import AttentionRule, attention_mask, check_attention_rule, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
 from jepa_lightning.nn.init import rescale_residual_branches, trunc_normal_init
 from jepa_lightning.tokenizers.base import TokenLayout, sincos_embedding
@@ -24,6 +24,9 @@ class JEPAPredictor(nn.Module):
 
     ``positions="sincos"`` encodes the layout's grid coordinates with fixed sin-cos (I-JEPA);
     ``positions="mlp"`` learns them from continuous coordinates of ``coord_dim`` dims (Point-JEPA's centres).
+    ``attention`` restricts attention by the layout coordinates of the context tokens and target slots (see
+    :data:`~jepa_lightning.nn.encoder.AttentionRule`): ``"same_channel"`` on a (lead, time) grid makes the
+    predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass.
     """
 
     def __init__(
@@ -36,14 +39,17 @@ class JEPAPredictor(nn.Module):
         drop_path_rate: float = 0.0,
         positions: Literal["sincos", "mlp"] = "sincos",
         coord_dim: int = 3,
+        attention: AttentionRule = "full",
     ) -> None:
         super().__init__()
+        check_attention_rule(attention)
         if predictor_dim % num_heads:
             raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
         if positions not in ("sincos", "mlp"):
             raise ValueError(f"positions must be 'sincos' or 'mlp', got {positions!r}")
         self.embed_dim = embed_dim
         self.predictor_dim = predictor_dim
+        self.attention = attention
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
         self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
@@ -69,6 +75,11 @@ class JEPAPredictor(nn.Module):
         x = x.repeat(groups, 1, 1)
         queries = self.mask_token + gather_mask_major(positions, target_idx)
         x = torch.cat([x, queries], dim=1)
+        mask = None
+        if self.attention != "full":
+            context_coords = gather_tokens(layout.coords, context_idx).repeat(groups, 1, 1)
+            coords = torch.cat([context_coords, gather_mask_major(layout.coords, target_idx)], dim=1)
+            mask = attention_mask(self.attention, layout, coords)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if mask is None else block(x, attn_mask=mask)
         return self.proj(self.norm(x[:, -per_group:]))

@@ -12,6 +12,7 @@ from jepa_lightning.tokenizers.base import (
     Tokenizer,
     TokenLayout,
     Tokens,
+    check_finite,
     grid_coords,
     sincos_embedding,
 )
@@ -26,6 +27,10 @@ class ChannelPatchTokenizer(Tokenizer):
       channels.
     - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad): one token per time patch spanning all channels,
       ``Linear(C * patch_length, D)`` over the channel-major flattened patch; ``(P,)`` layout, 1-D sin-cos.
+    - ``channel_group=g > 1`` (channel-independent only; EEG-VJEPA's 4 channels x 30 samples): a token is a patch of
+      ``g`` neighbouring channels, ``Linear(g * patch_length, D)`` over the channel-major flattened patch, on a
+      ``(ceil(C / g), P)`` grid. Channels that do not fill the last group are an error, not dropped, unless
+      ``pad_channels=True``, which pads the last group with zero channels (after normalisation).
 
     ``instance_norm`` (RevIN without the affine part): each (sample, channel) is shifted and scaled by its own
     mean and ``sqrt(var + 1e-5)`` over time (population variance) before patching. It is not inverted: JEPA
@@ -44,11 +49,25 @@ class ChannelPatchTokenizer(Tokenizer):
         channel_independent: bool = True,
         instance_norm: bool = True,
         crop: bool = False,
+        channel_group: int = 1,
+        pad_channels: bool = False,
     ) -> None:
         super().__init__()
         spec.require("channels")
         if patch_length < 1:
             raise ValueError(f"patch_length must be >= 1, got {patch_length}")
+        if channel_group < 1 or (channel_group > 1 and not channel_independent):
+            raise ValueError(
+                f"channel_group must be >= 1, and 1 with channel_independent=False (a token then spans every "
+                f"channel), got {channel_group}"
+            )
+        leftover = spec.channels % channel_group
+        if leftover and not pad_channels:
+            raise ValueError(
+                f"{spec.channels} channels do not split into groups of channel_group={channel_group}: the last "
+                f"{leftover} would be left over; choose a channel_group that divides {spec.channels}, select "
+                "channels in the datamodule, or pass pad_channels=True to pad the last group with zero channels"
+            )
         axes = 2 if channel_independent else 1
         if embed_dim % (2 * axes):
             raise ValueError(
@@ -60,14 +79,17 @@ class ChannelPatchTokenizer(Tokenizer):
         self.channel_independent = channel_independent
         self.instance_norm = instance_norm
         self.crop = crop
-        in_features = patch_length if channel_independent else spec.channels * patch_length
+        self.channel_group = channel_group
+        self.padding = (channel_group - leftover) % channel_group
+        self.rows = (spec.channels + self.padding) // channel_group
+        in_features = channel_group * patch_length if channel_independent else spec.channels * patch_length
         self.proj = nn.Linear(in_features, embed_dim)
         trunc_normal_init(self)
         self._cache: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
 
     def grid_shape(self, num_patches: int) -> tuple[int, ...]:
-        """Token grid for ``num_patches`` time patches: ``(C, P)`` channel-independent, else ``(P,)``."""
-        return (self.channels, num_patches) if self.channel_independent else (num_patches,)
+        """Token grid for ``num_patches`` time patches: ``(channel groups, P)`` channel-independent, else ``(P,)``."""
+        return (self.rows, num_patches) if self.channel_independent else (num_patches,)
 
     def _coords_positions(self, num_patches: int, device: torch.device) -> tuple[Tensor, Tensor]:
         key = (num_patches, device)
@@ -98,13 +120,13 @@ class ChannelPatchTokenizer(Tokenizer):
                 f"{length % self.patch_length} trailing samples would be dropped; pad or trim the series, "
                 "or pass crop=True"
             )
-        if not torch.isfinite(x).all():
-            raise ValueError("ChannelPatchTokenizer got NaN or inf values in the series")
-        x = self.normalise(x)
+        check_finite(x, "ChannelPatchTokenizer got NaN or inf values in the series")
+        x = nn.functional.pad(self.normalise(x), (0, 0, 0, self.padding))  # zero channels complete the last group
         num_patches = length // self.patch_length
         patches = x[..., : num_patches * self.patch_length].unflatten(-1, (num_patches, self.patch_length))  # B,C,P,L
         if self.channel_independent:
-            features = self.proj(patches).flatten(1, 2)  # (B, C * P, D), channel-major
+            groups = patches.unflatten(1, (self.rows, self.channel_group)).transpose(2, 3).flatten(-2)  # B,R,P,g*L
+            features = self.proj(groups).flatten(1, 2)  # (B, R * P, D), row-major
         else:
             features = self.proj(patches.transpose(1, 2).flatten(2))  # (B, P, C * L) -> (B, P, D)
         coords, positions = self._coords_positions(num_patches, x.device)
@@ -118,7 +140,8 @@ def cross_pattern_attention_mask(
     num_channels: int, num_patches: int, device: torch.device | str | None = None
 ) -> Tensor:
     """ECG-JEPA (Kim) cross-pattern attention over a channel-major ``(C, P)`` token grid: ``(N, N)`` bool,
-    True where token i may attend to token j, i.e. they share a lead or a time step."""
-    index = torch.arange(num_channels * num_patches, device=device)
-    channel, step = index // num_patches, index % num_patches
-    return (channel[:, None] == channel[None, :]) | (step[:, None] == step[None, :])
+    True where token i may attend to token j, i.e. they share a lead or a time step. The encoder applies the same
+    rule itself with ``TransformerEncoder(attention="cross_pattern")``, also to a subset of tokens."""
+    from jepa_lightning.nn.encoder import allowed_pairs  # imported here: nn.encoder imports the tokenizers
+
+    return allowed_pairs("cross_pattern", grid_coords((num_channels, num_patches), device=device))[0]

@@ -44,10 +44,15 @@ def check_bands(sampler: MaskSampler, axis: int, step: int) -> None:
         covered = set(targets[b].flatten().tolist())
         ctx = context[b].tolist()
         assert covered.isdisjoint(ctx)
-        remaining = [i for i in range(GRID[0] * GRID[1]) if i not in covered]
-        assert ctx == remaining[: len(ctx)]  # the first remaining tokens, truncated to the shortest
-    fewest = min(GRID[0] * GRID[1] - len(set(targets[b].flatten().tolist())) for b in range(batch))
-    assert context.shape == (batch, fewest)
+        # the context is whole lines (columns for time spans, rows for bands): the first uncovered ones, truncated
+        # per line to the batch's fewest
+        line = (lambda i: i // GRID[1]) if axis == 0 else (lambda i: i % GRID[1])
+        lines = sorted({line(i) for i in ctx})
+        assert ctx == [i for i in range(GRID[0] * GRID[1]) if line(i) in lines]
+        uncovered = [k for k in range(GRID[axis]) if k not in set(banded[b].flatten().tolist())]
+        assert lines == uncovered[: len(lines)]
+    fewest = min(GRID[axis] - len(set(banded[b].flatten().tolist())) for b in range(batch))
+    assert context.shape == (batch, fewest * other)
 
 
 @pytest.mark.parametrize("step", range(3))
@@ -88,7 +93,7 @@ def test_too_many_bands_raise():
     with pytest.raises(ValueError, match="too few"):
         sample(FrequencyBandMaskSampler(num_targets=4, width_ratio=(0.25, 0.25)))
     with pytest.raises(ValueError, match="2-D"):
-        TimeSpanMaskSampler()(TokenLayout("sequence", (10,), grid_coords((10,))), 2, torch.Generator(), "cpu")
+        FrequencyBandMaskSampler()(TokenLayout("sequence", (10,), grid_coords((10,))), 2, torch.Generator(), "cpu")
     with pytest.raises(ValueError, match="width_ratio"):
         TimeSpanMaskSampler(width_ratio=(0.3, 0.2))
 
