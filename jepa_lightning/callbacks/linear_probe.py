@@ -8,22 +8,25 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import move_data_to_device, rank_zero_info, rank_zero_only
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
+from jepa_lightning.tokenizers.base import model_input
+
 
 @torch.no_grad()
 def embed_loader(model: L.LightningModule, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings ``model.embed(x)`` and labels of every batch of ``loader``, with the model in eval mode."""
+    """Embeddings ``model.embed(x)`` (``x`` = :func:`model_input` of each batch) and labels of every batch of
+    ``loader``, with the model in eval mode."""
     was_training = model.training
     model.eval()
     embeddings, labels = [], []
     try:
         for batch in loader:
-            embeddings.append(model.embed(batch["x"].to(model.device)).float().cpu())
+            embeddings.append(model.embed(move_data_to_device(model_input(batch), model.device)).float().cpu())
             labels.append(batch["y"].cpu())
     finally:
         model.train(was_training)

@@ -1,6 +1,6 @@
 """Online probes during pretraining: a linear classifier and a kNN classifier on the method's frozen embeddings.
 
-Both read ``pl_module.embed(batch["x"])`` (any :class:`~jepa_lightning.methods.base.SSLMethod`), detached and in
+Both read ``pl_module.embed(model_input(batch))`` (any :class:`~jepa_lightning.methods.base.SSLMethod`), detached and in
 eval mode, so they never touch the training gradients, BatchNorm statistics or the model's optimizer. Samples
 labelled -1 are skipped; with no labels at all the probes log nothing. Cross-rank sums go through
 :mod:`jepa_lightning.distributed`, so the numbers are those of the global batch under DDP.
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.callbacks.linear_probe import embed_loader
 from jepa_lightning.distributed import all_reduce_sum
+from jepa_lightning.tokenizers.base import ModelInput, TabularInput, model_input
 
 
 @contextmanager
@@ -40,28 +41,28 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 class _EmbeddingCache:
-    """The embeddings of the latest batch, keyed by the model, the input tensor and the optimizer step."""
+    """The embeddings of the latest batch, keyed by the model, the input tensors (identity and in-place version) and
+    the optimizer step."""
 
     def __init__(self) -> None:
-        self.key: tuple[Any, ...] | None = None
+        self.refs: tuple[weakref.ref, ...] = ()
+        self.versions: tuple[int, ...] | None = None
         self.value: Tensor | None = None
 
-    def get(self, pl_module: L.LightningModule, x: Tensor) -> Tensor:
-        module_ref, x_ref, version, step = self.key or (None, None, None, None)
-        if (
-            self.value is not None
-            and module_ref() is pl_module
-            and x_ref() is x
-            and version == x._version
-            and step == pl_module.global_step
-        ):
+    def get(self, pl_module: L.LightningModule, x: ModelInput) -> Tensor:
+        tensors = tuple(x) if isinstance(x, TabularInput) else (x,)
+        owners = (pl_module, *tensors)
+        versions = (pl_module.global_step, *(tensor._version for tensor in tensors))
+        same_objects = len(self.refs) == len(owners) and all(ref() is obj for ref, obj in zip(self.refs, owners))
+        if self.value is not None and same_objects and versions == self.versions:
             return self.value
         self.value = _embed(pl_module, x)
-        self.key = (weakref.ref(pl_module), weakref.ref(x), x._version, pl_module.global_step)
+        self.refs = tuple(weakref.ref(obj) for obj in owners)
+        self.versions = versions
         return self.value
 
 
-def _embed(pl_module: L.LightningModule, x: Tensor) -> Tensor:
+def _embed(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
     trainer = pl_module._trainer
     context = trainer.precision_plugin.forward_context() if trainer is not None else nullcontext()
     with torch.no_grad(), eval_mode(pl_module), context:
@@ -71,7 +72,7 @@ def _embed(pl_module: L.LightningModule, x: Tensor) -> Tensor:
 _CACHE = _EmbeddingCache()
 
 
-def batch_embeddings(pl_module: L.LightningModule, x: Tensor) -> Tensor:
+def batch_embeddings(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
     """Detached float32 embeddings ``pl_module.embed(x)`` (B, D) in eval mode, computed once per batch and step."""
     return _CACHE.get(pl_module, x)
 
@@ -98,7 +99,7 @@ class ValidationEmbeddingsCallback(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if self.observing(trainer):
-            self.observe(batch_embeddings(pl_module, batch["x"]), batch["y"])
+            self.observe(batch_embeddings(pl_module, model_input(batch)), batch["y"])
 
 
 def num_classes_of(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
@@ -228,7 +229,7 @@ class OnlineLinearProbe(ValidationEmbeddingsCallback):
     ) -> None:
         if self.num_classes is None:
             return
-        z = batch_embeddings(pl_module, batch["x"])
+        z = batch_embeddings(pl_module, model_input(batch))
         classifier = self._build(z.shape[1], z.device)
         keep = batch["y"] >= 0
         z, y = z[keep], batch["y"][keep]

@@ -7,11 +7,12 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from torch import Tensor
 
 from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, batch_embeddings
 from jepa_lightning.metrics import EmbeddingSpectrum
+from jepa_lightning.tokenizers.base import model_input
 
 
 class SpectrumPlot(ValidationEmbeddingsCallback):
@@ -76,7 +77,8 @@ class SpectrumPlot(ValidationEmbeddingsCallback):
         self.metric.to(pl_module.device).reset()
         for index, batch in enumerate(datamodule.eval_dataloader("train")):
             if index % trainer.world_size == trainer.global_rank:
-                self.metric.update(batch_embeddings(pl_module, batch["x"].to(pl_module.device)))
+                x = move_data_to_device(model_input(batch), pl_module.device)
+                self.metric.update(batch_embeddings(pl_module, x))
         self.record(trainer)
 
     def record(self, trainer: L.Trainer) -> None:

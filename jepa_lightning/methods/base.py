@@ -10,7 +10,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.tokenizers.base import InputSpec, ModelInput, model_input
 
 #: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
 FUSED_ADAMW_DEVICES = {"cpu", "cuda"}
@@ -169,9 +169,9 @@ class SSLMethod(L.LightningModule):
         """Hook run exactly once per optimizer step (not on gradient-accumulation micro-steps)."""
 
     # -- embeddings ---------------------------------------------------------------------------------------
-    def embed(self, x: Tensor) -> Tensor:
-        """Representation ``(B, D)`` of a batch of inputs, used by probes and ``predict``."""
+    def embed(self, x: ModelInput) -> Tensor:
+        """Representation ``(B, D)`` of a batch of inputs (see :func:`model_input`), used by probes and ``predict``."""
         raise NotImplementedError
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        return {"embedding": self.embed(batch["x"]), "y": batch["y"]}
+        return {"embedding": self.embed(model_input(batch)), "y": batch["y"]}

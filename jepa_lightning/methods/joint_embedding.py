@@ -19,7 +19,7 @@ from jepa_lightning.losses.joint_embedding import (
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.nn.backbones import TimmBackbone
 from jepa_lightning.nn.ema import EMATeacher
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.tokenizers.base import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
 #: configs a ``class_path`` whose first constructor argument is ``spec``, e.g.
@@ -102,11 +102,11 @@ class JointEmbedding(SSLMethod):
         return self.network[1]
 
     @staticmethod
-    def each_view(network: nn.Module, views: Sequence[Tensor]) -> list[Tensor]:
+    def each_view(network: nn.Module, views: Sequence[ModelInput]) -> list[Tensor]:
         """``network`` applied to every view in one batched pass, split back per view."""
-        return list(network(torch.cat(list(views))).chunk(len(views)))
+        return list(network(concat_inputs(views)).chunk(len(views)))
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss (and named parts to log) from the online projections of each view."""
         raise NotImplementedError
 
@@ -119,14 +119,14 @@ class JointEmbedding(SSLMethod):
             )
         views = views[: self.num_views]
         loss, parts = self.objective(self.each_view(self.network, views), views)
-        batch_size = views[0].shape[0]
+        batch_size = input_batch_size(views[0])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log_dict({f"train/{name}": value for name, value in parts.items()}, on_step=True, batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Per-dimension spread of the embeddings: near 0 means collapse."""
-        embeddings = self.embed(batch["x"])
+        embeddings = self.embed(model_input(batch))
         std = embeddings.float().std(dim=0).mean()
         self.log("val/embedding_std", std, batch_size=embeddings.shape[0], sync_dist=True)
 
@@ -137,14 +137,14 @@ class JointEmbedding(SSLMethod):
             self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
 
     @torch.no_grad()
-    def teacher_projections(self, views: Sequence[Tensor]) -> list[Tensor]:
+    def teacher_projections(self, views: Sequence[ModelInput]) -> list[Tensor]:
         """Projections of every view by the EMA teacher (no gradient)."""
         if self.teacher is None:
             raise RuntimeError(f"{type(self).__name__} has no EMA teacher (ema_momentum=None)")
         return self.each_view(self.teacher, views)
 
     @torch.no_grad()
-    def embed(self, x: Tensor) -> Tensor:
+    def embed(self, x: ModelInput) -> Tensor:
         """The online backbone's pooled representation ``(B, D)``."""
         return self.backbone(x)
 
@@ -160,7 +160,7 @@ class SimCLR(JointEmbedding):
         super().__init__(**kwargs)
         self.temperature = temperature
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         return nt_xent(projections[0], projections[1], self.temperature), {}
 
 
@@ -177,7 +177,7 @@ class BarlowTwins(JointEmbedding):
         super().__init__(projector_dims=projector_dims, **kwargs)
         self.lambda_offdiag = lambda_offdiag
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         return barlow_twins(projections[0], projections[1], self.lambda_offdiag), {}
 
 
@@ -198,7 +198,7 @@ class VICReg(JointEmbedding):
         super().__init__(projector_dims=projector_dims, **kwargs)
         self.weights = {"sim_weight": sim_weight, "var_weight": var_weight, "cov_weight": cov_weight}
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         parts = vicreg(projections[0], projections[1], **self.weights)
         return parts.loss, {"invariance": parts.invariance, "variance": parts.variance, "covariance": parts.covariance}
 
@@ -220,7 +220,7 @@ class BYOL(JointEmbedding):
         super().__init__(projector_dims=projector_dims, ema_momentum=ema_momentum, ema_schedule=ema_schedule, **kwargs)
         self.predictor = projection_mlp(projector_dims[-1], [*predictor_hidden_dims, projector_dims[-1]])
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         predictions = [self.predictor(z) for z in projections]
         targets = self.teacher_projections(views)
         loss = byol_loss(predictions[0], targets[1]) + byol_loss(predictions[1], targets[0])
@@ -248,7 +248,7 @@ class TiCo(JointEmbedding):
         self.rho = rho
         self.register_buffer("covariance", torch.zeros(projector_dims[-1], projector_dims[-1]))
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         targets = self.teacher_projections(views)
         loss, covariance = tico(projections[0], targets[1], self.covariance, beta=self.beta, rho=self.rho)
         self.covariance.copy_(covariance)
@@ -273,7 +273,7 @@ class LeJEPA(JointEmbedding):
         self.lambda_ = lambda_
         self.num_slices = num_slices
 
-    def objective(self, projections: list[Tensor], views: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         seed = self.trainer.global_step if self._trainer is not None else 0
         parts = lejepa_loss(projections, self.lambda_, num_slices=self.num_slices, seed=seed)
         return parts.loss, {"invariance": parts.invariance, "sigreg": parts.sigreg}

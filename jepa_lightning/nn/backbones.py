@@ -6,7 +6,7 @@ import timm
 from torch import Tensor, nn
 
 from jepa_lightning.nn.encoder import TransformerEncoder
-from jepa_lightning.tokenizers.base import InputSpec, Tokenizer, TokenizerFactory
+from jepa_lightning.tokenizers.base import InputSpec, ModelInput, Tokenizer, TokenizerFactory
 
 
 class TokenBackbone(nn.Module):
@@ -23,10 +23,10 @@ class TokenBackbone(nn.Module):
         self.encoder = encoder
         self.embed_dim = encoder.embed_dim
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: ModelInput) -> Tensor:
         return self.encoder(self.tokenizer(x))
 
-    def pooled(self, x: Tensor) -> Tensor:
+    def pooled(self, x: ModelInput) -> Tensor:
         """Average of the encoded tokens, ``(B, D)``."""
         return self(x).mean(dim=1)
 
@@ -43,7 +43,7 @@ class PooledTokenBackbone(nn.Module):
         self.tokens = TokenBackbone(tokenizer(spec, encoder.embed_dim), encoder)
         self.embed_dim = encoder.embed_dim
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: ModelInput) -> Tensor:
         return self.tokens.pooled(x)
 
 

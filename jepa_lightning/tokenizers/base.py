@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +14,9 @@ from torch import Tensor, nn
 class InputSpec:
     """What the model must know about the data, told by the datamodule (the CLI links it).
 
-    Fields a modality does not use stay ``None``. ``num_classes`` is only used by evaluation.
+    Fields a modality does not use stay ``None``. ``num_classes`` is only used by evaluation. Tables: ``num_numeric``
+    numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
+    and ``feature_names`` (numeric ones first, then categorical, the order of the tokens).
     """
 
     modality: str
@@ -22,6 +25,9 @@ class InputSpec:
     sample_rate: float | None = None
     num_classes: int | None = None
     channel_names: tuple[str, ...] | None = None
+    num_numeric: int | None = None
+    categories: tuple[int, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
@@ -31,6 +37,39 @@ class InputSpec:
                 f"InputSpec for modality {self.modality!r} lacks {', '.join(missing)}: "
                 "the datamodule must provide it (or pass input_spec=... by hand)."
             )
+
+
+class TabularInput(NamedTuple):
+    """A batch of table rows as the model takes them: ``numeric`` float ``(B, F_num)`` (NaN = missing) and
+    ``categorical`` long codes ``(B, F_cat)``. Kept apart (not packed into one float tensor) so codes stay exact under
+    ``bf16-true``; a tuple, so Lightning moves it to the device and ``default_collate`` batches it field by field."""
+
+    numeric: Tensor
+    categorical: Tensor
+
+
+#: What tokenizers, backbones and ``embed`` take: a tensor in the modality's canonical layout, or table rows.
+ModelInput = Tensor | TabularInput
+
+
+def model_input(batch: Mapping[str, Any]) -> ModelInput:
+    """The model's input of a batch: ``batch["x"]``, or a :class:`TabularInput` when the batch also holds
+    categorical codes ``batch["x_cat"]`` (the tabular batch contract)."""
+    if "x_cat" in batch:
+        return TabularInput(batch["x"], batch["x_cat"])
+    return batch["x"]
+
+
+def input_batch_size(x: ModelInput) -> int:
+    """Number of samples of a model input."""
+    return (x.numeric if isinstance(x, TabularInput) else x).shape[0]
+
+
+def concat_inputs(inputs: Sequence[ModelInput]) -> ModelInput:
+    """Model inputs (e.g. augmented views) concatenated along the batch, field by field for table rows."""
+    if isinstance(inputs[0], TabularInput):
+        return TabularInput(*(torch.cat(parts) for parts in zip(*inputs)))
+    return torch.cat(list(inputs))
 
 
 # Checkpoints keep the spec in their hyperparameters; let ``torch.load(weights_only=True)`` (Lightning's

@@ -1,0 +1,473 @@
+"""Tables: CSV / TSV or Parquet files read through pandas, or the bundled Palmer penguins.
+
+A raw sample is one row as :class:`~jepa_lightning.tokenizers.base.TabularInput`: numeric values as read (float,
+NaN = missing) and categorical codes (``1 .. K`` for the column's categories in sorted order, ``0`` for a category the
+training file never shows, ``-1`` for missing). Transforms bring rows to the batch contract: numeric values
+standardised with statistics of the **training split only**, codes in ``[0, K]`` where ``0`` is the "unknown"
+slot that takes unseen and (unless imputed) missing categories. Batches are
+``{"x": float (B, F_num), "x_cat": long (B, F_cat), "y": long (B,), "views": [TabularInput, ...]}``.
+
+Schema inference (per column of the training file, in file order): numeric dtypes are numeric features; strings,
+booleans and pandas categories are categorical; ``numeric=[...]`` / ``categorical=[...]`` override, ``drop=[...]``
+leaves columns out, ``label=`` names the class column (its values, strings or numbers, become class indices in
+sorted order). Bad input raises an error naming the file and column: unknown names in the overrides, a label with
+missing values, a column with no value at all, a column mixing numbers and text, infinite numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data._utils.collate import default_collate
+
+from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
+from jepa_lightning.tokenizers.base import InputSpec, TabularInput
+
+#: File suffix -> reader (CSV / TSV may also be compressed, e.g. ``.csv.gz``).
+TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
+MissingPolicy = Literal["keep", "impute"]
+#: Categorical codes of the raw rows: missing; unseen categories share the unknown slot 0 with (kept) missing ones.
+MISSING_CODE, UNKNOWN_CODE = -1, 0
+PENGUINS_LABEL = "species"
+
+
+def penguins_path() -> Path:
+    """The CSV that the ``palmerpenguins`` package ships (344 rows, numeric + categorical, missing values)."""
+    return Path(str(importlib.resources.files("palmerpenguins").joinpath("data/penguins.csv")))
+
+
+def table_format(path: Path, file_format: str) -> str:
+    """``csv``, ``tsv`` or ``parquet`` for ``path``: ``file_format`` unless "auto", else from the suffix."""
+    if file_format != "auto":
+        if file_format not in set(TABLE_FORMATS.values()):
+            raise invalid("file_format", f"'auto' or one of {sorted(set(TABLE_FORMATS.values()))}", repr(file_format))
+        return file_format
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+        suffixes = suffixes[:-1]
+    if not suffixes or suffixes[-1] not in TABLE_FORMATS:
+        raise invalid(
+            path, f"a table file ({' '.join(TABLE_FORMATS)}) or file_format=csv/tsv/parquet", "another suffix"
+        )
+    return TABLE_FORMATS[suffixes[-1]]
+
+
+def read_table(path: Path, file_format: str = "auto", header: bool = True) -> pd.DataFrame:
+    """The table at ``path`` as a DataFrame with string column names; without ``header`` they are ``column_<i>``."""
+    kind = table_format(path, file_format)
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", header=0 if header else None)
+    except Exception as error:  # pandas / pyarrow raise many types for unreadable files
+        raise invalid(path, f"a readable {kind} table", f"{type(error).__name__}: {error}") from error
+    if not header:
+        frame.columns = [f"column_{index}" for index in range(frame.shape[1])]
+    names = [str(name) for name in frame.columns]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise invalid(path, "distinct column names", f"duplicates {duplicates}")
+    frame.columns = names
+    if frame.empty:
+        raise invalid(path, "a table with at least one row and one column", f"shape {frame.shape}")
+    return frame
+
+
+def category_strings(series: pd.Series) -> pd.Series:
+    """Values of a categorical column as strings (integral numbers without ``.0``), missing values kept as NA."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        text = series.map(
+            lambda value: str(int(value)) if float(value).is_integer() else str(value), na_action="ignore"
+        )
+    else:
+        text = series.map(str, na_action="ignore")
+    return text.astype(object).where(series.notna(), None)
+
+
+def numeric_values(series: pd.Series, where: str) -> np.ndarray:
+    """A numeric column as float64 (NaN = missing); an error naming ``where`` if a value is text or infinite."""
+    parsed = pd.to_numeric(series, errors="coerce")
+    bad = series.notna() & parsed.isna()
+    if bad.any():
+        examples = sorted({str(value) for value in series[bad]})[:3]
+        raise invalid(where, "numbers (or missing values) in a numeric column", f"non-numeric values {examples}")
+    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(values).any():
+        raise invalid(where, "finite numbers", f"{int(np.isinf(values).sum())} infinite values")
+    return values
+
+
+def infer_kind(series: pd.Series, where: str) -> Literal["numeric", "categorical"]:
+    """Numeric dtypes -> numeric; text, booleans and categories -> categorical; a column mixing numbers and text
+    (e.g. a stray "n/a" in a numeric column) raises, naming ``where``."""
+    if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    observed = series.dropna()
+    inferred = pd.api.types.infer_dtype(observed, skipna=True)
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric"
+    is_number = pd.to_numeric(observed.map(str), errors="coerce").notna()
+    if inferred in ("mixed", "mixed-integer") or (inferred == "string" and 0 < is_number.sum() < len(observed)):
+        numbers = sorted({str(value) for value in observed[is_number]})[:3]
+        texts = sorted({str(value) for value in observed[~is_number]})[:3]
+        raise invalid(
+            where,
+            "one type per column (list it in categorical=[...] to read every value as a category, or fix the file)",
+            f"numbers {numbers} mixed with text {texts}",
+        )
+    return "categorical"
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Which columns are features of which kind, the categories of each categorical column and the label classes."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    vocabularies: tuple[tuple[str, ...], ...]
+    label: str | None
+    classes: tuple[str, ...] | None
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        """Codes per categorical feature: its categories plus the unknown slot 0."""
+        return tuple(len(vocabulary) + 1 for vocabulary in self.vocabularies)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Numeric features, then categorical ones: the order of the model's tokens."""
+        return self.numeric + self.categorical
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    where: Path,
+    label: str | None,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    drop: Sequence[str] = (),
+) -> TableSchema:
+    """The schema of the training table ``frame`` read from ``where`` (see the module docstring for the rules)."""
+    columns = list(frame.columns)
+    fields = {"numeric": list(numeric), "categorical": list(categorical), "drop": list(drop)}
+    if label is not None:
+        fields["label"] = [label]
+    for field, names in fields.items():
+        unknown = [name for name in names if name not in columns]
+        if unknown:
+            raise invalid(field, f"column names of {where} {columns}", f"unknown column(s) {unknown}")
+    for first, second in (("numeric", "categorical"), ("numeric", "drop"), ("categorical", "drop")):
+        both = sorted(set(fields[first]) & set(fields[second]))
+        if both:
+            raise invalid(f"{first} and {second}", "disjoint column lists", f"{both} in both")
+    if label is not None and label in set(numeric) | set(categorical) | set(drop):
+        raise invalid("label", "a column that is not also listed in numeric, categorical or drop", repr(label))
+
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    for name in columns:
+        if name in drop or name == label:
+            continue
+        where_column = f"{where}: column {name!r}"
+        series = frame[name]
+        if series.isna().all():
+            raise invalid(
+                where_column, "at least one value (list it in drop=[...] to leave it out)", "only missing values"
+            )
+        kind = (
+            "numeric" if name in numeric else "categorical" if name in categorical else infer_kind(series, where_column)
+        )
+        if kind == "numeric":
+            numeric_values(series, where_column)
+        kinds[kind].append(name)
+    if not kinds["numeric"] and not kinds["categorical"]:
+        raise invalid(where, "at least one feature column besides the label and dropped ones", "none")
+    vocabularies = tuple(
+        tuple(sorted(category_strings(frame[name]).dropna().unique())) for name in kinds["categorical"]
+    )
+    classes = None
+    if label is not None:
+        labels = frame[label]
+        if labels.isna().any():
+            raise invalid(
+                f"{where}: label column {label!r}",
+                "a class for every row",
+                f"{int(labels.isna().sum())} missing values",
+            )
+        classes = tuple(sorted(category_strings(labels).unique()))
+    return TableSchema(tuple(kinds["numeric"]), tuple(kinds["categorical"]), vocabularies, label, classes)
+
+
+def encode_table(frame: pd.DataFrame, schema: TableSchema, where: Path) -> tuple[Tensor, Tensor, Tensor]:
+    """Numeric values ``float (N, F_num)`` (NaN = missing), categorical codes ``long (N, F_cat)`` (``-1`` missing,
+    ``0`` unseen, ``1..K`` known) and labels ``long (N,)`` (-1 without a label column) of ``frame``."""
+    expected = [*schema.feature_names, *([schema.label] if schema.label else [])]
+    absent = [name for name in expected if name not in frame.columns]
+    if absent:
+        raise invalid(where, f"the columns of the training table {expected}", f"missing column(s) {absent}")
+    numeric = (
+        np.stack([numeric_values(frame[name], f"{where}: column {name!r}") for name in schema.numeric], axis=1)
+        if schema.numeric
+        else np.zeros((len(frame), 0))
+    )
+    codes = np.zeros((len(frame), len(schema.categorical)), dtype=np.int64)
+    for column, (name, vocabulary) in enumerate(zip(schema.categorical, schema.vocabularies)):
+        text = category_strings(frame[name])
+        known = pd.Index(vocabulary, dtype=object).get_indexer(text)
+        codes[:, column] = np.where(text.isna(), MISSING_CODE, np.where(known >= 0, known + 1, UNKNOWN_CODE))
+    labels = np.full(len(frame), -1, dtype=np.int64)
+    if schema.label is not None:
+        values = frame[schema.label]
+        if values.isna().any():
+            raise invalid(
+                f"{where}: label column {schema.label!r}",
+                "a class for every row",
+                f"{int(values.isna().sum())} missing",
+            )
+        classes = list(schema.classes or ())
+        indices = pd.Index(classes, dtype=object).get_indexer(category_strings(values))
+        if (indices < 0).any():
+            unseen = sorted(set(category_strings(values)[indices < 0]))[:5]
+            raise invalid(f"{where}: label column {schema.label!r}", f"classes of the training table {classes}", unseen)
+        labels = indices.astype(np.int64)
+    return torch.from_numpy(numeric).float(), torch.from_numpy(codes), torch.from_numpy(labels)
+
+
+class TableSource(SampleSource):
+    """Rows of an encoded table held in memory: ``load(i)`` is ``TabularInput(numeric[i], codes[i])``."""
+
+    def __init__(self, numeric: Tensor, codes: Tensor, labels: Tensor) -> None:
+        self.numeric = numeric
+        self.codes = codes
+        self.labels = labels
+
+    def load(self, index: int) -> TabularInput:
+        return TabularInput(self.numeric[index], self.codes[index])
+
+
+class PrepareRow:
+    """Deterministic: fill missing values (``impute``), standardise numeric values, map missing codes to their slot.
+
+    ``numeric_fill`` / ``missing_codes``: what a missing numeric value / category becomes (NaN and the unknown slot
+    ``0`` when missing values are kept; the training mean / most frequent category when imputed).
+    """
+
+    def __init__(self, mean: Tensor, scale: Tensor, numeric_fill: Tensor, missing_codes: Tensor) -> None:
+        self.mean = mean
+        self.scale = scale
+        self.numeric_fill = numeric_fill
+        self.missing_codes = missing_codes
+
+    def __call__(self, row: TabularInput) -> TabularInput:
+        numeric, codes = row
+        numeric = torch.where(numeric.isnan(), self.numeric_fill, numeric)
+        codes = torch.where(codes == MISSING_CODE, self.missing_codes, codes)
+        return TabularInput((numeric - self.mean) / self.scale, codes)
+
+
+class MarginalCorruption:
+    """SCARF's view: ``round(rate * F)`` features chosen at random take the value of that feature in a random row of
+    the training split (a draw from its empirical marginal, missing values included), then ``prepare`` runs.
+    Draws from torch's default generator, which the training dataset seeds per sample."""
+
+    def __init__(self, numeric: Tensor, codes: Tensor, rate: float, prepare: PrepareRow) -> None:
+        self.numeric = numeric
+        self.codes = codes
+        self.rate = rate
+        self.prepare = prepare
+
+    def __call__(self, row: TabularInput) -> TabularInput:
+        numeric, codes = row
+        num_numeric, num_features = numeric.shape[0], numeric.shape[0] + codes.shape[0]
+        chosen = torch.zeros(num_features, dtype=torch.bool)
+        chosen[torch.randperm(num_features)[: round(self.rate * num_features)]] = True
+        donors = torch.randint(0, self.numeric.shape[0], (num_features,))
+        features = torch.arange(num_features)
+        numeric = torch.where(chosen[:num_numeric], self.numeric[donors[:num_numeric], features[:num_numeric]], numeric)
+        codes = torch.where(
+            chosen[num_numeric:], self.codes[donors[num_numeric:], features[num_numeric:] - num_numeric], codes
+        )
+        return self.prepare(TabularInput(numeric, codes))
+
+
+def collate_rows(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items whose ``"x"`` is a row; the batch splits it into ``"x"`` (numeric) and ``"x_cat"`` (codes), the
+    tabular batch contract, while views stay :class:`TabularInput` s."""
+    batch = default_collate(items)
+    batch["x"], batch["x_cat"] = batch["x"]
+    return batch
+
+
+class TabularDataModule(SSLDataModule):
+    """Tables for self-supervised learning (T-JEPA; SCARF views for joint-embedding methods).
+
+    Args:
+        path: a CSV / TSV (optionally compressed) or Parquet file, one row per sample. ``None``: the Palmer penguins
+            (344 penguins, 4 measurements + year, island and sex, missing values; label ``species``), read from the
+            CSV that the ``palmerpenguins`` package ships, through the same reader as a user's file.
+        test_path: an optional held-out table with the same columns (categories it adds go to the unknown slot).
+        label: the class column (strings or numbers -> indices in sorted order); ``None``: unlabeled (``y = -1``),
+            except for the bundled penguins, whose label is ``species``.
+        numeric: columns to read as numbers whatever their inferred type (every value must parse).
+        categorical: columns to read as categories (e.g. integer codes).
+        drop: columns to leave out.
+        missing: ``"keep"``: a missing number stays NaN (the tokenizer gives it a learned per-feature "missing"
+            embedding: a missing indicator) and a missing category takes the unknown slot 0; ``"impute"``: the
+            training split's mean / most frequent category.
+        standardize: centre and scale numeric features by the training split's mean and std (a constant column
+            keeps scale 1).
+        corruption_rate: SCARF's share of features replaced in each view by draws from their marginal.
+        file_format: ``"auto"`` (from the suffix), ``"csv"``, ``"tsv"`` or ``"parquet"``.
+        header: whether CSV / TSV files start with a header row; without one, columns are ``column_0``, ``column_1``...
+        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        test_path: str | None = None,
+        label: str | None = None,
+        numeric: list[str] | None = None,
+        categorical: list[str] | None = None,
+        drop: list[str] | None = None,
+        missing: MissingPolicy = "keep",
+        standardize: bool = True,
+        corruption_rate: float = 0.6,
+        file_format: str = "auto",
+        header: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if missing not in ("keep", "impute"):
+            raise invalid("missing", "'keep' or 'impute'", repr(missing))
+        if not 0.0 <= corruption_rate <= 1.0:
+            raise invalid("corruption_rate", "a fraction in [0, 1]", repr(corruption_rate))
+        self.path = path
+        self.test_path = test_path
+        self.label = PENGUINS_LABEL if label is None and path is None else label
+        self.numeric = list(numeric or [])
+        self.categorical = list(categorical or [])
+        self.drop = list(drop or [])
+        self.missing = missing
+        self.standardize = standardize
+        self.corruption_rate = corruption_rate
+        self.file_format = file_format
+        self.header = header
+        self._schema: TableSchema | None = None
+        self._prepare: PrepareRow | None = None
+
+    # ----------------------------------------------------------------- indexing
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        return read_table(path, self.file_format, self.header)
+
+    def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
+        """Read the training table (schema inferred from it) and the test table, encoded with that schema."""
+        train_path = penguins_path() if self.path is None else require_path(self.path, "path")
+        frame = self._read(train_path)
+        self._schema = infer_schema(frame, train_path, self.label, self.numeric, self.categorical, self.drop)
+        train = TableSource(*encode_table(frame, self._schema, train_path))
+        if self.test_path is None:
+            return train, None
+        test_path = require_path(self.test_path, "test_path")
+        test_frame = self._read(test_path)
+        extra = sorted(set(test_frame.columns) - set(frame.columns))
+        if extra:
+            raise invalid(test_path, f"the columns of the training table {list(frame.columns)}", f"extra {extra}")
+        return train, TableSource(*encode_table(test_frame, self._schema, test_path))
+
+    @property
+    def schema(self) -> TableSchema:
+        """Feature columns by kind, categories and classes (reads the training table on first use)."""
+        self._indexed_sources()
+        assert self._schema is not None
+        return self._schema
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Numeric feature count, categorical cardinalities, feature names and classes of the table."""
+        schema = self.schema
+        return InputSpec(
+            modality="tabular",
+            num_numeric=len(schema.numeric),
+            categories=schema.cardinalities,
+            feature_names=schema.feature_names,
+            num_classes=None if schema.classes is None else len(schema.classes),
+        )
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Label values in class-index order; None without a label column."""
+        classes = self.schema.classes
+        return None if classes is None else list(classes)
+
+    # ----------------------------------------------------------------- statistics of the training split
+
+    def prepare_row(self) -> PrepareRow:
+        """The deterministic row transform, fitted on the training split (not val, not test) once."""
+        if self._prepare is None:
+            source = self.train_source
+            assert isinstance(source, TableSource)
+            rows = self.indices("train")
+            numeric, codes = source.numeric[rows], source.codes[rows]
+            observed = ~numeric.isnan()
+            never = [name for name, seen in zip(self.schema.numeric, observed.any(dim=0)) if not seen]
+            if never and (self.standardize or self.missing == "impute"):
+                raise invalid(
+                    f"numeric column(s) {never}",
+                    "at least one value in the training split to standardise / impute with",
+                    "only missing values (change seed / val_fraction, or drop them)",
+                )
+            count = observed.sum(dim=0).clamp_min(1)
+            train_mean = numeric.nan_to_num(nan=0.0).sum(dim=0) / count
+            std = ((numeric - train_mean).nan_to_num(nan=0.0).square().sum(dim=0) / count).sqrt()
+            mean, scale = train_mean, torch.where(std > 0, std, torch.ones_like(std))
+            if not self.standardize:
+                mean, scale = torch.zeros_like(mean), torch.ones_like(scale)
+            numeric_fill = torch.full_like(mean, float("nan"))
+            missing_codes = torch.full((codes.shape[1],), UNKNOWN_CODE, dtype=torch.long)
+            if self.missing == "impute":
+                numeric_fill, missing_codes = train_mean, self._most_frequent(codes)
+            self._prepare = PrepareRow(mean, scale, numeric_fill, missing_codes)
+        return self._prepare
+
+    def _most_frequent(self, codes: Tensor) -> Tensor:
+        """Most frequent observed code of each categorical column of the training split (ties: the first category)."""
+        modes = []
+        for name, column, cardinality in zip(self.schema.categorical, codes.T, self.schema.cardinalities):
+            counts = torch.bincount(column[column != MISSING_CODE], minlength=cardinality)
+            if counts.sum() == 0:
+                raise invalid(f"categorical column {name!r}", "a value in the training split to impute", "none")
+            modes.append(int(counts.argmax()))
+        return torch.tensor(modes, dtype=torch.long)
+
+    # ----------------------------------------------------------------- transforms and loaders
+
+    def train_transform(self) -> Transform:
+        """Rows for JEPA's ``x``: no augmentation (the masks choose features), only :meth:`prepare_row`."""
+        return self.prepare_row()
+
+    def eval_transform(self) -> Transform:
+        return self.prepare_row()
+
+    def view_transform(self) -> Transform:
+        """SCARF: ``corruption_rate`` of the features replaced by draws from the training split's marginals."""
+        source = self.train_source
+        assert isinstance(source, TableSource)
+        rows = self.indices("train")
+        return MarginalCorruption(source.numeric[rows], source.codes[rows], self.corruption_rate, self.prepare_row())
+
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        return super()._loader(dataset, collate_fn=collate_rows, **kwargs)

@@ -1,0 +1,123 @@
+"""Table rows -> one token per feature (FT-Transformer / T-JEPA feature tokenizer) plus regularisation tokens."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from jepa_lightning.tokenizers.base import (
+    InputSpec,
+    ModelInput,
+    TabularInput,
+    Tokenizer,
+    TokenLayout,
+    Tokens,
+    check_finite,
+)
+
+#: ``TokenLayout.kind`` of a set of features: ``shape == (F,)`` counts the feature tokens; the layout's first
+#: ``num_tokens - F`` tokens are regularisation tokens (coordinates ``-R .. -1``), then the features (``0 .. F-1``).
+FEATURES_LAYOUT = "features"
+
+
+class FeatureTokenizer(Tokenizer):
+    """Rows ``TabularInput(numeric (B, F_num), categorical (B, F_cat))`` (or a plain numeric tensor when the table
+    has no categorical feature) -> ``R + F`` tokens: ``R`` learnable regularisation tokens, then the numeric features,
+    then the categorical ones (the order of ``spec.feature_names``).
+
+    - numeric feature ``i``: ``x_i * W_i + b_i``; a missing value (NaN) becomes a learned per-feature "missing"
+      embedding instead, so missingness is an input the model sees (an indicator), not a silently imputed value;
+    - categorical feature ``j`` with code ``c``: row ``c`` of its own embedding table plus a per-feature bias ``b_j``
+      (all tables are one offset-indexed table, so every column is looked up at once);
+    - positions: a learned feature-index embedding ``(1, R + F, D)`` (one row per token, regularisation tokens
+      included), added by the encoder.
+
+    Initialisation follows FT-Transformer: uniform in ``±1/sqrt(D)`` for the value maps, biases, tables, missing and
+    regularisation tokens; positions trunc-normal 0.02. The layout is ``kind="features"``, ``shape=(F,)`` and
+    coordinates (``-R .. -1`` for regularisation tokens, ``0 .. F-1`` for features), so mask samplers know which tokens
+    are features and predictors get a distinct position for each.
+    """
+
+    def __init__(self, spec: InputSpec, embed_dim: int, num_register_tokens: int = 1) -> None:
+        super().__init__()
+        spec.require("num_numeric", "categories")
+        if num_register_tokens < 0:
+            raise ValueError(f"num_register_tokens must be >= 0, got {num_register_tokens}")
+        if spec.num_numeric + len(spec.categories) < 1:
+            raise ValueError("FeatureTokenizer needs at least one feature; the InputSpec describes none")
+        if any(cardinality < 1 for cardinality in spec.categories):
+            raise ValueError(f"categorical cardinalities must be >= 1, got {spec.categories}")
+        self.embed_dim = embed_dim
+        self.num_numeric = spec.num_numeric
+        self.categories = tuple(spec.categories)
+        self.num_register_tokens = num_register_tokens
+        num_features = self.num_numeric + len(self.categories)
+        self.num_features = num_features
+        self.numeric_weight = nn.Parameter(torch.empty(self.num_numeric, embed_dim))
+        self.numeric_bias = nn.Parameter(torch.empty(self.num_numeric, embed_dim))
+        self.missing_token = nn.Parameter(torch.empty(self.num_numeric, embed_dim))
+        self.category_table = nn.Parameter(torch.empty(sum(self.categories), embed_dim))
+        self.category_bias = nn.Parameter(torch.empty(len(self.categories), embed_dim))
+        self.register_token = nn.Parameter(torch.empty(1, num_register_tokens, embed_dim))
+        self.feature_positions = nn.Parameter(torch.empty(1, num_register_tokens + num_features, embed_dim))
+        offsets = torch.tensor((0, *self.categories[:-1]), dtype=torch.long).cumsum(0)[: len(self.categories)]
+        self.register_buffer("category_offsets", offsets, persistent=False)
+        self.register_buffer("cardinalities", torch.tensor(self.categories, dtype=torch.long), persistent=False)
+        coords = torch.arange(-num_register_tokens, num_features, dtype=torch.float32).view(1, -1, 1)
+        self.register_buffer("coords", coords, persistent=False)
+        bound = 1 / math.sqrt(embed_dim)
+        for parameter in (
+            self.numeric_weight,
+            self.numeric_bias,
+            self.missing_token,
+            self.category_table,
+            self.category_bias,
+            self.register_token,
+        ):
+            nn.init.uniform_(parameter, -bound, bound)
+        nn.init.trunc_normal_(self.feature_positions, std=0.02)
+
+    def _split(self, x: ModelInput) -> tuple[Tensor, Tensor]:
+        """Numeric values and categorical codes of ``x``, checked against the spec."""
+        if isinstance(x, TabularInput):
+            numeric, codes = x
+        elif self.categories:
+            raise ValueError(
+                f"FeatureTokenizer expects TabularInput(numeric, categorical) for a table with {len(self.categories)} "
+                "categorical features, got a single tensor"
+            )
+        else:
+            numeric, codes = x, x.new_zeros(x.shape[0], 0, dtype=torch.long)
+        if numeric.ndim != 2 or numeric.shape[1] != self.num_numeric or not numeric.is_floating_point():
+            raise ValueError(
+                f"FeatureTokenizer expects numeric features as float (B, {self.num_numeric}), "
+                f"got {numeric.dtype} {tuple(numeric.shape)}"
+            )
+        if codes.shape != (numeric.shape[0], len(self.categories)) or codes.dtype != torch.long:
+            raise ValueError(
+                f"FeatureTokenizer expects categorical codes as long (B, {len(self.categories)}) with B = "
+                f"{numeric.shape[0]}, got {codes.dtype} {tuple(codes.shape)}"
+            )
+        check_finite(
+            numeric.masked_fill(numeric.isnan(), 0.0), "numeric features contain inf (NaN marks a missing value)"
+        )
+        in_range = ((codes >= 0) & (codes < self.cardinalities)).all()
+        message = f"categorical codes must lie in [0, cardinality) per feature, cardinalities {self.categories}"
+        if codes.device.type != "cpu":
+            torch._assert_async(in_range, message)
+        elif not in_range:
+            raise ValueError(message)
+        return numeric, codes
+
+    def forward(self, x: ModelInput) -> Tokens:
+        numeric, codes = self._split(x)
+        missing = numeric.isnan()
+        values = torch.einsum("bf,fd->bfd", numeric.masked_fill(missing, 0.0), self.numeric_weight) + self.numeric_bias
+        numeric_tokens = torch.where(missing.unsqueeze(-1), self.missing_token.to(values.dtype), values)
+        category_tokens = self.category_table[codes + self.category_offsets] + self.category_bias
+        registers = self.register_token.expand(numeric.shape[0], -1, -1)
+        features = torch.cat([registers.to(values.dtype), numeric_tokens, category_tokens.to(values.dtype)], dim=1)
+        layout = TokenLayout(kind=FEATURES_LAYOUT, shape=(self.num_features,), coords=self.coords)
+        return Tokens(features=features, positions=self.feature_positions, layout=layout)
