@@ -166,6 +166,20 @@ def test_regularizer_adds_its_weighted_penalty(digits_batch):
     torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
 
 
+def test_validation_loss_is_the_prediction_loss_alone_even_for_a_single_sample(digits_batch):
+    """The regularizer is a batch statistic (undefined for one sample); ``val/loss`` leaves it out."""
+    from jepa_lightning.masks import mask_generator
+    from jepa_lightning.methods.jepa import VAL_STREAM
+
+    model = jepa(regularizer="vicreg", regularizer_weight=2.0)
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    logged: dict = {}
+    one = digits_batch[:1]
+    model.validation_step({"x": one, "y": torch.zeros(1, dtype=torch.long)}, 0)
+    expected, _ = jepa().masked_prediction(one, mask_generator(0, 0, 0, "cpu", VAL_STREAM))
+    torch.testing.assert_close(logged["val/loss"], expected)
+
+
 def test_student_targets_without_regularizer_are_refused():
     with pytest.raises(ValueError, match="collapses without a regularizer"):
         jepa(target_encoder="student")
