@@ -1,8 +1,16 @@
 """Which tokens are context and which are targets; one file per geometry."""
 
 from jepa_lightning.masks.base import MaskSampler, first_true_indices, mask_generator, to_device
-from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
-from jepa_lightning.masks.series import ForecastMaskSampler, RandomPatchMaskSampler, SharedTimeSpanMaskSampler
+from jepa_lightning.masks.features import FeatureSubsetMaskSampler
+from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler
+from jepa_lightning.masks.series import (
+    AxisSpanMaskSampler,
+    ForecastMaskSampler,
+    RandomPatchMaskSampler,
+    SharedTimeSpanMaskSampler,
+    TimeBlockMaskSampler,
+    TubeMaskSampler,
+)
 from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
 from jepa_lightning.masks.time_frequency import (
     CurriculumMaskSampler,
@@ -12,8 +20,11 @@ from jepa_lightning.masks.time_frequency import (
 )
 
 __all__ = [
+    "AxisSpanMaskSampler",
+    "BlockUnionMaskSampler",
     "ContiguousSpanMaskSampler",
     "CurriculumMaskSampler",
+    "FeatureSubsetMaskSampler",
     "ForecastMaskSampler",
     "FrequencyBandMaskSampler",
     "MaskSampler",
@@ -21,7 +32,9 @@ __all__ = [
     "RandomChoiceMaskSampler",
     "RandomPatchMaskSampler",
     "SharedTimeSpanMaskSampler",
+    "TimeBlockMaskSampler",
     "TimeSpanMaskSampler",
+    "TubeMaskSampler",
     "first_true_indices",
     "mask_generator",
     "to_device",

@@ -139,3 +139,65 @@ class MultiBlockMaskSampler(MaskSampler):
                 stacklevel=3,
             )
         return context
+
+
+class BlockUnionMaskSampler(MaskSampler):
+    """V-JEPA's multi-block mask of one configuration on a 2-D grid (e.g. EEG channel groups x time patches): the
+    target is the union of ``num_blocks`` blocks, the context everything else.
+
+    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, shrunk until
+    it is strictly smaller than the grid (:func:`block_size`, as V-JEPA does); per sample ``num_blocks`` blocks of
+    that size at independent positions (they may overlap). All masked tokens form one target group, predicted in one
+    pass. A sample whose blocks leave no context redraws them (at most ``max_tries`` times, then an error). Contexts
+    and targets are truncated to the batch's smallest, keeping the first tokens in raster order, as V-JEPA's collator
+    does. V-JEPA's two configurations, short-range ``(8, 0.15)`` and long-range ``(2, 0.7)``, are two samplers, e.g.
+    under :class:`~jepa_lightning.masks.RandomChoiceMaskSampler`.
+    """
+
+    def __init__(
+        self, num_blocks: int = 8, scale: float = 0.15, aspect: tuple[float, float] = (0.75, 1.5), max_tries: int = 20
+    ) -> None:
+        if num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+        if not 0 < scale < 1:
+            raise ValueError(f"scale must be in (0, 1), got {scale}")
+        if not 0 < aspect[0] <= aspect[1]:
+            raise ValueError(f"aspect must be a range 0 < low <= high, got {aspect}")
+        self.num_blocks = num_blocks
+        self.scale = scale
+        self.aspect = aspect
+        self.max_tries = max_tries
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        if len(layout.shape) != 2:
+            raise ValueError(f"BlockUnionMaskSampler needs a 2-D token grid, got layout shape {layout.shape}")
+        grid = layout.shape
+        r = float(torch.rand(1, generator=generator, device=generator.device))
+        size = block_size(
+            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=True
+        )
+        masked = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)  # (B, N)
+        for _ in range(self.max_tries):
+            full = masked.all(dim=1)
+            if not bool(full.any()):
+                break
+            redrawn = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)
+            masked = torch.where(full[:, None], redrawn, masked)
+        else:
+            if bool(masked.all(dim=1).any()):
+                raise ValueError(
+                    f"BlockUnionMaskSampler: {self.num_blocks} blocks of {size} cover the whole {grid} grid in "
+                    f"{self.max_tries} draws; lower num_blocks or scale."
+                )
+        num_context = int((~masked).sum(dim=1).min())
+        num_target = int(masked.sum(dim=1).min())
+        context_idx = first_true_indices(~masked, num_context)
+        target_idx = first_true_indices(masked, num_target).unsqueeze(1)
+        return to_device((context_idx, target_idx), device)

