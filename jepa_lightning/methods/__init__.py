@@ -1,7 +1,7 @@
 """LightningModules: the shared base, the generic JEPA, the joint-embedding methods and the paper presets."""
 
 from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.methods.jepa import IJEPA, JEPA, PointJEPA
+from jepa_lightning.methods.jepa import AJEPA, ECGJEPA, EEGJEPA, IJEPA, JEPA, TJEPA, TSJEPA, PointJEPA
 from jepa_lightning.methods.joint_embedding import (
     BYOL,
     BarlowTwins,
@@ -14,9 +14,14 @@ from jepa_lightning.methods.joint_embedding import (
 )
 
 __all__ = [
+    "AJEPA",
     "BYOL",
+    "ECGJEPA",
+    "EEGJEPA",
     "IJEPA",
     "JEPA",
+    "TJEPA",
+    "TSJEPA",
     "BarlowTwins",
     "JointEmbedding",
     "LeJEPA",

@@ -21,3 +21,9 @@ def gather_mask_major(x: Tensor, target_idx: Tensor) -> Tensor:
     batch, groups, per_group = target_idx.shape
     picked = gather_tokens(x, target_idx.reshape(batch, groups * per_group))
     return picked.view(batch, groups, per_group, -1).transpose(0, 1).reshape(groups * batch, per_group, -1)
+
+
+def pool_rows(tokens: Tensor, rows: int) -> Tensor:
+    """Tokens ``(B, rows * columns, D)`` of a row-major grid averaged along each row, the rows concatenated:
+    ``(B, rows * D)``. A readout that keeps which row (a frequency band, a channel group) a feature comes from."""
+    return tokens.unflatten(1, (rows, -1)).mean(dim=2).flatten(1)
