@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from jepa_lightning.nn.functional import gather_tokens
-from jepa_lightning.nn.init import rescale_residual_branches, trunc_normal_init
-from jepa_lightning.tokenizers.base import Tokens
+from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
+from jepa_lightning.tokenizers.base import TokenLayout, Tokens
+
+#: Which tokens may attend to which, decided from their layout coordinates:
+#: ``"full"`` every token (no mask: plain SDPA); ``"cross_pattern"`` (ECG-JEPA, Kim) tokens that share a lead or a
+#: time step of a ``(lead, time)`` grid; ``"same_channel"`` tokens of the same lead (Kim's per-lead predictor).
+AttentionRule = Literal["full", "cross_pattern", "same_channel"]
+ATTENTION_RULES = ("full", "cross_pattern", "same_channel")
 
 #: (width, depth, heads) of the standard ViT sizes.
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -37,11 +44,43 @@ def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, d
     )
 
 
+def check_attention_rule(rule: str) -> None:
+    """Raise a clear error for an unknown :data:`AttentionRule`."""
+    if rule not in ATTENTION_RULES:
+        raise ValueError(f"attention must be one of {ATTENTION_RULES}, got {rule!r}")
+
+
+def attention_mask(rule: AttentionRule, layout: TokenLayout, coords: Tensor) -> Tensor | None:
+    """Boolean attention mask ``(B or 1, 1, K, K)`` (True: may attend) among tokens at layout ``coords``
+    ``(B or 1, K, 2)``, the (lead, time) coordinates of the tokens actually in the sequence; None when every token
+    may attend to every other, so attention stays unmasked (and as fast): always for ``"full"``, and for the other
+    rules when the grid has a single lead (``"cross_pattern"`` also with a single time step).
+    """
+    if rule == "full":
+        return None
+    if len(layout.shape) != 2:
+        raise ValueError(f"{rule!r} attention needs a 2-D (lead, time) token grid, got layout shape {layout.shape}")
+    leads, steps = layout.shape
+    if leads == 1 or (rule == "cross_pattern" and steps == 1):
+        return None
+    return allowed_pairs(rule, coords).unsqueeze(1)
+
+
+def allowed_pairs(rule: Literal["cross_pattern", "same_channel"], coords: Tensor) -> Tensor:
+    """``(B, K, K)`` bool: may token i attend to token j, for tokens at (lead, time) ``coords`` ``(B, K, 2)``."""
+    same = coords.unsqueeze(2) == coords.unsqueeze(1)  # (B, K, K, 2)
+    return same.any(dim=-1) if rule == "cross_pattern" else same[..., 0]
+
+
 class TransformerEncoder(nn.Module):
     """ViT encoder over tokens: add positions, optionally keep a subset of tokens, run blocks, final norm.
 
     Positions are added once at the input (ViT, I-JEPA) or, with ``positions_every_layer``, before every block
-    (Point-BERT / Point-JEPA). Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
+    (Point-BERT / Point-JEPA / ECG-JEPA). ``attention`` restricts which tokens attend to which (see
+    :data:`AttentionRule`); the mask is built from the layout coordinates of the tokens in the sequence, so it is
+    right for a kept subset (the student's context) as for all tokens (the teacher). ``init`` picks the weight
+    initialisation (:data:`~jepa_lightning.nn.init.WeightInit`: I-JEPA's trunc-normal by default, or xavier).
+    Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
     """
 
     def __init__(
@@ -52,17 +91,22 @@ class TransformerEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
         positions_every_layer: bool = False,
+        attention: AttentionRule = "full",
+        init: WeightInit = "ijepa",
     ) -> None:
         super().__init__()
+        check_attention_rule(attention)
+        check_weight_init(init)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
         self.embed_dim = embed_dim
         self.positions_every_layer = positions_every_layer
+        self.attention = attention
+        self.init = init
         self.num_heads = num_heads
         self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-        trunc_normal_init(self)
-        rescale_residual_branches(self.blocks)
+        init_transformer(self, self.blocks, init)
 
     @classmethod
     def from_size(cls, size: str, **overrides: float) -> TransformerEncoder:
@@ -75,10 +119,15 @@ class TransformerEncoder(nn.Module):
     def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
+        mask = None
+        if self.attention != "full":
+            coords = tokens.layout.coords if keep is None else gather_tokens(tokens.layout.coords, keep)
+            mask = attention_mask(self.attention, tokens.layout, coords)
         if keep is not None:
             x, positions = gather_tokens(x, keep), gather_tokens(positions, keep)
         if not self.positions_every_layer:
             x = x + positions
         for block in self.blocks:
-            x = block(x + positions if self.positions_every_layer else x)
+            inputs = x + positions if self.positions_every_layer else x
+            x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
         return self.norm(x)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.nn.encoder import AttentionRule, attention_mask, check_attention_rule, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
-from jepa_lightning.nn.init import rescale_residual_branches, trunc_normal_init
+from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
 from jepa_lightning.tokenizers.base import TokenLayout, sincos_embedding
 
 
@@ -26,7 +26,8 @@ class JEPAPredictor(nn.Module):
     ``positions="mlp"`` learns them from continuous coordinates of ``coord_dim`` dims (Point-JEPA's centres).
     ``attention`` restricts attention by the layout coordinates of the context tokens and target slots (see
     :data:`~jepa_lightning.nn.encoder.AttentionRule`): ``"same_channel"`` on a (lead, time) grid makes the
-    predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass.
+    predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``init`` picks the weight
+    initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is trunc-normal 0.02 under both.
     """
 
     def __init__(
@@ -40,9 +41,11 @@ class JEPAPredictor(nn.Module):
         positions: Literal["sincos", "mlp"] = "sincos",
         coord_dim: int = 3,
         attention: AttentionRule = "full",
+        init: WeightInit = "ijepa",
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
+        check_weight_init(init)
         if predictor_dim % num_heads:
             raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
         if positions not in ("sincos", "mlp"):
@@ -60,9 +63,8 @@ class JEPAPredictor(nn.Module):
             if positions == "mlp"
             else None
         )
-        trunc_normal_init(self)
+        init_transformer(self, self.blocks, init)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
-        rescale_residual_branches(self.blocks)
 
     def forward(self, context: Tensor, layout: TokenLayout, context_idx: Tensor, target_idx: Tensor) -> Tensor:
         """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``."""

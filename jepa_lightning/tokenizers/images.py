@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from jepa_lightning.nn.init import trunc_normal_init
+from jepa_lightning.nn.init import WeightInit, init_embedding
 from jepa_lightning.tokenizers.base import (
     InputSpec,
     Tokenizer,
@@ -19,10 +19,11 @@ class PatchTokenizer2d(Tokenizer):
     """Non-overlapping ``patch_size`` x ``patch_size`` patches, linearly embedded (a strided convolution).
 
     Built from the data's :class:`InputSpec` (channels, image size) and the encoder width, so the CLI can
-    link it to any image datamodule.
+    link it to any image datamodule. ``init`` initialises the projection (:data:`~jepa_lightning.nn.init.WeightInit`;
+    :class:`~jepa_lightning.methods.IJEPA` passes its encoder's).
     """
 
-    def __init__(self, spec: InputSpec, embed_dim: int, patch_size: int = 16) -> None:
+    def __init__(self, spec: InputSpec, embed_dim: int, patch_size: int = 16, init: WeightInit = "ijepa") -> None:
         super().__init__()
         spec.require("channels", "image_size")
         height, width = spec.image_size
@@ -37,7 +38,7 @@ class PatchTokenizer2d(Tokenizer):
         self.patch_size = patch_size
         self.grid_shape = (height // patch_size, width // patch_size)
         self.proj = nn.Conv2d(spec.channels, embed_dim, kernel_size=patch_size, stride=patch_size)
-        trunc_normal_init(self)
+        init_embedding(self, init)
         coords = grid_coords(self.grid_shape)
         self.register_buffer("coords", coords, persistent=False)
         self.register_buffer("positions", sincos_embedding(coords, embed_dim), persistent=False)
