@@ -127,14 +127,18 @@ def sincos_embedding(coords: Tensor, dim: int) -> Tensor:
     return embedding.flatten(-2)
 
 
-def check_finite(x: Tensor, message: str) -> None:
-    """Reject NaN / inf input: ``ValueError(message)`` on the CPU; on an accelerator an asynchronous device-side
-    assertion with the same message, so the check never stalls the host waiting for the device."""
-    all_finite = torch.isfinite(x).all()
-    if x.device.type != "cpu":
-        torch._assert_async(all_finite, message)
-    elif not all_finite:
+def check_on_device(condition: Tensor, message: str) -> None:
+    """Reject input for which the boolean scalar ``condition`` is false: ``ValueError(message)`` on the CPU; on an
+    accelerator an asynchronous device-side assertion with the same message, so the check never stalls the host."""
+    if condition.device.type != "cpu":
+        torch._assert_async(condition, message)
+    elif not condition:
         raise ValueError(message)
+
+
+def check_finite(x: Tensor, message: str) -> None:
+    """Reject NaN / inf input (see :func:`check_on_device`)."""
+    check_on_device(torch.isfinite(x).all(), message)
 
 
 class Tokenizer(nn.Module):

@@ -15,6 +15,7 @@ from jepa_lightning.tokenizers.base import (
     TokenLayout,
     Tokens,
     check_finite,
+    check_on_device,
 )
 
 #: ``TokenLayout.kind`` of a set of features: ``shape == (F,)`` counts the feature tokens; the layout's first
@@ -103,12 +104,10 @@ class FeatureTokenizer(Tokenizer):
         check_finite(
             numeric.masked_fill(numeric.isnan(), 0.0), "numeric features contain inf (NaN marks a missing value)"
         )
-        in_range = ((codes >= 0) & (codes < self.cardinalities)).all()
-        message = f"categorical codes must lie in [0, cardinality) per feature, cardinalities {self.categories}"
-        if codes.device.type != "cpu":
-            torch._assert_async(in_range, message)
-        elif not in_range:
-            raise ValueError(message)
+        check_on_device(
+            ((codes >= 0) & (codes < self.cardinalities)).all(),
+            f"categorical codes must lie in [0, cardinality) per feature, cardinalities {self.categories}",
+        )
         return numeric, codes
 
     def forward(self, x: ModelInput) -> Tokens:
