@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ WFDB_HEADER = ".hea"
 #: MIT-BIH Arrhythmia Database record 208, lead MLII, 360 Hz, 5 minutes (see ``datamodules/data/README.md``).
 BUNDLED_RECORD = Path(__file__).parent / "data" / "mitbih_208.npz"
 NORM_EPS = 1e-6
+#: Per-channel normalisations of recording windows (see :class:`ECGDataModule` ``normalize``).
+Normalization = Literal["dataset", "window", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("dataset", "window", "none")
 
 
 @dataclass(frozen=True)
@@ -417,6 +420,7 @@ class RecordingDataModule(SSLDataModule):
         stride_seconds: float | None = None,
         bandpass: tuple[float | None, float | None] | None = None,
         filter_order: int = 4,
+        normalize: Normalization = "none",
         scale_range: tuple[float, float] = (0.8, 1.2),
         baseline_shift: float = 0.1,
         noise: float = 0.02,
@@ -426,6 +430,8 @@ class RecordingDataModule(SSLDataModule):
     ) -> None:
         super().__init__(**kwargs)
         plural = f"{self.word}s"
+        if normalize not in NORMALIZATIONS:
+            raise invalid("normalize", f"one of {NORMALIZATIONS}", repr(normalize))
         if selected is not None and (not selected or len(set(selected)) != len(selected)):
             raise invalid(plural, f"None or a non-empty list of distinct {self.word} names", repr(selected))
         if sample_rate is not None and sample_rate <= 0:
@@ -454,6 +460,7 @@ class RecordingDataModule(SSLDataModule):
         self.stride_seconds = float(stride_seconds) if stride_seconds is not None else self.window_seconds
         self.bandpass = None if bandpass is None else (bandpass[0], bandpass[1])
         self.filter_order = filter_order
+        self.normalize = normalize
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.baseline_shift = baseline_shift
         self.noise = noise
@@ -674,8 +681,11 @@ class RecordingDataModule(SSLDataModule):
         return self._class_names
 
     def normalizer(self) -> Transform | None:
-        """The per-window normalisation of every transform, or None; override to choose one."""
-        return None
+        """Per-channel standardisation with the training statistics (``normalize="dataset"``), per-window z-scoring
+        (``"window"``), or none."""
+        if self.normalize == "dataset":
+            return Standardize(*self.channel_statistics)
+        return normalize_window if self.normalize == "window" else None
 
     def augmentation(self) -> Augment:
         """The random part of view transforms; override to change it."""
@@ -715,7 +725,10 @@ class ECGDataModule(RecordingDataModule):
             mains hum (50/60 Hz) and muscle noise, the usual band for rhythm analysis; diagnostic ST-segment work
             uses 0.05 Hz as the low cut-off (AHA). None: no filtering.
         filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
-        normalize: zero mean and unit variance per lead in every window; off keeps physical units (mV).
+        normalize: per-lead normalisation of every window: ``"window"`` z-scores each window per lead (only its shape
+            remains: amplitude differences between records and leads are removed); ``"dataset"`` subtracts each
+            lead's mean and divides by its standard deviation over all training records (``path``), which keeps
+            amplitude differences; ``"none"`` (default) keeps physical units (mV).
         scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
             :class:`Augment`); ``baseline_shift``/``noise`` 0 and ``time_mask`` 0 disable theirs.
         array_sample_rate: sample rate of array files that do not store one.
@@ -738,7 +751,7 @@ class ECGDataModule(RecordingDataModule):
         stride_seconds: float | None = None,
         bandpass: tuple[float | None, float | None] | None = None,
         filter_order: int = 4,
-        normalize: bool = False,
+        normalize: Normalization = "none",
         scale_range: tuple[float, float] = (0.8, 1.2),
         baseline_shift: float = 0.1,
         noise: float = 0.02,
@@ -757,6 +770,7 @@ class ECGDataModule(RecordingDataModule):
             stride_seconds=stride_seconds,
             bandpass=bandpass,
             filter_order=filter_order,
+            normalize=normalize,
             scale_range=scale_range,
             baseline_shift=baseline_shift,
             noise=noise,
@@ -767,7 +781,6 @@ class ECGDataModule(RecordingDataModule):
         if array_sample_rate is not None and array_sample_rate <= 0:
             raise invalid("array_sample_rate", "None or a rate > 0 Hz", repr(array_sample_rate))
         self.leads = self.selected
-        self.normalize = normalize
         self.array_sample_rate = array_sample_rate
         self.array_lead_names = None if array_lead_names is None else list(array_lead_names)
 
@@ -811,7 +824,3 @@ class ECGDataModule(RecordingDataModule):
     def lead_names(self) -> tuple[str, ...] | None:
         """Names of the leads in ``x`` (None when the records carry none); indexes the data on first use."""
         return self.channel_names
-
-    def normalizer(self) -> Transform | None:
-        """Per-window z-scoring per lead when ``normalize``."""
-        return normalize_window if self.normalize else None

