@@ -40,6 +40,27 @@ class MaskSampler:
         raise NotImplementedError
 
 
+def check_ratio(name: str, ratio: float) -> None:
+    """``ratio`` must be a fraction strictly between 0 and 1."""
+    if not 0 < ratio < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {ratio}")
+
+
+def check_range(name: str, bounds: tuple[float, float], limit: str = "<= 1") -> None:
+    """``bounds`` must be a range ``0 < low <= high``, and ``high`` within ``limit`` (``"<= 1"``, ``"< 1"`` or
+    ``""`` for none)."""
+    low, high = bounds
+    within = {"<= 1": high <= 1, "< 1": high < 1, "": True}[limit]
+    if not (0 < low <= high and within):
+        raise ValueError(f"{name} must be a range 0 < low <= high{' ' + limit if limit else ''}, got {bounds}")
+
+
+def check_count(name: str, count: int) -> None:
+    """``count`` must be at least 1."""
+    if count < 1:
+        raise ValueError(f"{name} must be >= 1, got {count}")
+
+
 def to_device(masks: tuple[Tensor, Tensor], device: torch.device | str) -> tuple[Tensor, Tensor]:
     """Move masks sampled on the host to ``device`` without blocking it: through pinned memory to an accelerator,
     so the copy overlaps with the step instead of synchronising the host with the device."""

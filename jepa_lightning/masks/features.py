@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, to_device
+from jepa_lightning.masks.base import MaskSampler, check_count, check_range, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 from jepa_lightning.tokenizers.tabular import FEATURES_LAYOUT
 
@@ -30,11 +30,9 @@ class FeatureSubsetMaskSampler(MaskSampler):
         context_ratio: tuple[float, float] = (0.2, 0.4),
         target_ratio: tuple[float, float] = (0.2, 0.4),
     ) -> None:
-        for name, (low, high) in {"context_ratio": context_ratio, "target_ratio": target_ratio}.items():
-            if not 0 < low <= high < 1:
-                raise ValueError(f"{name} must be a range 0 < low <= high < 1, got {(low, high)}")
-        if num_targets < 1:
-            raise ValueError(f"num_targets must be >= 1, got {num_targets}")
+        for name, bounds in {"context_ratio": context_ratio, "target_ratio": target_ratio}.items():
+            check_range(name, bounds, limit="< 1")
+        check_count("num_targets", num_targets)
         self.num_targets = num_targets
         self.context_ratio = context_ratio
         self.target_ratio = target_ratio

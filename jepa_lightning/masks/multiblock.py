@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices, to_device
+from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
@@ -60,15 +60,13 @@ class MultiBlockMaskSampler(MaskSampler):
         min_context: int = 10,
         max_tries: int = 20,
     ) -> None:
-        for name, (low, high) in {
+        for name, bounds in {
             "target_scale": target_scale,
             "target_aspect": target_aspect,
             "context_scale": context_scale,
         }.items():
-            if not 0 < low <= high:
-                raise ValueError(f"{name} must be a range 0 < low <= high, got {(low, high)}")
-        if num_targets < 1:
-            raise ValueError(f"num_targets must be >= 1, got {num_targets}")
+            check_range(name, bounds, limit="")
+        check_count("num_targets", num_targets)
         self.num_targets = num_targets
         self.target_scale = target_scale
         self.target_aspect = target_aspect
@@ -157,12 +155,9 @@ class BlockUnionMaskSampler(MaskSampler):
     def __init__(
         self, num_blocks: int = 8, scale: float = 0.15, aspect: tuple[float, float] = (0.75, 1.5), max_tries: int = 20
     ) -> None:
-        if num_blocks < 1:
-            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-        if not 0 < scale < 1:
-            raise ValueError(f"scale must be in (0, 1), got {scale}")
-        if not 0 < aspect[0] <= aspect[1]:
-            raise ValueError(f"aspect must be a range 0 < low <= high, got {aspect}")
+        check_count("num_blocks", num_blocks)
+        check_ratio("scale", scale)
+        check_range("aspect", aspect, limit="")
         self.num_blocks = num_blocks
         self.scale = scale
         self.aspect = aspect

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices, to_device
+from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
@@ -36,23 +36,6 @@ def expand_across(positions: Tensor, axis: int, grid: tuple[int, int]) -> Tensor
     if axis == 1:
         return (torch.arange(rows, device=positions.device)[:, None] * cols + positions.unsqueeze(-2)).flatten(-2)
     return (positions.unsqueeze(-1) * cols + torch.arange(cols, device=positions.device)).flatten(-2)
-
-
-def check_ratio(name: str, ratio: float) -> None:
-    if not 0 < ratio < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {ratio}")
-
-
-def check_range(name: str, bounds: tuple[float, float]) -> None:
-    """``bounds`` must be a range of fractions ``0 < low <= high <= 1``."""
-    low, high = bounds
-    if not 0 < low <= high <= 1:
-        raise ValueError(f"{name} must be a range 0 < low <= high <= 1, got {bounds}")
-
-
-def check_count(name: str, count: int) -> None:
-    if count < 1:
-        raise ValueError(f"{name} must be >= 1, got {count}")
 
 
 def span_length(length: int, ratio: float) -> int:

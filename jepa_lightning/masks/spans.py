@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, first_true_indices, to_device
+from jepa_lightning.masks.base import MaskSampler, check_count, check_range, first_true_indices, to_device
 from jepa_lightning.tokenizers.base import TokenLayout
 
 
@@ -31,11 +31,9 @@ class ContiguousSpanMaskSampler(MaskSampler):
         target_ratio: tuple[float, float] = (0.15, 0.2),
         context_ratio: tuple[float, float] = (0.4, 0.75),
     ) -> None:
-        for name, (low, high) in {"target_ratio": target_ratio, "context_ratio": context_ratio}.items():
-            if not 0 < low <= high <= 1:
-                raise ValueError(f"{name} must be a range 0 < low <= high <= 1, got {(low, high)}")
-        if num_targets < 1:
-            raise ValueError(f"num_targets must be >= 1, got {num_targets}")
+        for name, bounds in {"target_ratio": target_ratio, "context_ratio": context_ratio}.items():
+            check_range(name, bounds)
+        check_count("num_targets", num_targets)
         self.num_targets = num_targets
         self.target_ratio = target_ratio
         self.context_ratio = context_ratio
