@@ -1,9 +1,10 @@
 """Shared measuring machinery of the benchmarks: timed steps in fresh processes, peak memory, FLOPs, tables.
 
-Every measurement runs in its own spawned process (so peak memory is that implementation's alone and one
-implementation's allocator state cannot slow the next), and implementations are measured in interleaved
-rounds (A, B, A, B, ...) so drift of the machine (thermal, other load) hits all of them alike; the table
-reports the median over rounds.
+Peak memory is measured in a spawned process per implementation (so it is that implementation's alone). Step
+time is measured in one spawned process that builds every implementation and then alternates them step by step
+(A, B, C, A, B, C, ..., rotating who goes first): the speed of a shared machine drifts by tens of percent over
+minutes (clocks, other tenants), and only steps taken seconds apart see the same machine. The table reports each
+implementation's median step.
 """
 
 from __future__ import annotations
@@ -78,21 +79,40 @@ def step_flops(step: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
-def _worker(queue: mp.Queue, factory: StepFactory, kwargs: dict[str, Any], warmup: int, steps: int) -> None:
-    torch.set_num_threads(kwargs.pop("threads", torch.get_num_threads()))
+def _memory_worker(queue: mp.Queue, factory: StepFactory, kwargs: dict[str, Any], warmup: int, steps: int) -> None:
     device = device_of_this_run()
     step = factory(device=device, **kwargs)
     before_steps = peak_memory_mib(device)
-    seconds = time_steps(step, warmup, steps, device)
+    time_steps(step, warmup, steps, device)
     peak = peak_memory_mib(device)
-    queue.put({"seconds": seconds, "peak_mib": peak, "step_mib": peak - before_steps})
+    queue.put({"peak_mib": peak, "step_mib": peak - before_steps, "gflops": step_flops(step) / 1e9})
 
 
-def measure_in_fresh_process(factory: StepFactory, warmup: int, steps: int, **kwargs: Any) -> dict[str, float]:
-    """Seconds per step and peak memory of ``factory(device=..., **kwargs)`` measured in a new process."""
+def _timing_worker(
+    queue: mp.Queue, factories: dict[str, StepFactory], kwargs: dict[str, Any], warmup: int, steps: int
+) -> None:
+    device = device_of_this_run()
+    named_steps = {name: factory(device=device, **kwargs) for name, factory in factories.items()}
+    for step in named_steps.values():
+        for _ in range(warmup):
+            step()
+    synchronize(device)
+    durations: dict[str, list[float]] = {name: [] for name in named_steps}
+    order = list(named_steps)
+    for index in range(steps):
+        for name in order[index % len(order) :] + order[: index % len(order)]:  # rotate who goes first
+            start = time.perf_counter()
+            named_steps[name]()
+            synchronize(device)
+            durations[name].append(time.perf_counter() - start)
+    queue.put({name: statistics.median(values) for name, values in durations.items()})
+
+
+def run_in_fresh_process(worker: Callable[..., None], *args: Any) -> Any:
+    """What ``worker(queue, *args)`` puts on its queue, run in a new (spawned) process."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_worker, args=(queue, factory, kwargs, warmup, steps))
+    process = context.Process(target=worker, args=(queue, *args))
     process.start()
     while True:
         try:
@@ -101,7 +121,7 @@ def measure_in_fresh_process(factory: StepFactory, warmup: int, steps: int, **kw
         except Empty:
             if not process.is_alive():
                 raise RuntimeError(
-                    f"benchmark worker for {factory.__name__} failed with exit code {process.exitcode}"
+                    f"benchmark worker {worker.__name__} failed with exit code {process.exitcode}"
                 ) from None
     process.join()
     return result
@@ -110,19 +130,14 @@ def measure_in_fresh_process(factory: StepFactory, warmup: int, steps: int, **kw
 def compare(
     factories: dict[str, StepFactory], rounds: int, warmup: int, steps: int, **kwargs: Any
 ) -> dict[str, dict[str, float]]:
-    """Interleaved rounds over the implementations; per implementation the median step time and peak memory."""
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in factories}
-    for _ in range(rounds):
-        for name, factory in factories.items():
-            results[name].append(measure_in_fresh_process(factory, warmup, steps, **kwargs))
-    return {
-        name: {
-            "seconds": statistics.median(r["seconds"] for r in runs),
-            "peak_mib": max(r["peak_mib"] for r in runs),
-            "step_mib": max(r["step_mib"] for r in runs),
-        }
-        for name, runs in results.items()
+    """Per implementation: the median step time, measured in one process that alternates the implementations step
+    by step (``rounds x steps`` timed steps each), and the peak memory and FLOPs of a step, measured in a process
+    of its own."""
+    memory = {
+        name: run_in_fresh_process(_memory_worker, factory, kwargs, warmup, 2) for name, factory in factories.items()
     }
+    seconds = run_in_fresh_process(_timing_worker, factories, kwargs, warmup, rounds * steps)
+    return {name: {"seconds": seconds[name], **memory[name]} for name in factories}
 
 
 def machine_line() -> str:

@@ -1,7 +1,8 @@
-"""I-JEPA training-step throughput and peak memory: jepa-lightning vs lightly, same model, batch, masks.
+"""I-JEPA training-step throughput and peak memory: jepa-lightning vs lightly and stable-pretraining, same model,
+batch and masks.
 
-    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
-    .bench-venv/bin/python benchmarks/ijepa_vs_lightly.py --sizes tiny small
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with the peers beside this checkout
+    .bench-venv/bin/python benchmarks/ijepa_vs_peers.py --sizes tiny small
 
 One step = student forward on the context, predictor, teacher forward on all tokens, smooth-L1 loss,
 backward, AdamW step and EMA update, on random images (data loading excluded; see
@@ -17,6 +18,9 @@ Implementations:
 - ``lightly (timm)``: ``MaskedVisionTransformerTIMM`` + ``IJEPAPredictorTIMM``, ``update_momentum``, AdamW.
 - ``lightly (torchvision)``: lightly's documented example: ``IJEPABackbone`` (torchvision ViT, which adds a
   class token to every pass) + ``IJEPAPredictor``, ``apply_masks`` / ``repeat_interleave_batch``.
+- ``stable-pretraining``: its ``methods.IJEPA`` (timm ViT, ``FlexibleTransformer`` predictor, its EMA update), fed
+  our masks. It predicts the concatenated target blocks in one predictor pass, ``B x (context + 4 T)`` tokens,
+  where the paper (and ours and lightly) runs ``4 B x (context + T)``: its predictor does less work by design.
 """
 
 from __future__ import annotations
@@ -148,13 +152,12 @@ def lightly_step(
     return step
 
 
-def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
-    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
-    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+def timm_vit(size: str, image_size: int, patch_size: int) -> torch.nn.Module:
+    """A timm ViT of ``size`` without class token (mean-pooled), as the timm-based peers are given."""
     from timm.models.vision_transformer import VisionTransformer
 
     width, depth, heads = VIT_SIZES[size]
-    vit = VisionTransformer(
+    return VisionTransformer(
         img_size=image_size,
         patch_size=patch_size,
         embed_dim=width,
@@ -164,6 +167,14 @@ def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: i
         global_pool="avg",
         num_classes=0,
     )
+
+
+def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
+    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+
+    width, _, heads = VIT_SIZES[size]
+    vit = timm_vit(size, image_size, patch_size)
     backbone = MaskedVisionTransformerTIMM(vit=vit).to(device)
     predictor = IJEPAPredictorTIMM(
         num_patches=(image_size // patch_size) ** 2,
@@ -228,11 +239,73 @@ def lightly_torchvision(
     )
 
 
+class FixedIJEPAMasks(torch.nn.Module):
+    """Stands in for stable-pretraining's ``IJEPAMasking``: our precomputed masks, every target block's indices
+    concatenated (it predicts all blocks in one predictor pass)."""
+
+    def __init__(self, masks: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        super().__init__()
+        self.masks = masks
+        self.calls = 0
+
+    def forward(self, patches: torch.Tensor, grid_h: int, grid_w: int) -> Any:
+        from stable_pretraining.backbone.patch_masking import IJEPAMaskOutput
+
+        context_idx, target_idx = self.masks[self.calls % len(self.masks)]
+        self.calls += 1
+        return IJEPAMaskOutput(context_idx=context_idx, target_idx=target_idx.flatten(1))
+
+
+def stable_pretraining(
+    device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str
+):
+    """stable-pretraining's ``methods.IJEPA`` on a timm ViT, its predictor given our head count and depth."""
+    from stable_pretraining.backbone import FlexibleTransformer
+    from stable_pretraining.methods import IJEPA as SPTIJEPA
+
+    width, _, heads = VIT_SIZES[size]
+    vit = timm_vit(size, image_size, patch_size)
+    model = SPTIJEPA(vit, predictor_embed_dim=width // 4, predictor_depth=PREDICTOR_DEPTH, ema_decay_start=MOMENTUM)
+    model.predictor = FlexibleTransformer(
+        input_dim=width,
+        hidden_dim=width // 4,
+        output_dim=width,
+        num_patches=(image_size // patch_size) ** 2,
+        depth=PREDICTOR_DEPTH,
+        num_heads=heads,
+        self_attn=True,
+        cross_attn=False,
+        add_mask_token=True,
+        use_adaln=False,
+        num_prefix_tokens=0,
+        zero_init_output=False,
+    )
+    model.masking = FixedIJEPAMasks(matched_masks(image_size // patch_size, batch_size, device))
+    model = model.to(device).train()
+    optimizer = torch.optim.AdamW([*model.encoder.student.parameters(), *model.predictor.parameters()], lr=1e-4)
+    images = torch.randn(batch_size, 3, image_size, image_size, device=device)
+
+    def step() -> None:
+        with autocast(device, precision):
+            loss = model(images).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.encoder.update_teacher()
+
+    return step
+
+
 def ours_compiled(device: torch.device, **settings: Any):
     return ours(device, torch_compile=True, **settings)
 
 
-IMPLEMENTATIONS = {"jepa-lightning": ours, "lightly (timm)": lightly_timm, "lightly (torchvision)": lightly_torchvision}
+IMPLEMENTATIONS = {
+    "jepa-lightning": ours,
+    "lightly (timm)": lightly_timm,
+    "lightly (torchvision)": lightly_torchvision,
+    "stable-pretraining": stable_pretraining,
+}
 
 
 def main() -> None:
@@ -242,7 +315,7 @@ def main() -> None:
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions per implementation")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes: rounds x steps alternating steps each")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="also measure ours with torch_compile=True")
@@ -270,6 +343,7 @@ def main() -> None:
                     name,
                     args.batch_size / result["seconds"],
                     result["seconds"] * 1000,
+                    result["gflops"],
                     result["peak_mib"],
                     result["step_mib"],
                     result["seconds"] / ours_seconds,
@@ -278,7 +352,7 @@ def main() -> None:
         payload[size] = {"settings": settings, "results": results}
     print_table(
         f"I-JEPA step, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, {args.precision}",
-        ["model", "implementation", "samples/s", "ms/step", "peak MiB", "step MiB", "our speed-up"],
+        ["model", "implementation", "samples/s", "ms/step", "GFLOP/step", "peak MiB", "step MiB", "our speed-up"],
         rows,
     )
     dump_json(args.json, payload)

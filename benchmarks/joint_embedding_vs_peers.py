@@ -1,15 +1,17 @@
-"""Joint-embedding training-step throughput: SimCLR, VICReg, Barlow Twins with a ResNet-18, ours vs lightly.
+"""Joint-embedding training-step throughput: SimCLR, VICReg, Barlow Twins with a ResNet-18, ours vs lightly and
+stable-pretraining.
 
-    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
-    .bench-venv/bin/python benchmarks/joint_embedding_vs_lightly.py --methods simclr vicreg barlow_twins
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with the peers beside this checkout
+    .bench-venv/bin/python benchmarks/joint_embedding_vs_peers.py --methods simclr vicreg barlow_twins
 
 One step = two augmented views (random tensors here; data loading is measured by
 ``datamodule_throughput.py``) through backbone + projector, the objective, backward and the AdamW step.
-Both implementations use the same timm ResNet-18 (CIFAR-style stem at 32 px) and projectors of the same
-shape (``--hidden`` wide; SimCLR to 128, VICReg and Barlow Twins 3 layers to ``--hidden``). lightly encodes the
-views one after the other, as its examples do; ours encodes them in one batched pass.
+All implementations use the same timm ResNet-18 (CIFAR-style stem at 32 px) and projectors of the same
+shape (``--hidden`` wide; SimCLR to 128, VICReg and Barlow Twins 3 layers to ``--hidden``). lightly (as its
+examples do) and stable-pretraining (its ``methods`` classes) encode the views one after the other; ours encodes
+them in one batched pass.
 
-The third row per method is the backbone alone (forward and backward of both views with a trivial loss, plus
+The last row per method is the backbone alone (forward and backward of both views with a trivial loss, plus
 the optimiser step): the overhead of a method is how much slower its step is than that.
 """
 
@@ -90,6 +92,31 @@ def lightly(device: torch.device, method: str, image_size: int, batch_size: int,
     return step
 
 
+def stable_pretraining(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+    """stable-pretraining's ``methods.SimCLR`` / ``VICReg`` / ``BarlowTwins`` on the same backbone and projector
+    shapes (they encode the views one after the other)."""
+    from stable_pretraining.methods import SimCLR as SPTSimCLR
+    from stable_pretraining.methods import VICReg as SPTVICReg
+    from stable_pretraining.methods.barlow_twins import BarlowTwins as SPTBarlowTwins
+
+    builders = {
+        "simclr": lambda: SPTSimCLR(_backbone(image_size), projector_dims=(hidden, 128), temperature=0.1),
+        "vicreg": lambda: SPTVICReg(_backbone(image_size), projector_dims=(hidden, hidden, hidden)),
+        "barlow_twins": lambda: SPTBarlowTwins(_backbone(image_size), projector_dims=(hidden, hidden, hidden)),
+    }
+    model = builders[method]().to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    views = _views(batch_size, image_size, device)
+
+    def step() -> None:
+        loss = model(*views).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def backbone_only(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
     backbone = _backbone(image_size).to(device)
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-3, fused=True)
@@ -104,7 +131,12 @@ def backbone_only(device: torch.device, method: str, image_size: int, batch_size
     return step
 
 
-IMPLEMENTATIONS = {"jepa-lightning": ours, "lightly": lightly, "backbone alone": backbone_only}
+IMPLEMENTATIONS = {
+    "jepa-lightning": ours,
+    "lightly": lightly,
+    "stable-pretraining": stable_pretraining,
+    "backbone alone": backbone_only,
+}
 
 
 def main() -> None:
@@ -113,7 +145,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=2048, help="projector width")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes: rounds x steps alternating steps each")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--json", help="also write the results to this file")

@@ -8,7 +8,7 @@ builds it; the baseline fits the same probe as :class:`~jepa_lightning.callbacks
 features, logistic regression) on the inputs ``x`` of the ``train`` split after the evaluation transform (e.g. the
 normalised series) instead of on embeddings, and scores it on ``--split``. A pretrained encoder is worth its
 training when its probe beats this number. Inputs of different lengths are zero-padded to the longest; table rows
-use their numeric (NaN -> 0) and categorical fields.
+use their numeric fields (NaN -> 0) and their categorical codes one-hot encoded.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
@@ -25,13 +26,19 @@ from jepa_lightning.cli import build_cli
 from jepa_lightning.tokenizers.base import TabularInput, model_input
 
 
-def raw_features(loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+def one_hot_columns(codes: torch.Tensor, categories: tuple[int, ...]) -> torch.Tensor:
+    """Categorical codes (rows x columns) as concatenated one-hot blocks, one per column's cardinality."""
+    blocks = [F.one_hot(column, size).float() for column, size in zip(codes.T, categories, strict=True)]
+    return torch.cat(blocks, dim=1) if blocks else codes.new_zeros(len(codes), 0, dtype=torch.float)
+
+
+def raw_features(loader: DataLoader, categories: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Every batch's model input flattened to one row per sample (zero-padded to the longest), and the labels."""
     rows, labels = [], []
     for batch in loader:
         x = model_input(batch)
         if isinstance(x, TabularInput):
-            x = torch.cat([x.numeric.nan_to_num(0.0), x.categorical.float()], dim=1)
+            x = torch.cat([x.numeric.nan_to_num(0.0), one_hot_columns(x.categorical, categories)], dim=1)
         rows.extend(x.flatten(1).float())
         labels.append(batch["y"])
     width = max(row.numel() for row in rows)
@@ -42,8 +49,10 @@ def raw_features(loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
 def raw_probe_accuracy(datamodule, split: str) -> float:
     """Accuracy on ``split`` of the probe fitted on the raw inputs of the ``train`` split."""
     datamodule.setup("fit")
+    categories = datamodule.input_spec.categories or ()
     return linear_probe_accuracy(
-        raw_features(datamodule.eval_dataloader("train")), raw_features(datamodule.eval_dataloader(split))
+        raw_features(datamodule.eval_dataloader("train"), categories),
+        raw_features(datamodule.eval_dataloader(split), categories),
     )
 
 

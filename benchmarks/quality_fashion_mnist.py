@@ -1,23 +1,31 @@
-"""Feature quality for a fixed budget: I-JEPA on Fashion-MNIST, jepa-lightning vs lightly, same steps.
+"""Feature quality for a fixed budget: I-JEPA and SimCLR on Fashion-MNIST, jepa-lightning vs lightly, same steps.
 
     apt-get install dataset-fashion-mnist        # Debian's copy of Fashion-MNIST (DATA.md)
-    bash benchmarks/setup_env.sh                 # once: .bench-venv with lightly beside this checkout
+    bash benchmarks/setup_env.sh                 # once: .bench-venv with the peers beside this checkout
     .bench-venv/bin/python benchmarks/quality_fashion_mnist.py --steps 600
 
 Both implementations train the same ViT (``--width``, ``--depth``, ``--heads``; 4 x 4 patches of 32 x 32 images,
-an 8 x 8 grid) and a predictor of half that width for the same number of steps on the same batches (one
-:class:`ImageDataModule`, random resized crops), with the same masks (I-JEPA multi-block, drawn by our sampler:
-lightly's default collator is sized for 224 px images), the same AdamW with warmup + cosine learning rate and the
-same EMA schedule. What differs is each library's model code: ours (:class:`IJEPA`, trained by a Lightning
-``Trainer``) against lightly's ``MaskedVisionTransformerTIMM`` + ``IJEPAPredictorTIMM`` in a plain loop.
-Quality = accuracy on the 10,000 test images of a logistic regression fitted on frozen, mean-pooled teacher
-embeddings of ``--probe-train`` training images; the random-initialisation column is the same probe before training.
+an 8 x 8 grid) for the same number of steps on the same batches (one :class:`ImageDataModule`), with the same
+AdamW and warmup + cosine learning rate. What differs is each library's model code, ours trained by a Lightning
+``Trainer``, lightly's in a plain loop:
+
+- ``ijepa``: a predictor of half the encoder's width, the same masks (I-JEPA multi-block, drawn by our sampler:
+  lightly's default collator is sized for 224 px images) and EMA schedule; ours :class:`IJEPA` against lightly's
+  ``MaskedVisionTransformerTIMM`` + ``IJEPAPredictorTIMM``. Inputs: random resized crops.
+- ``simclr``: two augmented views per image (our datamodule's SimCLR augmentation), a 512 -> 128 projector with
+  BatchNorm, NT-Xent at temperature 0.2; ours :class:`SimCLR` on a :class:`PooledTokenBackbone` against a timm
+  ViT (mean-pooled) + lightly's ``SimCLRProjectionHead`` and ``NTXentLoss``.
+
+Quality = accuracy on the 10,000 test images of a logistic regression fitted on frozen, mean-pooled embeddings
+(I-JEPA: the teacher's) of ``--probe-train`` training images; the random-initialisation column is the same probe
+before training.
 
 Weight initialisation decides most of the difference at this small size, so both libraries run with each
 ``--init`` (matched pairs): ``ijepa`` (our default, the paper's: trunc-normal 0.02, residual projections scaled
 by depth, in encoder and predictor; applied to lightly's modules by the same functions) and ``xavier`` (ours with
-``TransformerEncoder(init="xavier")``, which IJEPA's patch embedding and predictor follow; lightly as shipped:
-a xavier encoder and a predictor with PyTorch's default init, of about xavier's scale).
+``TransformerEncoder(init="xavier")``, which IJEPA's patch embedding and predictor follow; lightly's I-JEPA as
+shipped: a xavier encoder and a predictor with PyTorch's default init, of about xavier's scale; the timm ViT of the
+SimCLR pair gets the same function as ours).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import copy
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -39,11 +48,11 @@ from torch.utils.data import DataLoader
 from datamodules import ImageDataModule
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
 from jepa_lightning.masks import MultiBlockMaskSampler, mask_generator
-from jepa_lightning.methods import IJEPA
-from jepa_lightning.methods.base import warmup_cosine
-from jepa_lightning.nn import TransformerEncoder
+from jepa_lightning.methods import IJEPA, SimCLR
+from jepa_lightning.methods.base import SSLMethod, warmup_cosine
+from jepa_lightning.nn import PooledTokenBackbone, TransformerEncoder
 from jepa_lightning.nn.init import WEIGHT_INITS, init_transformer
-from jepa_lightning.tokenizers import TokenLayout, grid_coords
+from jepa_lightning.tokenizers import PatchTokenizer2d, TokenLayout, grid_coords
 
 Embed = Callable[[torch.Tensor], torch.Tensor]
 
@@ -51,9 +60,11 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SIZE, PATCH_SIZE = 32, 4
 LR, WARMUP_START_LR, MIN_LR, WARMUP_FRACTION, WEIGHT_DECAY = 5e-4, 1e-4, 1e-6, 0.1, 0.04
 EMA_START = 0.996
+SIMCLR_PROJECTOR, SIMCLR_TEMPERATURE = (512, 128), 0.2
+METHODS = ("ijepa", "simclr")
 
 
-def datamodule(batch_size: int) -> ImageDataModule:
+def datamodule(batch_size: int, num_views: int | None = None) -> ImageDataModule:
     if not FASHION.exists():
         raise SystemExit(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
     return ImageDataModule(
@@ -62,6 +73,7 @@ def datamodule(batch_size: int) -> ImageDataModule:
         image_size=IMAGE_SIZE,
         batch_size=batch_size,
         val_fraction=0.0,
+        num_views=num_views,
     )
 
 
@@ -82,9 +94,18 @@ def probe(embed: Embed, data: ImageDataModule, probe_train: int) -> float:
     return linear_probe_accuracy(train, embeddings(embed, data.eval_dataloader("test")))
 
 
-def ours(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[float, float, float]:
-    L.seed_everything(args.seed)
-    model = IJEPA(
+OPTIMISATION = {
+    "lr": LR,
+    "warmup_start_lr": WARMUP_START_LR,
+    "min_lr": MIN_LR,
+    "warmup_fraction": WARMUP_FRACTION,
+    "weight_decay": WEIGHT_DECAY,
+    "final_weight_decay": None,
+}
+
+
+def our_ijepa(args: argparse.Namespace, data: ImageDataModule, init: str) -> SSLMethod:
+    return IJEPA(
         encoder=TransformerEncoder(embed_dim=args.width, depth=args.depth, num_heads=args.heads, init=init),
         patch_size=PATCH_SIZE,
         predictor_dim=args.width // 2,
@@ -92,14 +113,28 @@ def ours(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[fl
         predictor_heads=args.heads,
         mask_sampler=MultiBlockMaskSampler(),
         input_spec=data.input_spec,
-        lr=LR,
-        warmup_start_lr=WARMUP_START_LR,
-        min_lr=MIN_LR,
-        warmup_fraction=WARMUP_FRACTION,
-        weight_decay=WEIGHT_DECAY,
-        final_weight_decay=None,
         ema_momentum=EMA_START,
+        **OPTIMISATION,
     )
+
+
+def our_simclr(args: argparse.Namespace, data: ImageDataModule, init: str) -> SSLMethod:
+    return SimCLR(
+        backbone=partial(
+            PooledTokenBackbone,
+            encoder=TransformerEncoder(embed_dim=args.width, depth=args.depth, num_heads=args.heads, init=init),
+            tokenizer=partial(PatchTokenizer2d, patch_size=PATCH_SIZE, init=init),
+        ),
+        projector_dims=SIMCLR_PROJECTOR,
+        temperature=SIMCLR_TEMPERATURE,
+        input_spec=data.input_spec,
+        **OPTIMISATION,
+    )
+
+
+def ours(args: argparse.Namespace, data: ImageDataModule, init: str, method: str) -> tuple[float, float, float]:
+    L.seed_everything(args.seed)
+    model = {"ijepa": our_ijepa, "simclr": our_simclr}[method](args, data, init)
     initial = probe(model.embed, data, args.probe_train)
     trainer = L.Trainer(
         max_steps=args.steps,
@@ -108,20 +143,19 @@ def ours(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[fl
         enable_checkpointing=False,
         enable_model_summary=False,
     )
+    # stable-pretraining, installed beside lightly in .bench-venv, adds its monitoring callbacks to every Trainer
+    # through Lightning's callbacks_factory entry point; they would bill their time to our run.
+    trainer.callbacks = [c for c in trainer.callbacks if not type(c).__module__.startswith("stable_pretraining")]
     start = time.perf_counter()
     trainer.fit(model, data)
     seconds = time.perf_counter() - start
     return initial, probe(model.embed, data, args.probe_train), seconds
 
 
-def lightly(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[float, float, float]:
-    from lightly.models import utils
-    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
-    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+def timm_vit(args: argparse.Namespace) -> nn.Module:
     from timm.models.vision_transformer import VisionTransformer
 
-    L.seed_everything(args.seed)
-    vit = VisionTransformer(
+    return VisionTransformer(
         img_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
         in_chans=1,
@@ -132,6 +166,48 @@ def lightly(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple
         global_pool="avg",
         num_classes=0,
     )
+
+
+def plain_loop(
+    args: argparse.Namespace,
+    data: ImageDataModule,
+    parameters: list[nn.Parameter],
+    loss_of: Callable[[dict, int], torch.Tensor],
+    after_step: Callable[[int], None] = lambda step: None,
+) -> float:
+    """``args.steps`` AdamW steps with our warmup + cosine learning rate over the datamodule's training batches;
+    the seconds it took."""
+    optimizer = torch.optim.AdamW(parameters, lr=LR, weight_decay=WEIGHT_DECAY)
+    warmup = int(WARMUP_FRACTION * args.steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, args.steps, warmup, WARMUP_START_LR, LR, MIN_LR) / LR
+    )
+    loader = data.train_dataloader()
+    step, epoch = 0, 0
+    start = time.perf_counter()
+    while step < args.steps:
+        loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            if step == args.steps:
+                break
+            loss = loss_of(batch, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            after_step(step)
+            step += 1
+        epoch += 1
+    return time.perf_counter() - start
+
+
+def lightly_ijepa(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[float, float, float]:
+    from lightly.models import utils
+    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+
+    L.seed_everything(args.seed)
+    vit = timm_vit(args)
     encoder = MaskedVisionTransformerTIMM(vit=vit)
     predictor = IJEPAPredictorTIMM(
         num_patches=(IMAGE_SIZE // PATCH_SIZE) ** 2,
@@ -149,42 +225,53 @@ def lightly(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple
     def embed(x: torch.Tensor) -> torch.Tensor:
         return target.encode(x).mean(dim=1)
 
-    initial = probe(embed, data, args.probe_train)
-    parameters = [*encoder.parameters(), *predictor.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=LR, weight_decay=WEIGHT_DECAY)
-    warmup = int(WARMUP_FRACTION * args.steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, args.steps, warmup, WARMUP_START_LR, LR, MIN_LR) / LR
-    )
     sampler = MultiBlockMaskSampler()
-    layout_grid = IMAGE_SIZE // PATCH_SIZE
-    layout = TokenLayout("grid", (layout_grid, layout_grid), grid_coords((layout_grid, layout_grid)))
-    loader = data.train_dataloader()
-    step, epoch = 0, 0
-    start = time.perf_counter()
-    while step < args.steps:
-        loader.sampler.set_epoch(epoch)
-        for batch in loader:
-            if step == args.steps:
-                break
-            images = batch["x"]
-            context_idx, target_idx = sampler(layout, len(images), mask_generator(0, step, 0, "cpu"), "cpu")
-            masks_pred = list(target_idx.unbind(1))
-            with torch.no_grad():
-                h = F.layer_norm(target.encode(images), (args.width,))
-                h = utils.apply_masks(h, masks_pred)
-            z = predictor(encoder.encode(images, idx_keep=context_idx), [context_idx], masks_pred)
-            loss = F.smooth_l1_loss(z, h)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            momentum = EMA_START + (1.0 - EMA_START) * step / args.steps
-            utils.update_momentum(encoder, target, momentum)
-            step += 1
-        epoch += 1
-    seconds = time.perf_counter() - start
+    grid = IMAGE_SIZE // PATCH_SIZE
+    layout = TokenLayout("grid", (grid, grid), grid_coords((grid, grid)))
+
+    def loss_of(batch: dict, step: int) -> torch.Tensor:
+        images = batch["x"]
+        context_idx, target_idx = sampler(layout, len(images), mask_generator(0, step, 0, "cpu"), "cpu")
+        masks_pred = list(target_idx.unbind(1))
+        with torch.no_grad():
+            h = F.layer_norm(target.encode(images), (args.width,))
+            h = utils.apply_masks(h, masks_pred)
+        z = predictor(encoder.encode(images, idx_keep=context_idx), [context_idx], masks_pred)
+        return F.smooth_l1_loss(z, h)
+
+    def update_teacher(step: int) -> None:
+        utils.update_momentum(encoder, target, EMA_START + (1.0 - EMA_START) * step / args.steps)
+
+    initial = probe(embed, data, args.probe_train)
+    seconds = plain_loop(args, data, [*encoder.parameters(), *predictor.parameters()], loss_of, update_teacher)
     return initial, probe(embed, data, args.probe_train), seconds
+
+
+def lightly_simclr(args: argparse.Namespace, data: ImageDataModule, init: str) -> tuple[float, float, float]:
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules.heads import SimCLRProjectionHead
+
+    L.seed_everything(args.seed)
+    vit = timm_vit(args)
+    init_transformer(vit, vit.blocks, init)
+    network = nn.Sequential(vit, SimCLRProjectionHead(args.width, *SIMCLR_PROJECTOR))
+    criterion = NTXentLoss(temperature=SIMCLR_TEMPERATURE)
+
+    def loss_of(batch: dict, step: int) -> torch.Tensor:
+        first, second = batch["views"]
+        return criterion(network(first), network(second))
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        return vit.eval()(x)
+
+    initial = probe(embed, data, args.probe_train)
+    network.train()
+    seconds = plain_loop(args, data, list(network.parameters()), loss_of)
+    return initial, probe(embed, data, args.probe_train), seconds
+
+
+def lightly(args: argparse.Namespace, data: ImageDataModule, init: str, method: str) -> tuple[float, float, float]:
+    return {"ijepa": lightly_ijepa, "simclr": lightly_simclr}[method](args, data, init)
 
 
 def main() -> None:
@@ -200,17 +287,27 @@ def main() -> None:
     parser.add_argument(
         "--init", choices=WEIGHT_INITS, nargs="+", default=list(WEIGHT_INITS), help="encoder initialisations to run"
     )
+    parser.add_argument("--methods", choices=METHODS, nargs="+", default=list(METHODS))
     args = parser.parse_args()
 
-    data = datamodule(args.batch_size)
     rows = []
-    for init in args.init:
-        for name, run in (("jepa-lightning", ours), ("lightly", lightly)):
-            initial, trained, seconds = run(args, data, init)
-            rows.append([name, init, initial, trained, seconds])
+    for method in args.methods:
+        data = datamodule(args.batch_size, num_views=2 if method == "simclr" else None)
+        for init in args.init:
+            for name, run in (("jepa-lightning", ours), ("lightly", lightly)):
+                initial, trained, seconds = run(args, data, init, method)
+                rows.append([method, name, init, initial, trained, seconds])
     print_table(
-        f"I-JEPA on Fashion-MNIST, {args.steps} steps of {args.batch_size}, ViT {args.width}/{args.depth}/{args.heads}",
-        ["implementation", "encoder init", "probe acc. at init", "probe acc. after training", "training seconds"],
+        f"Fashion-MNIST, {args.steps} steps of {args.batch_size}, seed {args.seed}, "
+        f"ViT {args.width}/{args.depth}/{args.heads}",
+        [
+            "method",
+            "implementation",
+            "encoder init",
+            "probe acc. at init",
+            "probe acc. after training",
+            "training seconds",
+        ],
         rows,
     )
 
