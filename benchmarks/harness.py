@@ -140,6 +140,25 @@ def compare(
     return {name: {"seconds": seconds[name], **memory[name]} for name in factories}
 
 
+def timm_vit(
+    width: int, depth: int, heads: int, image_size: int, patch_size: int, channels: int = 3
+) -> torch.nn.Module:
+    """A timm ViT without class token, mean-pooled: the encoder the timm-based peers are given."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(
+        img_size=image_size,
+        patch_size=patch_size,
+        in_chans=channels,
+        embed_dim=width,
+        depth=depth,
+        num_heads=heads,
+        class_token=False,
+        global_pool="avg",
+        num_classes=0,
+    )
+
+
 def machine_line() -> str:
     device = device_of_this_run()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from harness import compare, dump_json, print_table
+from harness import compare, dump_json, print_table, timm_vit
 
 from jepa_lightning.masks import MaskSampler, MultiBlockMaskSampler, mask_generator
 from jepa_lightning.nn import VIT_SIZES, TransformerEncoder
@@ -152,29 +152,12 @@ def lightly_step(
     return step
 
 
-def timm_vit(size: str, image_size: int, patch_size: int) -> torch.nn.Module:
-    """A timm ViT of ``size`` without class token (mean-pooled), as the timm-based peers are given."""
-    from timm.models.vision_transformer import VisionTransformer
-
-    width, depth, heads = VIT_SIZES[size]
-    return VisionTransformer(
-        img_size=image_size,
-        patch_size=patch_size,
-        embed_dim=width,
-        depth=depth,
-        num_heads=heads,
-        class_token=False,
-        global_pool="avg",
-        num_classes=0,
-    )
-
-
 def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: int, batch_size: int, precision: str):
     from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
     from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
 
     width, _, heads = VIT_SIZES[size]
-    vit = timm_vit(size, image_size, patch_size)
+    vit = timm_vit(*VIT_SIZES[size], image_size, patch_size)
     backbone = MaskedVisionTransformerTIMM(vit=vit).to(device)
     predictor = IJEPAPredictorTIMM(
         num_patches=(image_size // patch_size) ** 2,
@@ -264,7 +247,7 @@ def stable_pretraining(
     from stable_pretraining.methods import IJEPA as SPTIJEPA
 
     width, _, heads = VIT_SIZES[size]
-    vit = timm_vit(size, image_size, patch_size)
+    vit = timm_vit(*VIT_SIZES[size], image_size, patch_size)
     model = SPTIJEPA(vit, predictor_embed_dim=width // 4, predictor_depth=PREDICTOR_DEPTH, ema_decay_start=MOMENTUM)
     model.predictor = FlexibleTransformer(
         input_dim=width,

@@ -41,7 +41,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from harness import print_table
+from harness import print_table, timm_vit
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -152,22 +152,6 @@ def ours(args: argparse.Namespace, data: ImageDataModule, init: str, method: str
     return initial, probe(model.embed, data, args.probe_train), seconds
 
 
-def timm_vit(args: argparse.Namespace) -> nn.Module:
-    from timm.models.vision_transformer import VisionTransformer
-
-    return VisionTransformer(
-        img_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        in_chans=1,
-        embed_dim=args.width,
-        depth=args.depth,
-        num_heads=args.heads,
-        class_token=False,
-        global_pool="avg",
-        num_classes=0,
-    )
-
-
 def plain_loop(
     args: argparse.Namespace,
     data: ImageDataModule,
@@ -207,7 +191,7 @@ def lightly_ijepa(args: argparse.Namespace, data: ImageDataModule, init: str) ->
     from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
 
     L.seed_everything(args.seed)
-    vit = timm_vit(args)
+    vit = timm_vit(args.width, args.depth, args.heads, IMAGE_SIZE, PATCH_SIZE, channels=1)
     encoder = MaskedVisionTransformerTIMM(vit=vit)
     predictor = IJEPAPredictorTIMM(
         num_patches=(IMAGE_SIZE // PATCH_SIZE) ** 2,
@@ -252,7 +236,7 @@ def lightly_simclr(args: argparse.Namespace, data: ImageDataModule, init: str) -
     from lightly.models.modules.heads import SimCLRProjectionHead
 
     L.seed_everything(args.seed)
-    vit = timm_vit(args)
+    vit = timm_vit(args.width, args.depth, args.heads, IMAGE_SIZE, PATCH_SIZE, channels=1)
     init_transformer(vit, vit.blocks, init)
     network = nn.Sequential(vit, SimCLRProjectionHead(args.width, *SIMCLR_PROJECTOR))
     criterion = NTXentLoss(temperature=SIMCLR_TEMPERATURE)

@@ -255,9 +255,7 @@ class TimeBlockMaskSampler(MaskSampler):
     """
 
     def __init__(self, keep_ratio: tuple[float, float] = (0.15, 0.25), min_block_length: int = 10) -> None:
-        check_range("keep_ratio", keep_ratio)
-        if keep_ratio[1] >= 1:
-            raise ValueError(f"keep_ratio must leave patches to mask (high < 1), got {keep_ratio}")
+        check_range("keep_ratio", keep_ratio, limit="< 1")  # some patches must be left to mask
         check_count("min_block_length", min_block_length)
         self.keep_ratio = keep_ratio
         self.min_block_length = min_block_length
