@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vicreg_variance
+from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vicreg_token_terms, vicreg_variance
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.features import FeatureSubsetMaskSampler
@@ -68,7 +68,8 @@ class JEPA(SSLMethod):
     then needs a ``regularizer`` on the student's pooled context representations (B, D): ``"sigreg"`` (LeJEPA's
     SIGReg, the variant its authors ask for; weight 0.05 by default) or ``"vicreg"`` (variance + 0.04 x
     covariance, VICReg's 25 : 1 ratio, as in VJ-VCR; weight 1 by default). A regularizer can also be added on
-    top of the EMA teacher.
+    top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
+    per-sample mean, for probes that read more than the mean (frequency rows, flattened tokens).
 
     Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step, micro-batch, rank)``: a
     resumed run draws the same masks, ranks draw different ones, and sampling never waits for an accelerator.
@@ -89,6 +90,7 @@ class JEPA(SSLMethod):
         target_encoder: Literal["ema", "student"] = "ema",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
+        regularizer_input: Literal["pooled", "tokens"] = "pooled",
         num_slices: int = 256,
         mask_seed: int = 0,
         input_spec: InputSpec | None = None,
@@ -105,6 +107,13 @@ class JEPA(SSLMethod):
             raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
         if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
             raise ValueError(f"regularizer must be one of {sorted(DEFAULT_REGULARIZER_WEIGHT)}, got {regularizer!r}")
+        if regularizer_input not in ("pooled", "tokens"):
+            raise ValueError(f"regularizer_input must be 'pooled' or 'tokens', got {regularizer_input!r}")
+        if regularizer_input == "tokens" and regularizer == "sigreg":
+            raise ValueError(
+                "regularizer_input='tokens' needs regularizer='vicreg': SIGReg's statistics need the same number of "
+                "samples on every rank, and context lengths differ between ranks"
+            )
         if target_encoder == "student" and regularizer == "none":
             raise ValueError(
                 "target_encoder='student' (no teacher) collapses without a regularizer: set regularizer='sigreg' "
@@ -120,6 +129,7 @@ class JEPA(SSLMethod):
         self.regularizer_weight = (
             DEFAULT_REGULARIZER_WEIGHT[regularizer] if regularizer_weight is None else regularizer_weight
         )
+        self.regularizer_input = regularizer_input
         self.num_slices = num_slices
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.target_norm = target_norm
@@ -150,7 +160,7 @@ class JEPA(SSLMethod):
             "target_std": target.float().std(dim=(0, 1)).mean(),
         }
         if regularize and self.regularizer != "none":
-            penalty = self.regularization(context.mean(dim=1))
+            penalty = self.regularization(context)
             stats["regularizer"] = penalty.detach()
             loss = loss + self.regularizer_weight * penalty
         return loss, stats
@@ -160,11 +170,16 @@ class JEPA(SSLMethod):
         """Where targets (and embeddings) come from: the EMA teacher, or the student itself."""
         return self.teacher if self.teacher is not None else self.student
 
-    def regularization(self, embeddings: Tensor) -> Tensor:
-        """Anti-collapse penalty on pooled representations ``(B, D)``; the SIGReg directions follow the step."""
+    def regularization(self, context: Tensor) -> Tensor:
+        """Anti-collapse penalty on the student's context tokens ``(B, N, D)``: on their per-sample mean, or on every
+        token (``regularizer_input``); the SIGReg directions follow the step."""
+        if self.regularizer_input == "tokens":
+            variance, covariance = vicreg_token_terms(context)
+            return variance + VICREG_COVARIANCE_RATIO * covariance
+        pooled = context.mean(dim=1)
         if self.regularizer == "sigreg":
-            return sigreg(embeddings, self.num_slices, seed=self.global_step)
-        return vicreg_variance(embeddings) + VICREG_COVARIANCE_RATIO * vicreg_covariance(embeddings)
+            return sigreg(pooled, self.num_slices, seed=self.global_step)
+        return vicreg_variance(pooled) + VICREG_COVARIANCE_RATIO * vicreg_covariance(pooled)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         accumulation = max(self.trainer.accumulate_grad_batches, 1)
@@ -565,7 +580,8 @@ class AJEPA(JEPA):
     Readout (``embed``, what probes read): ``readout="mean"`` averages all teacher tokens, as :class:`JEPA` does;
     ``readout="frequency"`` averages over time within each frequency row and concatenates the rows (``(B, F * D)``),
     the linear-evaluation protocol of audio masked models (MSM-MAE, M2D), which keeps where in the spectrum a
-    feature sits.
+    feature sits. On small data the frequency rows lose rank as the paper recipe trains; ``regularizer="vicreg"``
+    with ``regularizer_input="tokens"`` keeps it (``examples/configs/ajepa_klettres.yaml`` uses both).
     """
 
     def __init__(

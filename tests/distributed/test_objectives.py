@@ -24,6 +24,7 @@ from jepa_lightning.losses import (
     tico,
     vicreg,
     vicreg_covariance,
+    vicreg_token_terms,
     vicreg_variance,
     whitened_mse,
 )
@@ -50,6 +51,15 @@ def _row_weights(z: torch.Tensor) -> torch.Tensor:
     return full[distributed.rank() * n : (distributed.rank() + 1) * n]
 
 
+def _token_terms(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """VICReg over tokens: each row a sample of 1 token, scaled so that the variance hinge is active."""
+    variance, covariance = vicreg_token_terms(0.3 * z[0].reshape(-1, 1, OUT_DIM))
+    return variance + covariance, variance, covariance
+
+
+#: Rank 0 holds rows [0, 5) and rank 1 rows [5, 16): token counts differ between ranks, as JEPA contexts do.
+UNEVEN_ROWS = (slice(0, 5), slice(5, GLOBAL_BATCH))
+
 # Each case maps the projected views of this rank's rows to (loss, *values); every value's mean over ranks
 # must equal the single-process value (a local mean, or identical on every rank).
 CASES: dict[str, Case] = {
@@ -58,6 +68,7 @@ CASES: dict[str, Case] = {
     "vicreg": lambda z: tuple(vicreg(z[0], z[1])),
     "vicreg_variance": lambda z: (vicreg_variance(z[0] * 0.3),),
     "vicreg_covariance": lambda z: (vicreg_covariance(z[0]),),
+    "vicreg_token_terms": _token_terms,
     "tico": lambda z: tico(z[0], z[1], _initial_covariance(), beta=0.7, rho=3.0),
     "sigreg": lambda z: (sigreg(z[0], num_slices=16, seed=5),),
     "lejepa_loss": lambda z: tuple(lejepa_loss(z, lambda_=0.3, num_slices=16, seed=9, num_global_views=2)),
@@ -120,6 +131,8 @@ def _job(rank: int) -> dict[str, object]:
     for name, case in CASES.items():
         values, grads = _run_case(case, slice(rank * local, (rank + 1) * local))
         results[name] = ([_mean_over_ranks(v) for v in values], [_mean_over_ranks(g) for g in grads])
+    values, grads = _run_case(_token_terms, UNEVEN_ROWS[rank])
+    results["token_terms_uneven"] = ([_mean_over_ranks(v) for v in values], [_mean_over_ranks(g) for g in grads])
     results.update(_collective_checks(rank))
     return results
 
@@ -130,9 +143,9 @@ def ranks(tmp_path_factory) -> list[dict[str, object]]:
     return run_on_ranks(_job, folder, WORLD)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [*CASES, "token_terms_uneven"])
 def test_two_ranks_equal_one_process_on_the_global_batch(ranks, name):
-    expected_values, expected_grads = _run_case(CASES[name], slice(None))
+    expected_values, expected_grads = _run_case(CASES.get(name, _token_terms), slice(None))
     for result in ranks:
         values, grads = result[name]
         assert len(values) == len(expected_values)

@@ -20,6 +20,7 @@ from jepa_lightning.losses import (
     tico,
     vicreg,
     vicreg_covariance,
+    vicreg_token_terms,
     vicreg_variance,
     whitened_mse,
     whitening,
@@ -186,6 +187,24 @@ def test_vicreg_known_values():
     assert vicreg_covariance(collapsed).item() == 0.0
     assert vicreg_covariance(_orthogonal_unit_variance(32, 8)).item() < 1e-20
     assert vicreg_variance(10 * _orthogonal_unit_variance(32, 8)).item() == 0.0
+
+
+def test_vicreg_token_terms_treat_every_token_as_a_sample():
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randn(4, 6, 5, generator=g, dtype=torch.float64) * torch.linspace(0.2, 2.0, 5, dtype=torch.float64)
+    variance, covariance = vicreg_token_terms(tokens)
+    flat = tokens.reshape(24, 5)
+    assert variance.item() == pytest.approx(vicreg_variance(flat).item(), rel=1e-10)
+    assert covariance.item() == pytest.approx(vicreg_covariance(flat).item(), rel=1e-10)
+    # hand formula: unbiased covariance of the 24 token vectors
+    cov = np.cov(flat.numpy(), rowvar=False)
+    assert variance.item() == pytest.approx(np.maximum(0, 1 - np.sqrt(np.diag(cov) + 1e-4)).mean(), rel=1e-10)
+    assert covariance.item() == pytest.approx((np.square(cov).sum() - np.square(np.diag(cov)).sum()) / 5, rel=1e-10)
+
+
+def test_vicreg_token_terms_refuse_an_empty_rank():
+    with pytest.raises(ValueError, match="at least one token on every rank"):
+        vicreg_token_terms(torch.zeros(2, 0, 5))
 
 
 # ---------------------------------------------------------------- TiCo

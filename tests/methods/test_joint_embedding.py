@@ -166,6 +166,34 @@ def test_regularizer_adds_its_weighted_penalty(digits_batch):
     torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
 
 
+def test_token_regularizer_sees_every_context_token(digits_batch, monkeypatch):
+    from jepa_lightning.masks import mask_generator
+    from jepa_lightning.methods import jepa as jepa_module
+
+    shapes, token_terms = [], jepa_module.vicreg_token_terms
+    monkeypatch.setattr(jepa_module, "vicreg_token_terms", lambda t: shapes.append(t.shape) or token_terms(t))
+    plain, _ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    model = jepa(regularizer="vicreg", regularizer_input="tokens", regularizer_weight=2.0)
+    regularised, stats = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    (shape,) = shapes
+    assert shape[0] == len(digits_batch) and shape[1] > 1 and shape[2] == 32  # (B, context tokens, D)
+    torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
+    _, pooled = jepa(regularizer="vicreg").masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    assert not torch.isclose(stats["regularizer"], pooled["regularizer"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"regularizer": "vicreg", "regularizer_input": "context"}, "regularizer_input must be 'pooled' or 'tokens'"),
+        ({"regularizer": "sigreg", "regularizer_input": "tokens"}, "regularizer_input='tokens' needs regularizer="),
+    ],
+)
+def test_bad_regularizer_input_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        jepa(**kwargs)
+
+
 def test_validation_loss_is_the_prediction_loss_alone_even_for_a_single_sample(digits_batch):
     """The regularizer is a batch statistic (undefined for one sample); ``val/loss`` leaves it out."""
     from jepa_lightning.masks import mask_generator
