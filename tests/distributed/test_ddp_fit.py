@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import pytest
 
 from tests.test_cli import TINY_IJEPA
 
@@ -18,6 +19,7 @@ class RecordReplicaState(L.Callback):
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder)
         self.first_target_idx: list[list[int]] | None = None
+        self.first_context_length: int | None = None
 
     def on_train_start(self, trainer, pl_module) -> None:
         """Record the targets the method really draws on its first training step."""
@@ -27,6 +29,7 @@ class RecordReplicaState(L.Callback):
             context_idx, target_idx = sampler(*args, **kwargs)
             if self.first_target_idx is None:
                 self.first_target_idx = target_idx[0].tolist()
+                self.first_context_length = context_idx.shape[1]
             return context_idx, target_idx
 
         pl_module.mask_sampler = recording_sampler
@@ -37,18 +40,26 @@ class RecordReplicaState(L.Callback):
             "teacher": float(sum(p.double().sum() for p in pl_module.teacher.parameters())),
             "teacher_requires_grad": any(p.requires_grad for p in pl_module.teacher.parameters()),
             "first_target_idx": self.first_target_idx,
+            "first_context_length": self.first_context_length,
             "first_sample": trainer.train_dataloader.sampler.rank,
         }
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
-def test_two_process_ddp_keeps_replicas_identical_and_draws_rank_specific_masks(tmp_path):
+@pytest.mark.parametrize(
+    "regularizer",
+    [[], ["--model.regularizer=vicreg", "--model.regularizer_input=tokens"]],
+    ids=["plain", "token_vicreg"],
+)
+def test_two_process_ddp_keeps_replicas_identical_and_draws_rank_specific_masks(tmp_path, regularizer):
+    """Also with VICReg on every context token, whose token counts differ between the ranks."""
     command = [
         sys.executable,
         "-m",
         "jepa_lightning",
         "fit",
         *TINY_IJEPA,
+        *regularizer,
         "--trainer.accelerator=cpu",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
@@ -68,3 +79,4 @@ def test_two_process_ddp_keeps_replicas_identical_and_draws_rank_specific_masks(
     assert not rank0["teacher_requires_grad"]
     assert rank0["first_target_idx"] != rank1["first_target_idx"]
     assert (rank0["first_sample"], rank1["first_sample"]) == (0, 1)
+    assert rank0["first_context_length"] != rank1["first_context_length"]
