@@ -142,15 +142,15 @@ def vicreg_token_terms(tokens: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tenso
     tokens were one batch: JEPA contexts, whose token counts differ between ranks, can be regularised token by token.
 
     Same definitions as :func:`vicreg_variance` / :func:`vicreg_covariance` (unbiased covariance). Distributed
-    semantics: all-reduces the token count, the feature sums and the summed outer products (autograd-aware) instead
-    of gathering, so unequal counts are exact; the values are identical on every rank.
+    semantics: all-reduces the token count, the feature sums and then the centred outer products (autograd-aware)
+    instead of gathering, so unequal counts are exact; the values are identical on every rank.
     """
     z = tokens.reshape(-1, tokens.shape[-1])
     if z.shape[0] == 0:
         raise ValueError("the token-level VICReg terms need at least one token on every rank, got none")
     count = all_reduce_sum(z.new_tensor(float(z.shape[0])))
-    mean = all_reduce_sum(z.sum(dim=0)) / count
-    cov = (all_reduce_sum(z.T @ z) - count * torch.outer(mean, mean)) / (count - 1)
+    centred = z - all_reduce_sum(z.sum(dim=0)) / count
+    cov = all_reduce_sum(centred.T @ centred) / (count - 1)
     variance = F.relu(1 - torch.sqrt(torch.diagonal(cov) + eps)).mean()
     return variance, _off_diagonal(cov).square().sum() / z.shape[-1]
 

@@ -109,10 +109,10 @@ class JEPA(SSLMethod):
             raise ValueError(f"regularizer must be one of {sorted(DEFAULT_REGULARIZER_WEIGHT)}, got {regularizer!r}")
         if regularizer_input not in ("pooled", "tokens"):
             raise ValueError(f"regularizer_input must be 'pooled' or 'tokens', got {regularizer_input!r}")
-        if regularizer_input == "tokens" and regularizer == "sigreg":
+        if regularizer_input == "tokens" and regularizer != "vicreg":
             raise ValueError(
-                "regularizer_input='tokens' needs regularizer='vicreg': SIGReg's statistics need the same number of "
-                "samples on every rank, and context lengths differ between ranks"
+                f"regularizer_input='tokens' needs regularizer='vicreg', got {regularizer!r} (SIGReg's statistics "
+                "need the same number of samples on every rank, and context lengths differ between ranks)"
             )
         if target_encoder == "student" and regularizer == "none":
             raise ValueError(

@@ -186,7 +186,8 @@ def test_token_regularizer_sees_every_context_token(digits_batch, monkeypatch):
     ("kwargs", "message"),
     [
         ({"regularizer": "vicreg", "regularizer_input": "context"}, "regularizer_input must be 'pooled' or 'tokens'"),
-        ({"regularizer": "sigreg", "regularizer_input": "tokens"}, "regularizer_input='tokens' needs regularizer="),
+        ({"regularizer": "sigreg", "regularizer_input": "tokens"}, "needs regularizer='vicreg', got 'sigreg'"),
+        ({"regularizer_input": "tokens"}, "needs regularizer='vicreg', got 'none'"),
     ],
 )
 def test_bad_regularizer_input_is_refused(kwargs, message):
