@@ -9,6 +9,7 @@ implementation's median step.
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
 import platform
@@ -138,6 +139,14 @@ def compare(
     }
     seconds = run_in_fresh_process(_timing_worker, factories, kwargs, warmup, rounds * steps)
     return {name: {"seconds": seconds[name], **memory[name]} for name in factories}
+
+
+def add_comparison_arguments(parser: argparse.ArgumentParser, warmup: int, steps: int) -> None:
+    """The options of every :func:`compare` script: timed rounds, warm-up and timed steps, and a JSON output."""
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes: rounds x steps alternating steps each")
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--json", help="also write the results to this file")
 
 
 def timm_vit(

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from harness import compare, dump_json, print_table, timm_vit
+from harness import add_comparison_arguments, compare, dump_json, print_table, timm_vit
 
 from jepa_lightning.masks import MaskSampler, MultiBlockMaskSampler, mask_generator
 from jepa_lightning.nn import VIT_SIZES, TransformerEncoder
@@ -114,19 +114,22 @@ def ours(
 
 
 def lightly_step(
-    encode: Any,
     encoder: torch.nn.Module,
-    target_encode: Any,
-    target_encoder: torch.nn.Module,
+    encode: Any,
     predictor: torch.nn.Module,
-    images: torch.Tensor,
-    masks: list[tuple[torch.Tensor, torch.Tensor]],
+    image_size: int,
+    patch_size: int,
+    batch_size: int,
     precision: str,
     device: torch.device,
 ):
-    """lightly's I-JEPA step as in its example (targets: layer norm, apply_masks, repeat_interleave_batch)."""
+    """lightly's I-JEPA step as in its example (targets: layer norm, apply_masks, repeat_interleave_batch), on random
+    images and our masks; ``encode(module, images, masks_enc)`` runs a backbone (``masks_enc`` None: every token)."""
     from lightly.models import utils
 
+    target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+    images = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    masks = matched_masks(image_size // patch_size, batch_size, device)
     optimizer = torch.optim.AdamW([*encoder.parameters(), *predictor.parameters()], lr=1e-4)
     calls = [0]
 
@@ -137,11 +140,11 @@ def lightly_step(
         masks_pred = list(target_idx.unbind(1))
         with autocast(device, precision):
             with torch.no_grad():
-                h = target_encode(images)
+                h = encode(target_encoder, images, None)
                 h = F.layer_norm(h, (h.size(-1),))
                 h = utils.apply_masks(h, masks_pred)
                 h = utils.repeat_interleave_batch(h, len(images), repeat=len(masks_enc))
-            z = encode(images, masks_enc)
+            z = encode(encoder, images, masks_enc)
             z = predictor(z, masks_enc, masks_pred)
             loss = F.smooth_l1_loss(z, h)
         optimizer.zero_grad(set_to_none=True)
@@ -166,15 +169,13 @@ def lightly_timm(device: torch.device, size: str, image_size: int, patch_size: i
         predictor_embed_dim=width // 4,
         num_heads=heads,
     ).to(device)
-    target = copy.deepcopy(backbone).requires_grad_(False)
     return lightly_step(
-        lambda images, masks: backbone.encode(images, idx_keep=masks[0]),
         backbone,
-        target.encode,
-        target,
+        lambda module, images, masks: module.encode(images, idx_keep=None if masks is None else masks[0]),
         predictor,
-        torch.randn(batch_size, 3, image_size, image_size, device=device),
-        matched_masks(image_size // patch_size, batch_size, device),
+        image_size,
+        patch_size,
+        batch_size,
         precision,
         device,
     )
@@ -208,15 +209,13 @@ def lightly_torchvision(
         dropout=0.0,
         attention_dropout=0.0,
     ).to(device)
-    target = copy.deepcopy(backbone).requires_grad_(False)
     return lightly_step(
         backbone,
-        backbone,
-        target,
-        target,
+        lambda module, images, masks: module(images, masks),
         predictor,
-        torch.randn(batch_size, 3, image_size, image_size, device=device),
-        matched_masks(image_size // patch_size, batch_size, device),
+        image_size,
+        patch_size,
+        batch_size,
         precision,
         device,
     )
@@ -298,11 +297,8 @@ def main() -> None:
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--rounds", type=int, default=3, help="timed passes: rounds x steps alternating steps each")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
+    add_comparison_arguments(parser, warmup=3, steps=10)
     parser.add_argument("--compile", action="store_true", help="also measure ours with torch_compile=True")
-    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     implementations = dict(IMPLEMENTATIONS)
     if args.compile:

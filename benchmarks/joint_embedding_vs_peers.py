@@ -21,7 +21,7 @@ import argparse
 from functools import partial
 
 import torch
-from harness import compare, dump_json, print_table
+from harness import add_comparison_arguments, compare, dump_json, print_table
 
 from jepa_lightning.nn import TimmBackbone
 from jepa_lightning.tokenizers import InputSpec
@@ -145,10 +145,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=2048, help="projector width")
-    parser.add_argument("--rounds", type=int, default=3, help="timed passes: rounds x steps alternating steps each")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--json", help="also write the results to this file")
+    add_comparison_arguments(parser, warmup=2, steps=5)
     args = parser.parse_args()
 
     rows, payload = [], {}

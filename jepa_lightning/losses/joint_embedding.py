@@ -148,7 +148,7 @@ def vicreg_token_terms(tokens: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tenso
     z = tokens.reshape(-1, tokens.shape[-1])
     if z.shape[0] == 0:
         raise ValueError("the token-level VICReg terms need at least one token on every rank, got none")
-    count = all_reduce_sum(z.new_tensor(float(z.shape[0])))
+    count = all_reduce_sum(z.new_full((), z.shape[0]))
     centred = z - all_reduce_sum(z.sum(dim=0)) / count
     cov = all_reduce_sum(centred.T @ centred) / (count - 1)
     variance = F.relu(1 - torch.sqrt(torch.diagonal(cov) + eps)).mean()
