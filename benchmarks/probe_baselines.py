@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
 from jepa_lightning.cli import build_cli
-from jepa_lightning.tokenizers.base import TabularInput, model_input
+from jepa_lightning.inputs import TabularInput, model_input
 
 
 def one_hot_columns(codes: torch.Tensor, categories: tuple[int, ...]) -> torch.Tensor:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
 from datamodules.ecg import Augment, resample
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MANIFEST_EXTENSION = ".csv"

@@ -21,7 +21,7 @@ from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 Transform = Callable[[Any], Any]
 SPLITS = ("train", "val", "test", "all")

@@ -43,7 +43,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 WFDB_HEADER = ".hea"

@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 IDX_IMAGES_MAGIC = 2051

@@ -36,7 +36,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 POINT_CLOUD_EXTENSIONS = (".off", ".ply", ".obj", ".xyz", ".npy", ".npz")
 CGAL_TARBALL = Path("/usr/share/doc/libcgal-dev/data.tar.gz")

@@ -1,6 +1,6 @@
 """Tables: CSV / TSV or Parquet files read through pandas, or the bundled Palmer penguins.
 
-A raw sample is one row as :class:`~jepa_lightning.tokenizers.base.TabularInput`: numeric values as read (float,
+A raw sample is one row as :class:`~jepa_lightning.inputs.TabularInput`: numeric values as read (float,
 NaN = missing) and categorical codes (``1 .. K`` for the column's categories in sorted order, ``0`` for a category the
 training file never shows, ``-1`` for missing). Transforms bring rows to the batch contract: numeric values
 standardised with statistics of the **training split only**, codes in ``[0, K]`` where ``0`` is the "unknown"
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
-from jepa_lightning.tokenizers.base import InputSpec, TabularInput
+from jepa_lightning.inputs import InputSpec, TabularInput
 
 #: File suffix -> reader (CSV / TSV may also be compressed, e.g. ``.csv.gz``).
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}

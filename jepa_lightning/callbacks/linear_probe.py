@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
-from jepa_lightning.tokenizers.base import model_input
+from jepa_lightning.inputs import model_input
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.callbacks.linear_probe import embed_loader
 from jepa_lightning.distributed import all_reduce_sum
-from jepa_lightning.tokenizers.base import ModelInput, TabularInput, model_input
+from jepa_lightning.inputs import ModelInput, TabularInput, model_input
 
 
 @contextmanager

@@ -11,8 +11,8 @@ from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from torch import Tensor
 
 from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, batch_embeddings
+from jepa_lightning.inputs import model_input
 from jepa_lightning.metrics import EmbeddingSpectrum
-from jepa_lightning.tokenizers.base import model_input
 
 
 class SpectrumPlot(ValidationEmbeddingsCallback):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jepa_lightning.tokenizers.base import TokenLayout
+from jepa_lightning.tokens import TokenLayout
 
 
 def mask_generator(seed: int, step: int, rank: int, device: torch.device | str, stream: int = 0) -> torch.Generator:

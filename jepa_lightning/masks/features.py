@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, to_device
-from jepa_lightning.tokenizers.base import TokenLayout
-from jepa_lightning.tokenizers.tabular import FEATURES_LAYOUT
+from jepa_lightning.tokens import FEATURES_LAYOUT, TokenLayout
 
 
 class FeatureSubsetMaskSampler(MaskSampler):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
-from jepa_lightning.tokenizers.base import TokenLayout
+from jepa_lightning.tokens import TokenLayout
 
 
 def series_shape(layout: TokenLayout, name: str) -> tuple[int, int]:

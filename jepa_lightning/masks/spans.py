@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, first_true_indices, to_device
-from jepa_lightning.tokenizers.base import TokenLayout
+from jepa_lightning.tokens import TokenLayout
 
 
 class ContiguousSpanMaskSampler(MaskSampler):

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler
 from jepa_lightning.masks.series import AxisSpanMaskSampler, check_range
-from jepa_lightning.tokenizers.base import TokenLayout
+from jepa_lightning.tokens import TokenLayout
 
 
 class TimeSpanMaskSampler(AxisSpanMaskSampler):

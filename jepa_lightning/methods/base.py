@@ -10,7 +10,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from jepa_lightning.tokenizers.base import InputSpec, ModelInput, model_input
+from jepa_lightning.inputs import InputSpec, ModelInput, model_input
 
 #: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
 FUSED_ADAMW_DEVICES = {"cpu", "cuda"}

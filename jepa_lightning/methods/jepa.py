@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from jepa_lightning.inputs import InputSpec, ModelInput, input_batch_size, model_input
 from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vicreg_token_terms, vicreg_variance
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
@@ -36,11 +37,11 @@ from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
 from jepa_lightning.nn.functional import gather_mask_major, pool_rows
 from jepa_lightning.nn.predictor import JEPAPredictor
 from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
-from jepa_lightning.tokenizers.base import InputSpec, ModelInput, TokenizerFactory, input_batch_size, model_input
 from jepa_lightning.tokenizers.images import PatchTokenizer2d
 from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer
 from jepa_lightning.tokenizers.tabular import FeatureTokenizer
 from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer
+from jepa_lightning.tokens import TokenizerFactory
 
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]

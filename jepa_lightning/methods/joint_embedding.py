@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.losses.joint_embedding import (
     barlow_twins,
     byol_loss,
@@ -19,7 +20,6 @@ from jepa_lightning.losses.joint_embedding import (
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.nn.backbones import TimmBackbone
 from jepa_lightning.nn.ema import EMATeacher
-from jepa_lightning.tokenizers.base import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
 #: configs a ``class_path`` whose first constructor argument is ``spec``, e.g.

@@ -2,7 +2,7 @@
 
 from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone
 from jepa_lightning.nn.ema import EMATeacher
-from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, transformer_blocks
+from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
 from jepa_lightning.nn.predictor import JEPAPredictor
 
@@ -14,6 +14,7 @@ __all__ = [
     "TimmBackbone",
     "TokenBackbone",
     "TransformerEncoder",
+    "cross_pattern_attention_mask",
     "gather_mask_major",
     "gather_tokens",
     "transformer_blocks",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import timm
 from torch import Tensor, nn
 
+from jepa_lightning.inputs import InputSpec, ModelInput
 from jepa_lightning.nn.encoder import TransformerEncoder
-from jepa_lightning.tokenizers.base import InputSpec, ModelInput, Tokenizer, TokenizerFactory
+from jepa_lightning.tokens import Tokenizer, TokenizerFactory
 
 
 class TokenBackbone(nn.Module):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Literal
 
+import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from jepa_lightning.nn.functional import gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
-from jepa_lightning.tokenizers.base import TokenLayout, Tokens
+from jepa_lightning.tokens import TokenLayout, Tokens, grid_coords
 
 #: Which tokens may attend to which, decided from their layout coordinates:
 #: ``"full"`` every token (no mask: plain SDPA); ``"cross_pattern"`` (ECG-JEPA, Kim) tokens that share a lead or a
@@ -70,6 +71,15 @@ def allowed_pairs(rule: Literal["cross_pattern", "same_channel"], coords: Tensor
     """``(B, K, K)`` bool: may token i attend to token j, for tokens at (lead, time) ``coords`` ``(B, K, 2)``."""
     same = coords.unsqueeze(2) == coords.unsqueeze(1)  # (B, K, K, 2)
     return same.any(dim=-1) if rule == "cross_pattern" else same[..., 0]
+
+
+def cross_pattern_attention_mask(
+    num_channels: int, num_patches: int, device: torch.device | str | None = None
+) -> Tensor:
+    """ECG-JEPA (Kim) cross-pattern attention over a channel-major ``(C, P)`` token grid: ``(N, N)`` bool,
+    True where token i may attend to token j, i.e. they share a lead or a time step. The encoder applies the same
+    rule itself with ``TransformerEncoder(attention="cross_pattern")``, also to a subset of tokens."""
+    return allowed_pairs("cross_pattern", grid_coords((num_channels, num_patches), device=device))[0]
 
 
 class TransformerEncoder(nn.Module):

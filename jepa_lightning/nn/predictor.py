@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from jepa_lightning.nn.encoder import AttentionRule, attention_mask, check_attention_rule, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
-from jepa_lightning.tokenizers.base import TokenLayout, sincos_embedding
+from jepa_lightning.tokens import TokenLayout, sincos_embedding
 
 
 class JEPAPredictor(nn.Module):

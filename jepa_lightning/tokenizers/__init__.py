@@ -1,20 +1,9 @@
-"""Modality -> token sequence. One file per modality; :mod:`.base` holds the shared contract."""
+"""Modality -> token sequence, one file per modality. The contracts they implement live in the leaf modules
+:mod:`jepa_lightning.inputs` (what a batch holds) and :mod:`jepa_lightning.tokens` (what a tokenizer returns); their
+names are re-exported here for convenience."""
 
+from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
-from jepa_lightning.tokenizers.base import (
-    InputSpec,
-    ModelInput,
-    TabularInput,
-    Tokenizer,
-    TokenizerFactory,
-    TokenLayout,
-    Tokens,
-    concat_inputs,
-    grid_coords,
-    input_batch_size,
-    model_input,
-    sincos_embedding,
-)
 from jepa_lightning.tokenizers.images import PatchTokenizer2d
 from jepa_lightning.tokenizers.point_clouds import (
     MiniPointNet,
@@ -24,7 +13,8 @@ from jepa_lightning.tokenizers.point_clouds import (
     sequence_order,
 )
 from jepa_lightning.tokenizers.tabular import FeatureTokenizer
-from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer, cross_pattern_attention_mask
+from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer
+from jepa_lightning.tokens import Tokenizer, TokenizerFactory, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 __all__ = [
     "ChannelPatchTokenizer",
@@ -41,7 +31,6 @@ __all__ = [
     "TokenizerFactory",
     "Tokens",
     "concat_inputs",
-    "cross_pattern_attention_mask",
     "farthest_point_sampling",
     "grid_coords",
     "input_batch_size",

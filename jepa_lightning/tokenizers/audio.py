@@ -6,15 +6,9 @@ import torch
 from torch import Tensor, nn
 from torchaudio.transforms import MelSpectrogram
 
+from jepa_lightning.inputs import InputSpec
 from jepa_lightning.nn.init import trunc_normal_init
-from jepa_lightning.tokenizers.base import (
-    InputSpec,
-    Tokenizer,
-    TokenLayout,
-    Tokens,
-    grid_coords,
-    sincos_embedding,
-)
+from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 LOG_OFFSET = 1e-6
 NORM_EPS = 1e-5

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from jepa_lightning.inputs import InputSpec
 from jepa_lightning.nn.init import WeightInit, init_embedding
-from jepa_lightning.tokenizers.base import (
-    InputSpec,
-    Tokenizer,
-    TokenLayout,
-    Tokens,
-    grid_coords,
-    sincos_embedding,
-)
+from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 
 class PatchTokenizer2d(Tokenizer):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.tokenizers.base import InputSpec, Tokenizer, TokenLayout, Tokens, check_finite
+from jepa_lightning.inputs import InputSpec, check_finite
+from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens
 
 
 def _gather_points(points: Tensor, idx: Tensor) -> Tensor:

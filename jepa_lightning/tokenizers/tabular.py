@@ -7,20 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.tokenizers.base import (
-    InputSpec,
-    ModelInput,
-    TabularInput,
-    Tokenizer,
-    TokenLayout,
-    Tokens,
-    check_finite,
-    check_on_device,
-)
-
-#: ``TokenLayout.kind`` of a set of features: ``shape == (F,)`` counts the feature tokens; the layout's first
-#: ``num_tokens - F`` tokens are regularisation tokens (coordinates ``-R .. -1``), then the features (``0 .. F-1``).
-FEATURES_LAYOUT = "features"
+from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, check_finite, check_on_device
+from jepa_lightning.tokens import FEATURES_LAYOUT, Tokenizer, TokenLayout, Tokens
 
 
 class FeatureTokenizer(Tokenizer):

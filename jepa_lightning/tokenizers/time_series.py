@@ -6,16 +6,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from jepa_lightning.inputs import InputSpec, check_finite
 from jepa_lightning.nn.init import trunc_normal_init
-from jepa_lightning.tokenizers.base import (
-    InputSpec,
-    Tokenizer,
-    TokenLayout,
-    Tokens,
-    check_finite,
-    grid_coords,
-    sincos_embedding,
-)
+from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 
 class ChannelPatchTokenizer(Tokenizer):
@@ -134,14 +127,3 @@ class ChannelPatchTokenizer(Tokenizer):
             kind="grid" if self.channel_independent else "sequence", shape=self.grid_shape(num_patches), coords=coords
         )
         return Tokens(features=features, positions=positions.to(features.dtype), layout=layout)
-
-
-def cross_pattern_attention_mask(
-    num_channels: int, num_patches: int, device: torch.device | str | None = None
-) -> Tensor:
-    """ECG-JEPA (Kim) cross-pattern attention over a channel-major ``(C, P)`` token grid: ``(N, N)`` bool,
-    True where token i may attend to token j, i.e. they share a lead or a time step. The encoder applies the same
-    rule itself with ``TransformerEncoder(attention="cross_pattern")``, also to a subset of tokens."""
-    from jepa_lightning.nn.encoder import allowed_pairs  # imported here: nn.encoder imports the tokenizers
-
-    return allowed_pairs("cross_pattern", grid_coords((num_channels, num_patches), device=device))[0]

@@ -19,7 +19,7 @@ from datamodules.base import (
     invalid,
     require_path,
 )
-from jepa_lightning.tokenizers.base import InputSpec
+from jepa_lightning.inputs import InputSpec
 
 
 class CountingSource(SampleSource):

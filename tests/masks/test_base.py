@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from jepa_lightning.inputs import check_finite
 from jepa_lightning.masks import to_device
-from jepa_lightning.tokenizers.base import check_finite
 
 
 def test_to_device_leaves_host_masks_where_they_are():

@@ -24,7 +24,7 @@ from jepa_lightning.masks import (
 from jepa_lightning.methods import AJEPA
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec, TokenLayout
-from jepa_lightning.tokenizers.base import grid_coords
+from jepa_lightning.tokens import grid_coords
 
 RATE = 8000
 SPEC = InputSpec("audio", channels=1, sample_rate=RATE)

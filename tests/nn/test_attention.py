@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.nn import JEPAPredictor, TokenBackbone, TransformerEncoder, gather_tokens
-from jepa_lightning.nn.encoder import attention_mask
+from jepa_lightning.nn.encoder import attention_mask, cross_pattern_attention_mask
 from jepa_lightning.tokenizers import ChannelPatchTokenizer, InputSpec, TokenLayout, Tokens, grid_coords
 
 LEADS, STEPS, WIDTH = 3, 5, 16
@@ -134,3 +134,14 @@ def test_per_lead_predictor_equals_running_each_lead_alone():
             own = slice(lead * len(context_steps), (lead + 1) * len(context_steps))
             alone = predictor(context[:, own], layout, context_idx[:, own], target_idx[..., lead : lead + 1])
             torch.testing.assert_close(together[:, lead : lead + 1], alone)
+
+
+def test_cross_pattern_attention_mask_matches_loop():
+    channels, patches = 3, 5
+    mask = cross_pattern_attention_mask(channels, patches, "cpu")
+    n = channels * patches
+    assert mask.shape == (n, n) and mask.dtype == torch.bool
+    for i in range(n):
+        for j in range(n):
+            expected = i // patches == j // patches or i % patches == j % patches
+            assert bool(mask[i, j]) == expected

@@ -4,7 +4,6 @@ import torch
 from jepa_lightning.tokenizers import (
     ChannelPatchTokenizer,
     InputSpec,
-    cross_pattern_attention_mask,
     grid_coords,
     sincos_embedding,
 )
@@ -97,14 +96,3 @@ def test_gradients_reach_projection():
     tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)
     tokenizer(series()).features.sum().backward()
     assert tokenizer.proj.weight.grad is not None
-
-
-def test_cross_pattern_attention_mask_matches_loop():
-    channels, patches = 3, 5
-    mask = cross_pattern_attention_mask(channels, patches, "cpu")
-    n = channels * patches
-    assert mask.shape == (n, n) and mask.dtype == torch.bool
-    for i in range(n):
-        for j in range(n):
-            expected = i // patches == j // patches or i % patches == j % patches
-            assert bool(mask[i, j]) == expected
