@@ -104,7 +104,7 @@ def ours(
 
     def step() -> None:
         with autocast(device, precision):
-            loss, _ = model.masked_prediction(images, generator)
+            loss, _, *_ = model.masked_prediction(images, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

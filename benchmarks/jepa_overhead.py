@@ -110,7 +110,7 @@ def main() -> None:
     def step() -> None:
         generator = mask_generator(0, step_index[0], 0, "cpu")
         step_index[0] += 1
-        loss, _ = timer.time_call("forward (all)", model.masked_prediction, images, generator)
+        loss, _, *_ = timer.time_call("forward (all)", model.masked_prediction, images, generator)
         optimizer.zero_grad(set_to_none=True)
         timer.time_call("backward", loss.backward)
         timer.time_call("optimizer step", optimizer.step)

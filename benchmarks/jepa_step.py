@@ -43,7 +43,7 @@ def main() -> None:
 
     def step(index: int) -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss, _ = model.masked_prediction(images, mask_generator(0, index, 0, device))
+            loss, _, *_ = model.masked_prediction(images, mask_generator(0, index, 0, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

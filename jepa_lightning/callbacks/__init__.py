@@ -8,7 +8,7 @@ from jepa_lightning.callbacks.linear_probe import (
     embed_loader,
     linear_probe_accuracy,
 )
-from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, batch_embeddings, knn_predict
+from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
 
 __all__ = [
@@ -19,8 +19,8 @@ __all__ = [
     "OnlineLinearProbe",
     "RankMeMonitor",
     "SpectrumPlot",
-    "batch_embeddings",
     "datamodule_probe_accuracy",
+    "embed_batch",
     "embed_loader",
     "knn_predict",
     "linear_probe_accuracy",

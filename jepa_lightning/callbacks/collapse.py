@@ -2,7 +2,7 @@
 
 All statistics are torchmetrics Metrics (synchronised over ranks) or means over ranks, so every rank sees the
 same numbers and takes the same decision under DDP. They are measured on validation batches (all samples,
-labelled or not) through the shared per-batch embeddings of :func:`batch_embeddings`, skipping the sanity check.
+labelled or not), from the embeddings the validation step returns, skipping the sanity check.
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ eval mode, so they never touch the training gradients, BatchNorm statistics or t
 labelled -1 are skipped; with no labels at all the probes log nothing. Cross-rank sums go through
 :mod:`jepa_lightning.distributed`, so the numbers are those of the global batch under DDP.
 
-Cost: one extra no-grad ``embed`` forward per training batch (linear probe) and per validation batch; the
-embeddings of a batch are computed once and shared by every diagnostic callback of this package
-(:func:`batch_embeddings`). The kNN probe also embeds the whole training split at each validation it runs.
+Cost: one extra no-grad ``embed`` forward per training batch (linear probe). Validation embeddings come from the
+method's validation step (:func:`validation_embeddings`), which every method of this package returns at no extra
+cost, and are shared by every diagnostic callback. The kNN probe also embeds the whole training split at each
+validation it runs.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.callbacks.linear_probe import embed_loader
 from jepa_lightning.distributed import all_reduce_sum
-from jepa_lightning.inputs import ModelInput, TabularInput, model_input
+from jepa_lightning.inputs import ModelInput, model_input
 
 
 @contextmanager
@@ -40,46 +40,28 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
             m.training = training
 
 
-class _EmbeddingCache:
-    """The embeddings of the latest batch, keyed by the model, the input tensors (identity and in-place version) and
-    the optimizer step."""
-
-    def __init__(self) -> None:
-        self.refs: tuple[weakref.ref, ...] = ()
-        self.versions: tuple[int, ...] | None = None
-        self.value: Tensor | None = None
-
-    def get(self, pl_module: L.LightningModule, x: ModelInput) -> Tensor:
-        tensors = tuple(x) if isinstance(x, TabularInput) else (x,)
-        owners = (pl_module, *tensors)
-        versions = (pl_module.global_step, *(tensor._version for tensor in tensors))
-        same_objects = len(self.refs) == len(owners) and all(ref() is obj for ref, obj in zip(self.refs, owners))
-        if self.value is not None and same_objects and versions == self.versions:
-            return self.value
-        self.value = _embed(pl_module, x)
-        self.refs = tuple(weakref.ref(obj) for obj in owners)
-        self.versions = versions
-        return self.value
-
-
-def _embed(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
+def embed_batch(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
+    """Detached float32 embeddings ``pl_module.embed(x)`` ``(B, D)``, computed in eval mode under the trainer's
+    precision context; every submodule's own mode is restored afterwards."""
     trainer = pl_module._trainer
     context = trainer.precision_plugin.forward_context() if trainer is not None else nullcontext()
     with torch.no_grad(), eval_mode(pl_module), context:
         return pl_module.embed(x).detach().float().flatten(1)
 
 
-_CACHE = _EmbeddingCache()
-
-
-def batch_embeddings(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
-    """Detached float32 embeddings ``pl_module.embed(x)`` (B, D) in eval mode, computed once per batch and step."""
-    return _CACHE.get(pl_module, x)
+def validation_embeddings(pl_module: L.LightningModule, outputs: Any, batch: dict[str, Any]) -> Tensor:
+    """The embeddings of a validation batch: those the method's ``validation_step`` returned as
+    ``{"embedding": (B, D)}`` (every :class:`~jepa_lightning.methods.SSLMethod` does, at no extra cost), otherwise
+    computed here with :func:`embed_batch` (any other LightningModule with an ``embed`` method)."""
+    if isinstance(outputs, dict) and outputs.get("embedding") is not None:
+        return outputs["embedding"].detach().float().flatten(1)
+    return embed_batch(pl_module, model_input(batch))
 
 
 class ValidationEmbeddingsCallback(L.Callback):
-    """Base of the diagnostics that read validation embeddings: each validation batch's embeddings (computed once
-    per batch and shared, :func:`batch_embeddings`) and labels go to :meth:`observe` while :meth:`observing`."""
+    """Base of the diagnostics that read validation embeddings: each validation batch's embeddings (what the
+    validation step returned, :func:`validation_embeddings`) and labels go to :meth:`observe` while
+    :meth:`observing`."""
 
     def observing(self, trainer: L.Trainer) -> bool:
         """Whether this validation epoch is looked at (never during the sanity check)."""
@@ -99,7 +81,7 @@ class ValidationEmbeddingsCallback(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if self.observing(trainer):
-            self.observe(batch_embeddings(pl_module, model_input(batch)), batch["y"])
+            self.observe(validation_embeddings(pl_module, outputs, batch), batch["y"])
 
 
 def num_classes_of(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
@@ -229,7 +211,7 @@ class OnlineLinearProbe(ValidationEmbeddingsCallback):
     ) -> None:
         if self.num_classes is None:
             return
-        z = batch_embeddings(pl_module, model_input(batch))
+        z = embed_batch(pl_module, model_input(batch))
         classifier = self._build(z.shape[1], z.device)
         keep = batch["y"] >= 0
         z, y = z[keep], batch["y"][keep]

@@ -10,7 +10,7 @@ import numpy as np
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from torch import Tensor
 
-from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, batch_embeddings
+from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, embed_batch
 from jepa_lightning.inputs import model_input
 from jepa_lightning.metrics import EmbeddingSpectrum
 
@@ -78,7 +78,7 @@ class SpectrumPlot(ValidationEmbeddingsCallback):
         for index, batch in enumerate(datamodule.eval_dataloader("train")):
             if index % trainer.world_size == trainer.global_rank:
                 x = move_data_to_device(model_input(batch), pl_module.device)
-                self.metric.update(batch_embeddings(pl_module, x))
+                self.metric.update(embed_batch(pl_module, x))
         self.record(trainer)
 
     def record(self, trainer: L.Trainer) -> None:

@@ -1,8 +1,9 @@
 """Which tokens are context and which are targets; one file per geometry."""
 
 from jepa_lightning.masks.base import MaskSampler, first_true_indices, mask_generator, to_device
+from jepa_lightning.masks.combinators import CurriculumMaskSampler, RandomChoiceMaskSampler
 from jepa_lightning.masks.features import FeatureSubsetMaskSampler
-from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler
+from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler, vjepa_multiblock
 from jepa_lightning.masks.series import (
     AxisSpanMaskSampler,
     ForecastMaskSampler,
@@ -12,12 +13,7 @@ from jepa_lightning.masks.series import (
     TubeMaskSampler,
 )
 from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
-from jepa_lightning.masks.time_frequency import (
-    CurriculumMaskSampler,
-    FrequencyBandMaskSampler,
-    RandomChoiceMaskSampler,
-    TimeSpanMaskSampler,
-)
+from jepa_lightning.masks.time_frequency import FrequencyBandMaskSampler, TimeSpanMaskSampler
 
 __all__ = [
     "AxisSpanMaskSampler",
@@ -38,4 +34,5 @@ __all__ = [
     "first_true_indices",
     "mask_generator",
     "to_device",
+    "vjepa_multiblock",
 ]

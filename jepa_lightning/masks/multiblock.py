@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
+from jepa_lightning.masks.combinators import RandomChoiceMaskSampler
 from jepa_lightning.tokens import TokenLayout
 
 
@@ -196,3 +197,10 @@ class BlockUnionMaskSampler(MaskSampler):
         context_idx = first_true_indices(~masked, num_context)
         target_idx = first_true_indices(masked, num_target).unsqueeze(1)
         return to_device((context_idx, target_idx), device)
+
+
+def vjepa_multiblock(aspect: tuple[float, float] = (0.75, 1.5)) -> RandomChoiceMaskSampler:
+    """V-JEPA's two mask configurations (Bardes et al., 2024), one chosen uniformly per batch: short-range (8 blocks
+    of scale 0.15) and long-range (2 blocks of scale 0.7), each target the union of its blocks, the context the
+    rest."""
+    return RandomChoiceMaskSampler([BlockUnionMaskSampler(8, 0.15, aspect), BlockUnionMaskSampler(2, 0.7, aspect)])

@@ -1,17 +1,22 @@
-"""LightningModules: the shared base, the generic JEPA, the joint-embedding methods and the paper presets."""
+"""LightningModules: the shared base, the generic JEPA and joint-embedding bases, and one module per paper preset."""
 
+from jepa_lightning.methods.ajepa import AJEPA
+from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.methods.jepa import AJEPA, ECGJEPA, EEGJEPA, IJEPA, JEPA, TJEPA, TSJEPA, PointJEPA
-from jepa_lightning.methods.joint_embedding import (
-    BYOL,
-    BarlowTwins,
-    JointEmbedding,
-    LeJEPA,
-    SimCLR,
-    TiCo,
-    VICReg,
-    projection_mlp,
-)
+from jepa_lightning.methods.byol import BYOL
+from jepa_lightning.methods.ecgjepa import ECGJEPA
+from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
+from jepa_lightning.methods.eegjepa import EEGJEPA
+from jepa_lightning.methods.ijepa import IJEPA
+from jepa_lightning.methods.jepa import JEPA
+from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
+from jepa_lightning.methods.lejepa import LeJEPA
+from jepa_lightning.methods.pointjepa import PointJEPA
+from jepa_lightning.methods.simclr import SimCLR
+from jepa_lightning.methods.tico import TiCo
+from jepa_lightning.methods.tjepa import TJEPA
+from jepa_lightning.methods.tsjepa import TSJEPA
+from jepa_lightning.methods.vicreg import VICReg
 
 __all__ = [
     "AJEPA",
@@ -23,6 +28,7 @@ __all__ = [
     "TJEPA",
     "TSJEPA",
     "BarlowTwins",
+    "ECGJEPAWeimann",
     "JointEmbedding",
     "LeJEPA",
     "PointJEPA",

@@ -1,4 +1,6 @@
-"""Joint-embedding methods on one base: backbone -> projector per view -> objective on the projections."""
+"""The base of the joint-embedding methods: backbone -> projector per view -> objective on the projections. Each
+method is a preset in its own module (``simclr.py``, ``barlow_twins.py``, ``vicreg.py``, ``byol.py``, ``tico.py``,
+``lejepa.py``)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
-from jepa_lightning.losses.joint_embedding import (
-    barlow_twins,
-    byol_loss,
-    lejepa_loss,
-    nt_xent,
-    tico,
-    vicreg,
-)
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.nn.backbones import TimmBackbone
 from jepa_lightning.nn.ema import EMATeacher
@@ -124,11 +118,13 @@ class JointEmbedding(SSLMethod):
         self.log_dict({f"train/{name}": value for name, value in parts.items()}, on_step=True, batch_size=batch_size)
         return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Per-dimension spread of the embeddings: near 0 means collapse."""
-        embeddings = self.embed(model_input(batch))
-        std = embeddings.float().std(dim=0).mean()
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """Logs the per-dimension spread of the embeddings (near 0 means collapse) and returns the embeddings for
+        the diagnostic callbacks."""
+        embeddings = self.embed(model_input(batch)).float().flatten(1)
+        std = embeddings.std(dim=0).mean()
         self.log("val/embedding_std", std, batch_size=embeddings.shape[0], sync_dist=True)
+        return {"embedding": embeddings}
 
     def after_optimizer_step(self, step: int) -> None:
         if self.teacher is not None:
@@ -147,133 +143,3 @@ class JointEmbedding(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The online backbone's pooled representation ``(B, D)``."""
         return self.backbone(x)
-
-
-class SimCLR(JointEmbedding):
-    """SimCLR (Chen et al., 2020): NT-Xent over the global batch of both views.
-
-    Defaults: projector 2048 -> 128 with BatchNorm (SimCLR v2 style), temperature 0.1, ResNet-18. Deviation:
-    AdamW instead of LARS.
-    """
-
-    def __init__(self, temperature: float = 0.1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.temperature = temperature
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        return nt_xent(projections[0], projections[1], self.temperature), {}
-
-
-class BarlowTwins(JointEmbedding):
-    """Barlow Twins (Zbontar et al., 2021): drive the cross-correlation of the two views to the identity.
-
-    Defaults: projector 3 x 8192 (BatchNorm + ReLU between), off-diagonal weight 0.0051. Deviation: AdamW
-    instead of LARS; use smaller projectors for small data (see the digits config).
-    """
-
-    def __init__(
-        self, lambda_offdiag: float = 0.0051, projector_dims: Sequence[int] = (8192, 8192, 8192), **kwargs: Any
-    ) -> None:
-        super().__init__(projector_dims=projector_dims, **kwargs)
-        self.lambda_offdiag = lambda_offdiag
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        return barlow_twins(projections[0], projections[1], self.lambda_offdiag), {}
-
-
-class VICReg(JointEmbedding):
-    """VICReg (Bardes et al., 2022): invariance + variance + covariance, weights 25 / 25 / 1.
-
-    Defaults: projector 3 x 8192. Deviation: AdamW instead of LARS.
-    """
-
-    def __init__(
-        self,
-        sim_weight: float = 25.0,
-        var_weight: float = 25.0,
-        cov_weight: float = 1.0,
-        projector_dims: Sequence[int] = (8192, 8192, 8192),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(projector_dims=projector_dims, **kwargs)
-        self.weights = {"sim_weight": sim_weight, "var_weight": var_weight, "cov_weight": cov_weight}
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        parts = vicreg(projections[0], projections[1], **self.weights)
-        return parts.loss, {"invariance": parts.invariance, "variance": parts.variance, "covariance": parts.covariance}
-
-
-class BYOL(JointEmbedding):
-    """BYOL (Grill et al., 2020): an online predictor regresses the EMA target network's projection of the
-    other view; ``2 - 2 cos``, symmetrised. Defaults: projector 4096 -> 256, predictor 4096 -> (projector
-    output), EMA 0.996 -> 1 on a cosine. Deviation: AdamW instead of LARS.
-    """
-
-    def __init__(
-        self,
-        predictor_hidden_dims: Sequence[int] = (4096,),
-        projector_dims: Sequence[int] = (4096, 256),
-        ema_momentum: float = 0.996,
-        ema_schedule: Literal["linear", "cosine"] = "cosine",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(projector_dims=projector_dims, ema_momentum=ema_momentum, ema_schedule=ema_schedule, **kwargs)
-        self.predictor = projection_mlp(projector_dims[-1], [*predictor_hidden_dims, projector_dims[-1]])
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        predictions = [self.predictor(z) for z in projections]
-        targets = self.teacher_projections(views)
-        loss = byol_loss(predictions[0], targets[1]) + byol_loss(predictions[1], targets[0])
-        return loss, {}
-
-
-class TiCo(JointEmbedding):
-    """TiCo (Zhu et al., 2022): transformation invariance + a running-covariance contrast term.
-
-    ``z_a`` is the online projection of one view, ``z_b`` the momentum branch's projection of the other;
-    the covariance ``C`` is a detached running state (``beta`` 0.9), saved in the checkpoint. Defaults:
-    rho 8, projector 4096 -> 256, momentum branch 0.99 -> 1 (unconfirmed). Deviation: AdamW.
-    """
-
-    def __init__(
-        self,
-        beta: float = 0.9,
-        rho: float = 8.0,
-        projector_dims: Sequence[int] = (4096, 256),
-        ema_momentum: float = 0.99,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(projector_dims=projector_dims, ema_momentum=ema_momentum, **kwargs)
-        self.beta = beta
-        self.rho = rho
-        self.register_buffer("covariance", torch.zeros(projector_dims[-1], projector_dims[-1]))
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        targets = self.teacher_projections(views)
-        loss, covariance = tico(projections[0], targets[1], self.covariance, beta=self.beta, rho=self.rho)
-        self.covariance.copy_(covariance)
-        return loss, {}
-
-
-class LeJEPA(JointEmbedding):
-    """LeJEPA (Balestriero & LeCun, 2025): SIGReg pushes projections towards an isotropic Gaussian, plus view
-    invariance to the mean projection; no teacher, no stop-gradient. ``lambda_`` 0.05, ``num_slices`` random
-    directions per step, identical on every rank (seeded by the optimizer step). Projections are not
-    L2-normalised. Default projector 2048 -> 2048 -> 128 with BatchNorm (unconfirmed widths).
-    """
-
-    def __init__(
-        self,
-        lambda_: float = 0.05,
-        num_slices: int = 256,
-        projector_dims: Sequence[int] = (2048, 2048, 128),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(projector_dims=projector_dims, **kwargs)
-        self.lambda_ = lambda_
-        self.num_slices = num_slices
-
-    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
-        seed = self.trainer.global_step if self._trainer is not None else 0
-        parts = lejepa_loss(projections, self.lambda_, num_slices=self.num_slices, seed=seed)
-        return parts.loss, {"invariance": parts.invariance, "sigreg": parts.sigreg}

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
+
+from jepa_lightning.tokens import TokenLayout
+
+#: How a method turns its encoded tokens ``(B, N, D)`` into one vector per sample (what probes read):
+#: ``"mean"`` averages every token, ``(B, D)``; ``"rows"`` averages along the last axis of a 2-D token grid within
+#: each row of its first axis and concatenates the rows, ``(B, rows * D)``: it keeps which frequency band (a
+#: spectrogram's (frequency, time) grid) or which channel group (a series' (channel, time) grid) a feature comes
+#: from; ``"flatten"`` concatenates every token, ``(B, N * D)`` (T-JEPA's linear probe).
+Readout = Literal["mean", "rows", "flatten"]
+READOUTS = ("mean", "rows", "flatten")
 
 
 def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
@@ -27,3 +39,23 @@ def pool_rows(tokens: Tensor, rows: int) -> Tensor:
     """Tokens ``(B, rows * columns, D)`` of a row-major grid averaged along each row, the rows concatenated:
     ``(B, rows * D)``. A readout that keeps which row (a frequency band, a channel group) a feature comes from."""
     return tokens.unflatten(1, (rows, -1)).mean(dim=2).flatten(1)
+
+
+def check_readout(readout: str) -> None:
+    """Raise a clear error for an unknown :data:`Readout`."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+
+
+def read_out(tokens: Tensor, layout: TokenLayout, readout: Readout) -> Tensor:
+    """One vector per sample from encoded ``tokens`` ``(B, N, D)`` laid out as ``layout`` (see :data:`Readout`)."""
+    if readout == "mean":
+        return tokens.mean(dim=1)
+    if readout == "flatten":
+        return tokens.flatten(1)
+    if len(layout.shape) != 2 or layout.num_tokens != tokens.shape[1]:
+        raise ValueError(
+            f"readout='rows' needs every token of a 2-D token grid, got layout {layout.kind!r} of shape "
+            f"{layout.shape} for {tokens.shape[1]} tokens"
+        )
+    return pool_rows(tokens, layout.shape[0])

@@ -12,6 +12,10 @@ from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
 from jepa_lightning.tokens import TokenLayout, sincos_embedding
 
+#: How the predictor places its tokens: fixed sin-cos of the layout's grid coordinates, or learned from continuous
+#: coordinates by a small MLP (Point-JEPA's centres).
+PredictorPositions = Literal["sincos", "mlp"]
+
 
 class JEPAPredictor(nn.Module):
     """Narrow transformer that predicts target-token representations from the encoded context.
@@ -38,7 +42,7 @@ class JEPAPredictor(nn.Module):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
-        positions: Literal["sincos", "mlp"] = "sincos",
+        positions: PredictorPositions = "sincos",
         coord_dim: int = 3,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",

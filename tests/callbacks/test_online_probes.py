@@ -7,7 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from jepa_lightning.callbacks import OnlineKNNProbe, OnlineLinearProbe, batch_embeddings, knn_predict
+from jepa_lightning.callbacks import (
+    CollapseMonitor,
+    OnlineKNNProbe,
+    OnlineLinearProbe,
+    RankMeMonitor,
+    SpectrumPlot,
+    embed_batch,
+    knn_predict,
+)
 from jepa_lightning.callbacks.online_probes import eval_mode
 
 DIM, CLASSES = 8, 3
@@ -107,18 +115,42 @@ def test_knn_predict_matches_a_brute_force_reference():
     assert knn_predict(query, bank[:3], labels[:3], 4, k=20).shape == (23,)  # k larger than the bank
 
 
-def test_eval_mode_restores_each_submodule_mode_and_embeddings_are_computed_once_per_batch():
+def test_eval_mode_restores_each_submodule_mode_and_embeddings_are_detached():
     model = Stub()
     model.encoder[1].eval()  # e.g. a frozen teacher kept in eval mode
     with eval_mode(model):
         assert not any(m.training for m in model.modules())
     assert model.training and model.encoder[0].training and not model.encoder[1].training
-    x = torch.randn(4, DIM)
-    first = batch_embeddings(model, x)
-    assert batch_embeddings(model, x) is first and model.embed_calls == 1
-    assert not first.requires_grad and model.training
-    batch_embeddings(model, x.clone())
-    assert model.embed_calls == 2
+    embedded = embed_batch(model, torch.randn(4, DIM))
+    assert not embedded.requires_grad and model.training and model.embed_calls == 1
+
+
+class StepStub(Stub):
+    """Returns its validation embeddings from the step, as every method of the package does."""
+
+    def validation_step(self, batch, batch_idx):
+        return {"embedding": self.embed(batch["x"])}
+
+
+def test_validation_diagnostics_read_the_embeddings_the_step_returns(tmp_path):
+    data = Blobs()
+    diagnostics = [OnlineLinearProbe(), RankMeMonitor(), SpectrumPlot(), CollapseMonitor()]
+    val_batches = len(data.val_dataloader())
+    returning = StepStub()
+    fit(returning, data, diagnostics, tmp_path, max_epochs=1, num_sanity_val_steps=0, limit_train_batches=1)
+    # one for the linear probe's training batch, then the step's own: the four callbacks computed nothing more
+    assert returning.embed_calls == 1 + val_batches
+    silent = Stub()  # a LightningModule whose validation step returns nothing: each callback embeds for itself
+    fit(
+        silent,
+        data,
+        [RankMeMonitor(), CollapseMonitor()],
+        tmp_path,
+        max_epochs=1,
+        num_sanity_val_steps=0,
+        limit_train_batches=1,
+    )
+    assert silent.embed_calls == 2 * val_batches
 
 
 def test_probes_learn_separable_data_skip_unlabeled_and_leave_training_untouched(tmp_path):

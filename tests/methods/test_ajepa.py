@@ -22,6 +22,7 @@ from jepa_lightning.masks import (
     TimeSpanMaskSampler,
 )
 from jepa_lightning.methods import AJEPA
+from jepa_lightning.methods.ajepa import audio_curriculum
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec, TokenLayout
 from jepa_lightning.tokens import grid_coords
@@ -73,7 +74,7 @@ def test_preset_takes_the_paper_defaults():
     assert isinstance(sampler.early, MultiBlockMaskSampler) and isinstance(sampler.late, RandomChoiceMaskSampler)
     assert [type(late) for late in sampler.late.samplers] == [TimeSpanMaskSampler, FrequencyBandMaskSampler]
     with pytest.raises(ValueError, match="start < end"):
-        tiny(curriculum_start=0.5, curriculum_end=0.5)
+        audio_curriculum(0.5, 0.5)
 
 
 def family(target_idx: torch.Tensor, grid: tuple[int, int]) -> str:
@@ -120,7 +121,7 @@ class Recording(MaskSampler):
 
 def test_curriculum_switches_mask_family_during_training(tmp_path):
     """With the switch over the first quarter of 4 steps, step 0 uses blocks and steps 1-3 the late masks."""
-    model = tiny(curriculum_start=0.0, curriculum_end=0.25)
+    model = tiny(mask_sampler=audio_curriculum(0.0, 0.25))
     calls: list[str] = []
     model.mask_sampler.early = Recording(model.mask_sampler.early, "block", calls)
     model.mask_sampler.late = Recording(model.mask_sampler.late, "time-frequency", calls)
@@ -142,14 +143,14 @@ def test_curriculum_switches_mask_family_during_training(tmp_path):
 def test_one_step_on_a_batch():
     model = tiny()
     x = torch.randn(2, 1, RATE)
-    loss, _ = model.masked_prediction(x, torch.Generator().manual_seed(0))
+    loss, *_ = model.masked_prediction(x, torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and model.embed(x).shape == (2, 16)
     assert model.student(x).shape == (2, 8 * 12, 16)
 
 
-def test_frequency_readout_averages_time_within_each_frequency_row():
-    model = tiny(readout="frequency")
+def test_rows_readout_averages_time_within_each_frequency_row():
+    model = tiny(readout="rows")
     x = torch.randn(2, 1, RATE)
     tokens = model.target_network(x)  # (2, 8 * 12, 16), frequency-major
     expected = torch.cat([tokens[:, row * 12 : (row + 1) * 12].mean(dim=1) for row in range(8)], dim=1)
@@ -174,7 +175,7 @@ def test_trains_through_the_cli_on_an_audio_folder(tmp_path):
             "--model.predictor_dim=8",
             "--model.predictor_depth=1",
             "--model.predictor_heads=2",
-            "--model.readout=frequency",
+            "--model.readout=rows",
             "--data=datamodules.audio.AudioDataModule",
             f"--data.path={folder}",
             f"--data.sample_rate={RATE}",

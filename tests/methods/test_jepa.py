@@ -16,7 +16,7 @@ def test_loss_falls_when_overfitting_one_batch(digits_batch):
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
     losses = []
     for step in range(60):
-        loss, _ = model.masked_prediction(digits_batch, mask_generator(0, step % 4, 0, "cpu"))
+        loss, *_ = model.masked_prediction(digits_batch, mask_generator(0, step % 4, 0, "cpu"))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -126,7 +126,7 @@ def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
     losses = []
     for step in range(40):
-        loss, _ = model.masked_prediction(clouds, mask_generator(0, step % 4, 0, "cpu"))
+        loss, *_ = model.masked_prediction(clouds, mask_generator(0, step % 4, 0, "cpu"))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -150,7 +150,7 @@ def test_jepa_without_teacher_uses_the_student_and_a_regularizer(regularizer, di
     assert model.teacher is None
     assert model.target_network is model.student
     torch.testing.assert_close(model.embed(digits_batch), model.student(digits_batch).mean(1))
-    loss, stats = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    loss, stats, *_ = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     assert stats["regularizer"] > 0
     loss.backward()
     assert model.student.encoder.blocks[0].attn.qkv.weight.grad is not None
@@ -159,8 +159,8 @@ def test_jepa_without_teacher_uses_the_student_and_a_regularizer(regularizer, di
 def test_regularizer_adds_its_weighted_penalty(digits_batch):
     from jepa_lightning.masks import mask_generator
 
-    plain, _ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
-    regularised, stats = jepa(regularizer="vicreg", regularizer_weight=2.0).masked_prediction(
+    plain, _, *_ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    regularised, stats, *_ = jepa(regularizer="vicreg", regularizer_weight=2.0).masked_prediction(
         digits_batch, mask_generator(0, 0, 0, "cpu")
     )
     torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
@@ -172,13 +172,13 @@ def test_token_regularizer_sees_every_context_token(digits_batch, monkeypatch):
 
     shapes, token_terms = [], jepa_module.vicreg_token_terms
     monkeypatch.setattr(jepa_module, "vicreg_token_terms", lambda t: shapes.append(t.shape) or token_terms(t))
-    plain, _ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    plain, _, *_ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     model = jepa(regularizer="vicreg", regularizer_input="tokens", regularizer_weight=2.0)
-    regularised, stats = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    regularised, stats, *_ = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     (shape,) = shapes
     assert shape[0] == len(digits_batch) and shape[1] > 1 and shape[2] == 32  # (B, context tokens, D)
     torch.testing.assert_close(regularised, plain + 2.0 * stats["regularizer"])
-    _, pooled = jepa(regularizer="vicreg").masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    _, pooled, *_ = jepa(regularizer="vicreg").masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     assert not torch.isclose(stats["regularizer"], pooled["regularizer"])
 
 
@@ -205,7 +205,7 @@ def test_validation_loss_is_the_prediction_loss_alone_even_for_a_single_sample(d
     logged: dict = {}
     one = digits_batch[:1]
     model.validation_step({"x": one, "y": torch.zeros(1, dtype=torch.long)}, 0)
-    expected, _ = jepa().masked_prediction(one, mask_generator(0, 0, 0, "cpu", VAL_STREAM))
+    expected, _, *_ = jepa().masked_prediction(one, mask_generator(0, 0, 0, "cpu", VAL_STREAM))
     torch.testing.assert_close(logged["val/loss"], expected)
 
 

@@ -65,7 +65,7 @@ def test_loss_is_the_mse_between_predictions_and_teacher_features_of_the_targets
     """The objective equals MSE computed by hand from the same masks (teacher features without a target norm)."""
     model = TJEPA(input_spec=SPEC, encoder=TransformerEncoder(16, 1, 2), predictor_dim=8, predictor_depth=1)
     x = rows()
-    loss, _ = model.masked_prediction(x, torch.Generator().manual_seed(3))
+    loss, *_ = model.masked_prediction(x, torch.Generator().manual_seed(3))
     tokens = model.student.tokenizer(x)
     context_idx, target_idx = model.mask_sampler(tokens.layout, 6, torch.Generator().manual_seed(3), "cpu")
     prediction = model.predictor(

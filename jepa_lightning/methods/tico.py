@@ -1,0 +1,42 @@
+"""TiCo: Zhu, Liu and Huang, "TiCo: Transformation Invariance and Covariance Contrast for Self-Supervised Visual
+Representation Learning", 2022."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from jepa_lightning.inputs import ModelInput
+from jepa_lightning.losses.joint_embedding import tico
+from jepa_lightning.methods.joint_embedding import JointEmbedding
+
+
+class TiCo(JointEmbedding):
+    """TiCo (Zhu et al., 2022): transformation invariance + a running-covariance contrast term.
+
+    ``z_a`` is the online projection of one view, ``z_b`` the momentum branch's projection of the other;
+    the covariance ``C`` is a detached running state (``beta`` 0.9), saved in the checkpoint. Defaults:
+    rho 8, projector 4096 -> 256, momentum branch 0.99 -> 1 (unconfirmed). Deviation: AdamW.
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.9,
+        rho: float = 8.0,
+        projector_dims: Sequence[int] = (4096, 256),
+        ema_momentum: float = 0.99,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(projector_dims=projector_dims, ema_momentum=ema_momentum, **kwargs)
+        self.beta = beta
+        self.rho = rho
+        self.register_buffer("covariance", torch.zeros(projector_dims[-1], projector_dims[-1]))
+
+    def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
+        targets = self.teacher_projections(views)
+        loss, covariance = tico(projections[0], targets[1], self.covariance, beta=self.beta, rho=self.rho)
+        self.covariance.copy_(covariance)
+        return loss, {}
