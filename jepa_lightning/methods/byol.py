@@ -15,7 +15,9 @@ from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_ml
 class BYOL(JointEmbedding):
     """BYOL (Grill et al., 2020): an online predictor regresses the EMA target network's projection of the
     other view; ``2 - 2 cos``, symmetrised. Defaults: projector 4096 -> 256, predictor 4096 -> (projector
-    output), EMA 0.996 -> 1 on a cosine. Deviation: AdamW instead of LARS.
+    output), EMA 0.996 -> 1 on a cosine. The target network's BatchNorm layers normalise with the batch's statistics
+    during training, as in BYOL's official implementation (see :class:`~jepa_lightning.nn.EMATeacher`).
+    Deviation: AdamW instead of LARS.
     """
 
     def __init__(

@@ -19,7 +19,9 @@ class TiCo(JointEmbedding):
 
     ``z_a`` is the online projection of one view, ``z_b`` the momentum branch's projection of the other;
     the covariance ``C`` is a detached running state (``beta`` 0.9), saved in the checkpoint. Defaults:
-    rho 8, projector 4096 -> 256, momentum branch 0.99 -> 1 (unconfirmed). Deviation: AdamW.
+    rho 8, projector 4096 -> 256, momentum branch 0.99 -> 1 (unconfirmed). The momentum branch's BatchNorm layers
+    normalise with the batch's statistics during training, like BYOL's target network (see
+    :class:`~jepa_lightning.nn.EMATeacher`). Deviation: AdamW.
     """
 
     def __init__(

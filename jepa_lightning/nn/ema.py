@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class EMATeacher(nn.Module):
@@ -38,10 +39,22 @@ class EMATeacher(nn.Module):
         if schedule not in ("linear", "cosine"):
             raise ValueError(f"EMA schedule must be 'linear' or 'cosine', got {schedule!r}")
         self.module = copy.deepcopy(student).requires_grad_(False)
+        for layer in self.module.modules():
+            if isinstance(layer, _BatchNorm):
+                layer.track_running_stats = False  # batch statistics in training; running ones set by update()
+        self.train(student.training)
         self.momentum = momentum
         self.final_momentum = final_momentum
         self.horizon = horizon
         self.schedule = schedule
+
+    def train(self, mode: bool = True) -> EMATeacher:
+        """Only BatchNorm layers follow ``mode``; every other submodule stays in eval mode (no dropout, no
+        drop-path in the targets)."""
+        self.training = mode
+        for layer in self.module.modules():
+            layer.training = mode and isinstance(layer, _BatchNorm)
+        return self
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``."""

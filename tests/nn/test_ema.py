@@ -69,3 +69,44 @@ def test_momentum_one_freezes_the_teacher():
 def test_bad_momentum_is_rejected():
     with pytest.raises(ValueError, match="momentum"):
         EMATeacher(student(), momentum=1.1)
+
+
+def test_teacher_never_applies_dropout_or_drop_path_whatever_the_mode():
+    from timm.layers import DropPath
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), DropPath(0.5), nn.Linear(16, 2))
+    teacher = EMATeacher(net)
+    wrapper = nn.ModuleDict({"student": net, "teacher": teacher}).train()
+    x = torch.randn(32, 4)
+    assert not torch.equal(net(x), net(x))  # the student drops
+    assert torch.equal(teacher(x), teacher(x))  # the teacher does not
+    torch.testing.assert_close(teacher(x), net.eval()(x))
+    assert teacher.training and not any(layer.training for layer in teacher.module.modules())
+    wrapper.eval()
+    assert not teacher.training
+
+
+def test_batchnorm_teacher_uses_batch_statistics_in_training_and_only_update_moves_its_running_statistics():
+    net = student()
+    teacher = EMATeacher(net).train()
+    running = teacher.module[1].running_mean.clone()
+    x = torch.randn(64, 4) * 3 + 1
+    hidden = teacher.module[0](x)
+    expected = nn.functional.batch_norm(hidden, None, None, teacher.module[1].weight, teacher.module[1].bias, True)
+    torch.testing.assert_close(teacher.module[1](hidden), expected)  # the batch's statistics
+    teacher(x)
+    assert torch.equal(teacher.module[1].running_mean, running)  # its own forward moved nothing
+    net.train()(x)  # the student's running statistics move
+    teacher.update(net, momentum=0.5)
+    torch.testing.assert_close(teacher.module[1].running_mean, 0.5 * running + 0.5 * net[1].running_mean)
+    teacher.eval()
+    eval_expected = nn.functional.batch_norm(
+        hidden,
+        teacher.module[1].running_mean,
+        teacher.module[1].running_var,
+        teacher.module[1].weight,
+        teacher.module[1].bias,
+        False,
+    )
+    torch.testing.assert_close(teacher.module[1](hidden), eval_expected)  # running statistics in evaluation
