@@ -6,7 +6,9 @@ from torch.utils.data import DataLoader
 from jepa_lightning.masks import mask_generator
 from jepa_lightning.methods import JEPA
 from jepa_lightning.methods.base import warmup_cosine
-from jepa_lightning.nn import EMATeacher
+from jepa_lightning.nn import EMATeacher, JEPAPredictor
+from jepa_lightning.nn.functional import read_out
+from jepa_lightning.tokens import TokenLayout
 from tests.conftest import tiny_ijepa
 
 
@@ -37,6 +39,49 @@ def test_embed_is_the_pooled_teacher_representation(digits_batch):
     model = tiny_ijepa()
     torch.testing.assert_close(model.embed(digits_batch), model.teacher(digits_batch).mean(1))
     assert model.embed(digits_batch).shape == (32, 32)
+
+
+def test_predictor_is_sized_by_the_predictor_arguments_or_replaced_by_a_factory():
+    model = tiny_ijepa(predictor_dim=24, predictor_depth=3, predictor_heads=None, predictor_attention="full")
+    predictor = model.predictor
+    heads = predictor.blocks[0].attn.num_heads  # predictor_heads=None: the encoder's
+    assert (predictor.predictor_dim, len(predictor.blocks), heads) == (24, 3, 2)
+    built = []
+
+    def factory(embed_dim: int) -> torch.nn.Module:
+        built.append(embed_dim)
+        return JEPAPredictor(embed_dim, predictor_dim=8, depth=1, num_heads=2)
+
+    custom = tiny_ijepa(predictor=factory)
+    assert built == [32] and custom.predictor.predictor_dim == 8
+
+
+@pytest.mark.parametrize("readout", ["mean", "rows", "flatten"])
+def test_readouts_of_the_teacher_tokens(digits_batch, readout):
+    model = tiny_ijepa(readout=readout)
+    tokens = model.teacher(digits_batch)  # (32, 8 * 8, 32) on an 8 x 8 grid
+    expected = {
+        "mean": tokens.mean(1),
+        "rows": tokens.unflatten(1, (8, 8)).mean(2).flatten(1),
+        "flatten": tokens.flatten(1),
+    }[readout]
+    torch.testing.assert_close(model.embed(digits_batch), expected)
+
+
+def test_unknown_readout_and_rows_without_a_grid_are_refused():
+    with pytest.raises(ValueError, match="readout must be one of"):
+        tiny_ijepa(readout="max")
+    layout = TokenLayout("features", (5,), torch.zeros(1, 6, 1))
+    with pytest.raises(ValueError, match="readout='rows' needs every token of a 2-D token grid"):
+        read_out(torch.zeros(2, 6, 4), layout, "rows")
+
+
+def test_validation_step_returns_the_embeddings_embed_gives(digits_batch):
+    model = tiny_ijepa().eval()
+    model.log = lambda *args, **kwargs: None
+    with torch.no_grad():
+        outputs = model.validation_step({"x": digits_batch, "y": torch.zeros(32, dtype=torch.long)}, 0)
+    torch.testing.assert_close(outputs["embedding"], model.embed(digits_batch))
 
 
 def test_input_spec_is_required():
