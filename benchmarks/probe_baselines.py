@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
 from jepa_lightning.cli import build_cli
-from jepa_lightning.inputs import TabularInput, model_input
+from jepa_lightning.inputs import SeriesInput, TabularInput, model_input
 
 
 def one_hot_columns(codes: torch.Tensor, categories: tuple[int, ...]) -> torch.Tensor:
@@ -39,6 +39,8 @@ def raw_features(loader: DataLoader, categories: tuple[int, ...] = ()) -> tuple[
         x = model_input(batch)
         if isinstance(x, TabularInput):
             x = torch.cat([x.numeric.nan_to_num(0.0), one_hot_columns(x.categorical, categories)], dim=1)
+        elif isinstance(x, SeriesInput):
+            x = x.values  # zero-padded, as the model's tokenizer sees it
         rows.extend(x.flatten(1).float())
         labels.append(batch["y"])
     width = max(row.numel() for row in rows)

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
 from datamodules.ecg import Augment, normalize_window, window_starts
 from datamodules.tabular import TABLE_FORMATS, category_strings, numeric_values, read_table, table_format
-from jepa_lightning.inputs import InputSpec
+from jepa_lightning.inputs import InputSpec, SeriesInput
 
 #: Header keys whose value is a boolean flag (``@missing true``); compared in lower case.
 TS_FLAGS = ("timestamps", "missing", "univariate", "equallength", "classlabel", "targetlabel")
@@ -467,8 +467,9 @@ def pad_series(series: Sequence[Tensor], length: int) -> Tensor:
 
 
 class PadCollate:
-    """Batch items of different lengths: ``x`` and every view zero-padded to the batch's longest series (at least
-    ``pad_to``), ``lengths`` long ``(B,)`` the valid samples of each (views keep their series' length)."""
+    """Batch items of different lengths: ``x`` zero-padded to the batch's longest series (at least ``pad_to``),
+    ``lengths`` long ``(B,)`` the valid samples of each; every view a :class:`~jepa_lightning.inputs.SeriesInput`
+    padded the same way (views keep their series' length)."""
 
     def __init__(self, pad_to: int | None = None) -> None:
         self.pad_to = pad_to
@@ -482,7 +483,9 @@ class PadCollate:
             "lengths": lengths,
         }
         if "views" in items[0]:
-            batch["views"] = [pad_series(views, length) for views in zip(*(item["views"] for item in items))]
+            batch["views"] = [
+                SeriesInput(pad_series(views, length), lengths) for views in zip(*(item["views"] for item in items))
+            ]
         return batch
 
 

@@ -56,27 +56,40 @@ class TabularInput(NamedTuple):
     categorical: Tensor
 
 
-#: What tokenizers, backbones and ``embed`` take: a tensor in the modality's canonical layout, or table rows.
-ModelInput = Tensor | TabularInput
+class SeriesInput(NamedTuple):
+    """A batch of series of different lengths: ``values`` float ``(B, C, T)`` zero-padded at the end and ``lengths``
+    long ``(B,)``, the real samples of each. Tokenizers mark the tokens made only of padding as invalid, so padding is
+    never context, target or part of a readout."""
+
+    values: Tensor
+    lengths: Tensor
+
+
+#: What tokenizers, backbones and ``embed`` take: a tensor in the modality's canonical layout, table rows, or padded
+#: series with their lengths.
+ModelInput = Tensor | TabularInput | SeriesInput
 
 
 def model_input(batch: Mapping[str, Any]) -> ModelInput:
-    """The model's input of a batch: ``batch["x"]``, or a :class:`TabularInput` when the batch also holds
-    categorical codes ``batch["x_cat"]`` (the tabular batch contract)."""
+    """The model's input of a batch: ``batch["x"]``; a :class:`TabularInput` when the batch also holds categorical
+    codes ``batch["x_cat"]`` (the tabular batch contract); a :class:`SeriesInput` when it holds the valid lengths of
+    padded series ``batch["lengths"]`` (the time-series batch contract)."""
     if "x_cat" in batch:
         return TabularInput(batch["x"], batch["x_cat"])
+    if "lengths" in batch:
+        return SeriesInput(batch["x"], batch["lengths"])
     return batch["x"]
 
 
 def input_batch_size(x: ModelInput) -> int:
     """Number of samples of a model input."""
-    return (x.numeric if isinstance(x, TabularInput) else x).shape[0]
+    return x[0].shape[0] if isinstance(x, (TabularInput, SeriesInput)) else x.shape[0]
 
 
 def concat_inputs(inputs: Sequence[ModelInput]) -> ModelInput:
-    """Model inputs (e.g. augmented views) concatenated along the batch, field by field for table rows."""
-    if isinstance(inputs[0], TabularInput):
-        return TabularInput(*(torch.cat(parts) for parts in zip(*inputs)))
+    """Model inputs (e.g. augmented views) concatenated along the batch, field by field for table rows and series."""
+    if isinstance(inputs[0], (TabularInput, SeriesInput)):
+        return type(inputs[0])(*(torch.cat(parts) for parts in zip(*inputs)))
     return torch.cat(list(inputs))
 
 

@@ -39,11 +39,17 @@ class TokenLayout:
 
 @dataclass
 class Tokens:
-    """A tokenizer's output: features ``(B, N, D)``, positions ``(1 or B, N, D)`` and their layout."""
+    """A tokenizer's output: features ``(B, N, D)``, positions ``(1 or B, N, D)`` and their layout.
+
+    ``valid`` ``(B, N)`` bool marks the tokens that hold real data; False for tokens made only of padding (series
+    shorter than the batch's longest). None: every token is real. Encoders leave invalid tokens out of attention,
+    methods out of context, targets, losses and readouts.
+    """
 
     features: Tensor
     positions: Tensor
     layout: TokenLayout
+    valid: Tensor | None = None
 
 
 def grid_coords(shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:

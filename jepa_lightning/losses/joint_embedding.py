@@ -137,9 +137,10 @@ def vicreg_variance(z: Tensor, eps: float = 1e-4) -> Tensor:
 
 
 @full_precision
-def vicreg_token_terms(tokens: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tensor]:
+def vicreg_token_terms(tokens: Tensor, valid: Tensor | None = None, eps: float = 1e-4) -> tuple[Tensor, Tensor]:
     """VICReg's variance hinge and covariance penalty over every token ``(..., D)`` of every rank, as if all the
     tokens were one batch: JEPA contexts, whose token counts differ between ranks, can be regularised token by token.
+    ``valid`` ``(...)`` bool leaves padding tokens out.
 
     Same definitions as :func:`vicreg_variance` / :func:`vicreg_covariance` (unbiased covariance). Distributed
     semantics: all-reduces the token count, the feature sums and then the centred outer products (autograd-aware)
@@ -148,8 +149,9 @@ def vicreg_token_terms(tokens: Tensor, eps: float = 1e-4) -> tuple[Tensor, Tenso
     z = tokens.reshape(-1, tokens.shape[-1])
     if z.shape[0] == 0:
         raise ValueError("the token-level VICReg terms need at least one token on every rank, got none")
-    count = all_reduce_sum(z.new_full((), z.shape[0]))
-    centred = z - all_reduce_sum(z.sum(dim=0)) / count
+    weight = z.new_ones(z.shape[0], 1) if valid is None else valid.reshape(-1, 1).to(z.dtype)
+    count = all_reduce_sum(weight.sum())
+    centred = (z - all_reduce_sum((z * weight).sum(dim=0)) / count) * weight
     cov = all_reduce_sum(centred.T @ centred) / (count - 1)
     variance = F.relu(1 - torch.sqrt(torch.diagonal(cov) + eps)).mean()
     return variance, _off_diagonal(cov).square().sum() / z.shape[-1]

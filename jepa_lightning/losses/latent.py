@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch.nn.functional as F
@@ -23,21 +24,34 @@ def normalize_targets(targets: Tensor, kind: TargetNorm) -> Tensor:
 
 
 def latent_regression(
-    prediction: Tensor, target: Tensor, kind: RegressionLoss = "smooth_l1", beta: float = 1.0
+    prediction: Tensor,
+    target: Tensor,
+    kind: RegressionLoss = "smooth_l1",
+    beta: float = 1.0,
+    valid: Tensor | None = None,
 ) -> Tensor:
-    """Mean element-wise regression loss between predictions and (detached) targets.
+    """Mean element-wise regression loss between predictions and (detached) targets ``(..., N, D)``.
 
-    ``beta`` is the smooth-L1 transition point (I-JEPA 1, Point-JEPA 2, TS-JEPA 0.5). Distributed semantics:
-    purely local, no communication; the mean over equal local batches, averaged by DDP's gradient all-reduce,
-    equals the mean over the global batch.
+    ``beta`` is the smooth-L1 transition point (I-JEPA 1, Point-JEPA 2, TS-JEPA 0.5). ``valid`` ``(..., N)`` bool
+    leaves out the target tokens that are padding: the mean is then over the valid tokens (0 when there are none).
+    Distributed semantics: purely local, no communication; the mean over equal local batches, averaged by DDP's
+    gradient all-reduce, equals the mean over the global batch.
     """
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
+    if kind not in LOSSES:
+        raise ValueError(f"unknown regression loss {kind!r}; expected 'smooth_l1', 'l1' or 'mse'")
     target = target.detach()
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(prediction, target, beta=beta)
-    if kind == "l1":
-        return F.l1_loss(prediction, target)
-    if kind == "mse":
-        return F.mse_loss(prediction, target)
-    raise ValueError(f"unknown regression loss {kind!r}; expected 'smooth_l1', 'l1' or 'mse'")
+    if valid is None:
+        return LOSSES[kind](prediction, target, beta)
+    elementwise = LOSSES[kind](prediction, target, beta, reduction="none").mean(dim=-1)
+    weight = valid.to(elementwise.dtype)
+    return (elementwise * weight).sum() / weight.sum().clamp_min(1)
+
+
+#: ``(prediction, target, beta, reduction) -> loss`` of each :data:`RegressionLoss`.
+LOSSES: dict[str, Callable[..., Tensor]] = {
+    "smooth_l1": lambda p, t, beta, reduction="mean": F.smooth_l1_loss(p, t, beta=beta, reduction=reduction),
+    "l1": lambda p, t, beta, reduction="mean": F.l1_loss(p, t, reduction=reduction),
+    "mse": lambda p, t, beta, reduction="mean": F.mse_loss(p, t, reduction=reduction),
+}

@@ -26,8 +26,11 @@ class MaskSampler:
     vectorised over the batch and runs where ``generator`` lives; results are moved to ``device`` (with
     :func:`to_device`). Methods sample on the host (a CPU generator): the few scalar decisions a sampler makes
     (block sizes, the shortest context) then never synchronise the host with an accelerator.
-    ``progress`` in [0, 1] is the training progress, for samplers that anneal.
+    ``progress`` in [0, 1] is the training progress, for samplers that anneal. ``relative_to_end``: the targets are
+    placed from the end of the grid (a forecast), which padded series (shorter than the grid) cannot honour.
     """
+
+    relative_to_end: bool = False
 
     def __call__(
         self,

@@ -34,6 +34,10 @@ class RandomChoiceMaskSampler(MaskSampler):
         self.samplers = list(samplers)
         self.probabilities = torch.tensor(weights, dtype=torch.float64) / sum(weights)
 
+    @property
+    def relative_to_end(self) -> bool:  # type: ignore[override]
+        return any(sampler.relative_to_end for sampler in self.samplers)
+
     def __call__(
         self,
         layout: TokenLayout,
@@ -70,6 +74,10 @@ class CurriculumMaskSampler(MaskSampler):
         self.late = late if isinstance(late, MaskSampler) else RandomChoiceMaskSampler(late)
         self.start = start
         self.end = end
+
+    @property
+    def relative_to_end(self) -> bool:  # type: ignore[override]
+        return self.early.relative_to_end or self.late.relative_to_end
 
     def late_probability(self, progress: float) -> float:
         """Probability of using ``late`` at training progress ``progress``."""

@@ -97,6 +97,8 @@ class ForecastMaskSampler(MaskSampler):
     """TS-JEPA's forecast-like masking: the first ``P - K`` time patches are the context and the last
     ``K = round(target_ratio * P)`` one target group, in every channel and every sample (no randomness)."""
 
+    relative_to_end = True
+
     def __init__(self, target_ratio: float = 0.5) -> None:
         check_ratio("target_ratio", target_ratio)
         self.target_ratio = target_ratio

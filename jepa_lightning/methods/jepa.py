@@ -19,9 +19,9 @@ from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.nn.backbones import TokenBackbone
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
-from jepa_lightning.nn.functional import Readout, check_readout, gather_mask_major, read_out
+from jepa_lightning.nn.functional import Readout, check_readout, gather_mask_major, masked_mean, read_out
 from jepa_lightning.nn.predictor import JEPAPredictor, PredictorPositions
-from jepa_lightning.tokens import TokenizerFactory, TokenLayout
+from jepa_lightning.tokens import TokenizerFactory, Tokens
 
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]
@@ -36,14 +36,25 @@ VICREG_COVARIANCE_RATIO = 0.04
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
 
+def check_unpadded(valid: Tensor, sampler: MaskSampler) -> None:
+    """Refuse a padded batch for a sampler that places its targets from the end of the grid (one host sync)."""
+    if not bool(valid.all()):
+        raise ValueError(
+            f"{type(sampler).__name__} places its targets at the end of the token grid, but this batch holds series "
+            "shorter than the grid (padding at their end): such masks need series of equal length (crop them with "
+            "the time-series datamodule's length or window), or use a sampler that draws anywhere on the grid (e.g. "
+            "RandomPatchMaskSampler)"
+        )
+
+
 class MaskedPrediction(NamedTuple):
     """One pass of the objective: the loss, diagnostics to log, and the target network's encoding of every token
-    (no gradient) with its layout, from which validation reads the embeddings for free."""
+    (no gradient) with its tokens (layout, validity), from which validation reads the embeddings for free."""
 
     loss: Tensor
     stats: dict[str, Tensor]
     encoded: Tensor
-    layout: TokenLayout
+    tokens: Tokens
 
 
 class JEPA(SSLMethod):
@@ -70,6 +81,13 @@ class JEPA(SSLMethod):
     :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
     ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
     ones, and sampling never waits for an accelerator.
+
+    Padding (series of different lengths, :class:`~jepa_lightning.inputs.SeriesInput`): the tokenizer marks the
+    tokens made only of padding (``Tokens.valid``); masks are drawn on the whole grid, then padding tokens drop out of
+    the context (no token attends to them), out of the targets (the loss averages the valid target tokens only),
+    out of the regularizer and out of every readout. A mask sampler whose targets are defined from the end of the grid
+    (``relative_to_end``, e.g. :class:`~jepa_lightning.masks.ForecastMaskSampler`) is refused on padded batches:
+    the end of a shorter series is not the end of the grid.
     """
 
     def __init__(
@@ -162,40 +180,47 @@ class JEPA(SSLMethod):
         context_idx, target_idx = self.mask_sampler(
             tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress
         )
+        valid = tokens.valid
+        if valid is not None and self.mask_sampler.relative_to_end:
+            check_unpadded(valid, self.mask_sampler)
         context = self.student.encoder(tokens, keep=context_idx)
-        prediction = self.predictor(context, tokens.layout, context_idx, target_idx)
+        prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
         with torch.no_grad():
-            encoded, layout = self.encode_targets(x)
+            encoded, target_tokens = self.encode_targets(x)
             target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
-        loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta)
+        target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
+        loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
         stats = {
             "prediction_std": prediction.detach().float().std(dim=(0, 1)).mean(),
             "target_std": target.float().std(dim=(0, 1)).mean(),
         }
         if regularize and self.regularizer != "none":
-            penalty = self.regularization(context)
+            context_valid = None if valid is None else torch.gather(valid, 1, context_idx)
+            penalty = self.regularization(context, context_valid)
             stats["regularizer"] = penalty.detach()
             loss = loss + self.regularizer_weight * penalty
-        return MaskedPrediction(loss, stats, encoded, layout)
+        return MaskedPrediction(loss, stats, encoded, target_tokens)
 
     @property
     def target_network(self) -> TokenBackbone:
         """Where targets (and embeddings) come from: the EMA teacher's copy of the student, or the student itself."""
         return self.teacher.module if self.teacher is not None else self.student
 
-    def encode_targets(self, x: ModelInput) -> tuple[Tensor, TokenLayout]:
-        """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and the token layout."""
+    def encode_targets(self, x: ModelInput) -> tuple[Tensor, Tokens]:
+        """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
+        validity)."""
         network = self.target_network
         tokens = network.tokenizer(x)
-        return network.encoder(tokens), tokens.layout
+        return network.encoder(tokens), tokens
 
-    def regularization(self, context: Tensor) -> Tensor:
-        """Anti-collapse penalty on the student's context tokens ``(B, N, D)``: on their per-sample mean, or on every
-        token (``regularizer_input``); the SIGReg directions follow the step."""
+    def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens
+        False): on their per-sample mean, or on every token (``regularizer_input``); the SIGReg directions follow
+        the step."""
         if self.regularizer_input == "tokens":
-            variance, covariance = vicreg_token_terms(context)
+            variance, covariance = vicreg_token_terms(context, valid)
             return variance + VICREG_COVARIANCE_RATIO * covariance
-        pooled = context.mean(dim=1)
+        pooled = masked_mean(context, valid)
         if self.regularizer == "sigreg":
             return sigreg(pooled, self.num_slices, seed=self.global_step)
         return vicreg_variance(pooled) + VICREG_COVARIANCE_RATIO * vicreg_covariance(pooled)
@@ -218,7 +243,7 @@ class JEPA(SSLMethod):
         generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
         step = self.masked_prediction(x, generator, regularize=False)
         self.log("val/loss", step.loss, prog_bar=True, batch_size=input_batch_size(x), sync_dist=True)
-        embedding = read_out(step.encoded, step.layout, self.readout)
+        embedding = read_out(step.encoded, step.tokens.layout, self.readout, step.tokens.valid)
         return {"loss": step.loss, "embedding": embedding.detach().float().flatten(1)}
 
     def after_optimizer_step(self, step: int) -> None:
@@ -232,4 +257,5 @@ class JEPA(SSLMethod):
     @torch.no_grad()
     def embed(self, x: ModelInput) -> Tensor:
         """The ``readout`` of the target network's tokens (I-JEPA evaluates its EMA teacher)."""
-        return read_out(*self.encode_targets(x), self.readout)
+        encoded, tokens = self.encode_targets(x)
+        return read_out(encoded, tokens.layout, self.readout, tokens.valid)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput
 from jepa_lightning.nn.encoder import TransformerEncoder
+from jepa_lightning.nn.functional import masked_mean
 from jepa_lightning.tokens import Tokenizer, TokenizerFactory
 
 
@@ -28,8 +29,9 @@ class TokenBackbone(nn.Module):
         return self.encoder(self.tokenizer(x))
 
     def pooled(self, x: ModelInput) -> Tensor:
-        """Average of the encoded tokens, ``(B, D)``."""
-        return self(x).mean(dim=1)
+        """Average of the encoded tokens, ``(B, D)`` (padding tokens left out)."""
+        tokens = self.tokenizer(x)
+        return masked_mean(self.encoder(tokens), tokens.valid)
 
 
 class PooledTokenBackbone(nn.Module):

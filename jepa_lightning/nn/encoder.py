@@ -67,6 +67,17 @@ def attention_mask(rule: AttentionRule, layout: TokenLayout, coords: Tensor) -> 
     return allowed_pairs(rule, coords).unsqueeze(1)
 
 
+def restrict_to_valid_keys(mask: Tensor | None, valid: Tensor | None) -> Tensor | None:
+    """``mask`` (None: every pair) with the keys of padding tokens (``valid`` ``(B, K)`` False) taken out,
+    ``(B, 1, K, K)``; every token may still attend to itself, so no row is empty (a padding token's output is
+    computed and ignored). None when ``valid`` is None."""
+    if valid is None:
+        return mask
+    keys = valid[:, None, None, :]
+    allowed = keys if mask is None else mask & keys
+    return allowed | torch.eye(valid.shape[1], dtype=torch.bool, device=valid.device)
+
+
 def allowed_pairs(rule: Literal["cross_pattern", "same_channel"], coords: Tensor) -> Tensor:
     """``(B, K, K)`` bool: may token i attend to token j, for tokens at (lead, time) ``coords`` ``(B, K, 2)``."""
     same = coords.unsqueeze(2) == coords.unsqueeze(1)  # (B, K, K, 2)
@@ -127,12 +138,16 @@ class TransformerEncoder(nn.Module):
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
     def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
-        """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``."""
+        """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
+        that ``tokens.valid`` marks as padding are left out of every token's attention."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
             coords = tokens.layout.coords if keep is None else gather_tokens(tokens.layout.coords, keep)
             mask = attention_mask(self.attention, tokens.layout, coords)
+        valid = tokens.valid
+        if valid is not None:  # padding tokens are never attended to
+            mask = restrict_to_valid_keys(mask, valid if keep is None else torch.gather(valid, 1, keep))
         if keep is not None:
             x, positions = gather_tokens(x, keep), gather_tokens(positions, keep)
         if not self.positions_every_layer:

@@ -35,27 +35,35 @@ def gather_mask_major(x: Tensor, target_idx: Tensor) -> Tensor:
     return picked.view(batch, groups, per_group, -1).transpose(0, 1).reshape(groups * batch, per_group, -1)
 
 
-def pool_rows(tokens: Tensor, rows: int) -> Tensor:
-    """Tokens ``(B, rows * columns, D)`` of a row-major grid averaged along each row, the rows concatenated:
-    ``(B, rows * D)``. A readout that keeps which row (a frequency band, a channel group) a feature comes from."""
-    return tokens.unflatten(1, (rows, -1)).mean(dim=2).flatten(1)
-
-
 def check_readout(readout: str) -> None:
     """Raise a clear error for an unknown :data:`Readout`."""
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
 
 
-def read_out(tokens: Tensor, layout: TokenLayout, readout: Readout) -> Tensor:
-    """One vector per sample from encoded ``tokens`` ``(B, N, D)`` laid out as ``layout`` (see :data:`Readout`)."""
+def masked_mean(tokens: Tensor, valid: Tensor | None, dim: int = 1) -> Tensor:
+    """Mean of ``tokens`` over ``dim``, counting only the tokens that ``valid`` (same shape without the feature
+    axis) marks True; the plain mean when ``valid`` is None."""
+    if valid is None:
+        return tokens.mean(dim=dim)
+    weight = valid.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * weight).sum(dim=dim) / weight.sum(dim=dim).clamp_min(1)
+
+
+def read_out(tokens: Tensor, layout: TokenLayout, readout: Readout, valid: Tensor | None = None) -> Tensor:
+    """One vector per sample from encoded ``tokens`` ``(B, N, D)`` laid out as ``layout`` (see :data:`Readout`).
+
+    ``valid`` ``(B, N)`` (padding tokens False) keeps padding out: means count only valid tokens, and ``"flatten"``
+    sets the features of padding tokens to 0."""
     if readout == "mean":
-        return tokens.mean(dim=1)
+        return masked_mean(tokens, valid)
     if readout == "flatten":
-        return tokens.flatten(1)
+        return (tokens if valid is None else tokens * valid.unsqueeze(-1)).flatten(1)
     if len(layout.shape) != 2 or layout.num_tokens != tokens.shape[1]:
         raise ValueError(
             f"readout='rows' needs every token of a 2-D token grid, got layout {layout.kind!r} of shape "
             f"{layout.shape} for {tokens.shape[1]} tokens"
         )
-    return pool_rows(tokens, layout.shape[0])
+    rows = layout.shape[0]  # row-major grid: average each row's tokens, concatenate the rows
+    row_valid = None if valid is None else valid.unflatten(1, (rows, -1))
+    return masked_mean(tokens.unflatten(1, (rows, -1)), row_valid, dim=2).flatten(1)

@@ -7,7 +7,13 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.nn.encoder import AttentionRule, attention_mask, check_attention_rule, transformer_blocks
+from jepa_lightning.nn.encoder import (
+    AttentionRule,
+    attention_mask,
+    check_attention_rule,
+    restrict_to_valid_keys,
+    transformer_blocks,
+)
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
 from jepa_lightning.tokens import TokenLayout, sincos_embedding
@@ -70,8 +76,17 @@ class JEPAPredictor(nn.Module):
         init_transformer(self, self.blocks, init)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, context: Tensor, layout: TokenLayout, context_idx: Tensor, target_idx: Tensor) -> Tensor:
-        """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``."""
+    def forward(
+        self,
+        context: Tensor,
+        layout: TokenLayout,
+        context_idx: Tensor,
+        target_idx: Tensor,
+        valid: Tensor | None = None,
+    ) -> Tensor:
+        """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``; ``valid``
+        ``(B, N)`` (see :class:`~jepa_lightning.tokens.Tokens`) leaves padding context tokens and target slots out
+        of attention."""
         groups, per_group = target_idx.shape[1], target_idx.shape[2]
         if self.position_mlp is None:
             positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
@@ -86,6 +101,12 @@ class JEPAPredictor(nn.Module):
             context_coords = gather_tokens(layout.coords, context_idx).repeat(groups, 1, 1)
             coords = torch.cat([context_coords, gather_mask_major(layout.coords, target_idx)], dim=1)
             mask = attention_mask(self.attention, layout, coords)
+        if valid is not None:
+            keys = valid.unsqueeze(-1)
+            context_valid = gather_tokens(keys, context_idx).repeat(groups, 1, 1)
+            mask = restrict_to_valid_keys(
+                mask, torch.cat([context_valid, gather_mask_major(keys, target_idx)], 1)[..., 0]
+            )
         for block in self.blocks:
             x = block(x) if mask is None else block(x, attn_mask=mask)
         return self.proj(self.norm(x[:, -per_group:]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.inputs import InputSpec, check_finite
+from jepa_lightning.inputs import InputSpec, SeriesInput, check_finite
 from jepa_lightning.nn.init import trunc_normal_init
 from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens, grid_coords, sincos_embedding
 
@@ -91,30 +91,46 @@ class ChannelPatchTokenizer(Tokenizer):
             self._cache[key] = (coords, sincos_embedding(coords, self.embed_dim))
         return self._cache[key]
 
-    def normalise(self, x: Tensor) -> Tensor:
-        """Zero mean, unit variance per (sample, channel) over time (identity when ``instance_norm`` is off)."""
+    def normalise(self, x: Tensor, real: Tensor | None = None) -> Tensor:
+        """Zero mean, unit variance per (sample, channel) over time (identity when ``instance_norm`` is off); with
+        ``real`` ``(B, 1, T)`` bool, the statistics are those of the real samples and padding stays 0."""
         if not self.instance_norm:
             return x
-        mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)
-        return (x - mean) / torch.sqrt(var + self.eps)
+        if real is None:
+            mean = x.mean(dim=-1, keepdim=True)
+            var = x.var(dim=-1, keepdim=True, unbiased=False)
+            return (x - mean) / torch.sqrt(var + self.eps)
+        count = real.sum(dim=-1, keepdim=True).clamp_min(1)
+        mean = (x * real).sum(dim=-1, keepdim=True) / count
+        var = ((x - mean).square() * real).sum(dim=-1, keepdim=True) / count
+        return torch.where(real, (x - mean) / torch.sqrt(var + self.eps), 0.0)
 
-    def forward(self, x: Tensor) -> Tokens:
+    def forward(self, x: Tensor | SeriesInput) -> Tokens:
+        """Tokens of ``(B, C, T)`` series; of a :class:`~jepa_lightning.inputs.SeriesInput`, the series are padded to
+        whole patches and a patch is a valid token when it holds at least one real sample (its padded samples are
+        0, the channel mean after instance normalisation, whose statistics come from the real samples only)."""
+        x, lengths = (x.values, x.lengths) if isinstance(x, SeriesInput) else (x, None)
         if x.ndim != 3 or x.shape[1] != self.channels:
             raise ValueError(
                 f"ChannelPatchTokenizer expects series of shape (B, {self.channels}, T), got {tuple(x.shape)}"
             )
         length = x.shape[-1]
-        if length < self.patch_length:
+        if length < self.patch_length and lengths is None:
             raise ValueError(f"series of {length} samples is shorter than one patch of {self.patch_length} samples")
-        if length % self.patch_length and not self.crop:
+        if length % self.patch_length and not self.crop and lengths is None:
             raise ValueError(
                 f"series length {length} is not a multiple of patch_length={self.patch_length}: "
                 f"{length % self.patch_length} trailing samples would be dropped; pad or trim the series, "
                 "or pass crop=True"
             )
         check_finite(x, "ChannelPatchTokenizer got NaN or inf values in the series")
-        x = nn.functional.pad(self.normalise(x), (0, 0, 0, self.padding))  # zero channels complete the last group
+        real = None
+        if lengths is not None:
+            x = nn.functional.pad(x, (0, -length % self.patch_length))  # padding completes the last patch
+            length = x.shape[-1]
+            real = (torch.arange(length, device=x.device) < lengths[:, None]).unsqueeze(1)  # (B, 1, T)
+            x = x.masked_fill(~real, 0.0)  # whatever the padding held
+        x = nn.functional.pad(self.normalise(x, real), (0, 0, 0, self.padding))  # zero channels complete the last group
         num_patches = length // self.patch_length
         patches = x[..., : num_patches * self.patch_length].unflatten(-1, (num_patches, self.patch_length))  # B,C,P,L
         if self.channel_independent:
@@ -126,4 +142,9 @@ class ChannelPatchTokenizer(Tokenizer):
         layout = TokenLayout(
             kind="grid" if self.channel_independent else "sequence", shape=self.grid_shape(num_patches), coords=coords
         )
-        return Tokens(features=features, positions=positions.to(features.dtype), layout=layout)
+        valid = None
+        if lengths is not None:
+            starts = torch.arange(num_patches, device=x.device) * self.patch_length
+            valid = starts < lengths[:, None]  # (B, P): the patch holds a real sample
+            valid = valid.repeat(1, self.rows) if self.channel_independent else valid  # row-major like the tokens
+        return Tokens(features=features, positions=positions.to(features.dtype), layout=layout, valid=valid)

@@ -157,9 +157,10 @@ def test_variable_length_batches_are_padded_with_lengths(tmp_path):
     assert batch["x"].shape == (2, 2, 5) and batch["lengths"].tolist() == [3, 5]
     assert (batch["x"][0, :, 3:] == 0).all() and torch.equal(batch["x"][0, 0, :3], torch.tensor([1.0, 2, 3]))
     train = next(iter(datamodule.train_dataloader()))
-    assert [view.shape for view in train["views"]] == [(2, 2, 5)] * 2
+    assert [view.values.shape for view in train["views"]] == [(2, 2, 5)] * 2
+    assert all(torch.equal(view.lengths, train["lengths"]) for view in train["views"])  # views keep their lengths
     short = int((train["lengths"] == 3).nonzero()[0, 0])
-    assert all((view[short, :, 3:] == 0).all() for view in train["views"])
+    assert all((view.values[short, :, 3:] == 0).all() for view in train["views"])
 
 
 def test_pad_collate_pads_to_at_least_pad_to():
@@ -206,9 +207,9 @@ def test_view_crop_keeps_length_and_is_seeded(tmp_path):
     np.save(tmp_path / "x.npy", np.sin(np.linspace(0, 6, 4 * 60)).reshape(4, 60))
     datamodule = TimeSeriesDataModule(path=str(tmp_path / "x.npy"), val_fraction=0, num_views=2, batch_size=4)
     first, second = next(iter(datamodule.train_dataloader())), next(iter(datamodule.train_dataloader()))
-    assert first["views"][0].shape == first["x"].shape == (4, 1, 60)
-    assert all(torch.equal(a, b) for a, b in zip(first["views"], second["views"]))
-    assert not torch.equal(first["views"][0], first["views"][1])
+    assert first["views"][0].values.shape == first["x"].shape == (4, 1, 60)
+    assert all(torch.equal(a.values, b.values) for a, b in zip(first["views"], second["views"]))
+    assert not torch.equal(first["views"][0].values, first["views"][1].values)
     ramp = torch.arange(10.0)[None]
     torch.manual_seed(0)
     cropped = Augment((1.0, 1.0), 0.0, 0.0, 0.0, crop_scale=(0.5, 0.5))(ramp)

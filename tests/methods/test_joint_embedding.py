@@ -171,7 +171,9 @@ def test_token_regularizer_sees_every_context_token(digits_batch, monkeypatch):
     from jepa_lightning.methods import jepa as jepa_module
 
     shapes, token_terms = [], jepa_module.vicreg_token_terms
-    monkeypatch.setattr(jepa_module, "vicreg_token_terms", lambda t: shapes.append(t.shape) or token_terms(t))
+    monkeypatch.setattr(
+        jepa_module, "vicreg_token_terms", lambda t, valid: shapes.append(t.shape) or token_terms(t, valid)
+    )
     plain, _, *_ = jepa().masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     model = jepa(regularizer="vicreg", regularizer_input="tokens", regularizer_weight=2.0)
     regularised, stats, *_ = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
