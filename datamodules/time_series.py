@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
 from datamodules.ecg import Augment, normalize_window, window_starts
-from datamodules.tabular import TABLE_FORMATS, category_strings, numeric_values, read_table, table_format
+from datamodules.tables import TABLE_FORMATS, category_strings, numeric_values, read_table, table_format
 from jepa_lightning.inputs import InputSpec
 
 #: Header keys whose value is a boolean flag (``@missing true``); compared in lower case.
