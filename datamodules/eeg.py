@@ -4,7 +4,7 @@
 Every recording goes through the steps of :mod:`datamodules.ecg`, in this order:
 
 1. read: an EDF / BDF / FIF file with MNE (the signal in SI units, volts for EEG, its sample rate and channel
-   names), or one trial of a UEA ``.ts`` file (:func:`datamodules.time_series.read_ts`; the format stores neither a
+   names), or one trial of a UEA ``.ts`` file (:func:`datamodules.ts_format.read_ts`; the format stores neither a
    sample rate nor channel names, so they come from ``ts_sample_rate`` and ``ts_channel_names``),
 2. select channels by name (``channels``; all when None),
 3. check that every sample is finite,
@@ -45,7 +45,7 @@ from datamodules.ecg import (
     SignalPipeline,
     _agreeing,
 )
-from datamodules.time_series import read_ts
+from datamodules.ts_format import read_ts
 
 MNE_EXTENSIONS = (".edf", ".bdf", ".fif", ".fif.gz")
 TS_EXTENSION = ".ts"
