@@ -1,7 +1,7 @@
 """EEG: EDF / BDF / FIF recordings (through MNE) and UEA ``.ts`` trials -> windows ``float (channels, T)`` at
 ``sample_rate``.
 
-Every recording goes through the steps of :mod:`datamodules.ecg`, in this order:
+Every recording goes through the steps of :mod:`datamodules.recordings`, in this order:
 
 1. read: an EDF / BDF / FIF file with MNE (the signal in SI units, volts for EEG, its sample rate and channel
    names), or one trial of a UEA ``.ts`` file (:func:`datamodules.ts_format.read_ts`; the format stores neither a
@@ -29,21 +29,19 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from datamodules.base import SampleSource, invalid, require_path
-from datamodules.ecg import (
+from datamodules.recordings import (
     Normalization,
     Processed,
     Recording,
     RecordingDataModule,
     RecordWindowSource,
-    SignalPipeline,
-    _agreeing,
+    agreeing,
 )
 from datamodules.ts_format import read_ts
 
@@ -109,14 +107,6 @@ def read_mne(path: Path) -> Recording:
     return Recording(path, np.asarray(signal, dtype=np.float64), float(raw.info["sfreq"]), tuple(raw.ch_names))
 
 
-@dataclass(frozen=True)
-class MNEReader(SignalPipeline):
-    """Reads one EDF / BDF / FIF recording with MNE and runs steps 2-5; picklable, for DataLoader workers."""
-
-    def __call__(self, path: Path) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
-        return self.process(read_mne(path))
-
-
 class EEGDataModule(RecordingDataModule):
     """EEG windows or trials for self-supervised learning; batches ``{"x": (B, channels, T), "y": (B,), ...}``.
 
@@ -147,7 +137,7 @@ class EEGDataModule(RecordingDataModule):
             z-scores each window per channel (only its shape remains); ``"none"`` keeps the units (volts for MNE,
             the file's units for ``.ts``).
         scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
-            :class:`~datamodules.ecg.Augment`), in standard deviations after normalisation.
+            :class:`~datamodules.recordings.Augment`), in standard deviations after normalisation.
         ts_sample_rate: sample rate of ``.ts`` trials (the format stores none); required for ``.ts`` input.
         ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
         cached_records: processed continuous recordings kept in memory per process.
@@ -155,7 +145,6 @@ class EEGDataModule(RecordingDataModule):
     """
 
     modality = "eeg"
-    word = "channel"
     record_kinds = f"EEG recordings ({' '.join(MNE_EXTENSIONS)})"
 
     def __init__(
@@ -182,7 +171,7 @@ class EEGDataModule(RecordingDataModule):
         super().__init__(
             path=path,
             test_path=test_path,
-            selected=channels,
+            channels=channels,
             sample_rate=sample_rate,
             window_seconds=window_seconds,
             stride_seconds=stride_seconds,
@@ -207,17 +196,10 @@ class EEGDataModule(RecordingDataModule):
             expected = "the default when path is given (it names the data that path=None reads)"
             raise invalid("dataset", expected, repr(dataset))
         self.dataset = dataset
-        self.channels = self.selected
         self.ts_sample_rate = None if ts_sample_rate is None else float(ts_sample_rate)
         self.ts_channel_names = None if ts_channel_names is None else list(ts_channel_names)
 
     # ----------------------------------------------------------------- indexing
-
-    @property
-    def reader(self) -> MNEReader:
-        """What reads and processes one EDF / BDF / FIF recording with this datamodule's settings."""
-        pipeline = self.pipeline
-        return MNEReader(pipeline.leads, pipeline.sample_rate, pipeline.bandpass, pipeline.filter_order, self.word)
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read and check every recording of ``path`` (or the default data) and ``test_path``; index windows."""
@@ -242,7 +224,7 @@ class EEGDataModule(RecordingDataModule):
         if all(is_ts):
             return self._index_ts([require_path(entry, field) for entry in entries], field, None)
         files, labels = self.record_files(path, field)
-        return self.index_files(files, labels, self.reader, field)
+        return self.index_files(files, labels, read_mne, field)
 
     def _index_ts(
         self, files: list[Path], field: str, default: tuple[float, tuple[str, ...] | None] | None
@@ -261,8 +243,8 @@ class EEGDataModule(RecordingDataModule):
             if default is None:
                 rate, names = self.ts_sample_rate, given_names
             else:
-                rate = _agreeing(file, "ts_sample_rate", default[0], self.ts_sample_rate)
-                names = _agreeing(file, "ts_channel_names", default[1], given_names)
+                rate = agreeing(file, "ts_sample_rate", default[0], self.ts_sample_rate)
+                names = agreeing(file, "ts_channel_names", default[1], given_names)
             if rate is None:
                 raise invalid(file, "a sample rate for its trials: set ts_sample_rate (.ts files store none)", "none")
             data = read_ts(file)

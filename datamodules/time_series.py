@@ -41,7 +41,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
-from datamodules.ecg import Augment, normalize_window, window_starts
+from datamodules.recordings import Augment, normalize_window, window_starts
 from datamodules.tables import TABLE_FORMATS, category_strings, numeric_values, read_table, table_format
 from datamodules.ts_format import read_ts
 from jepa_lightning.inputs import InputSpec
@@ -276,7 +276,7 @@ class SeriesSource(SampleSource):
 
 class SeriesTransform:
     """Crop to the first ``length`` samples (when set), optional per-channel normalisation over the observed values,
-    missing values (NaN) to 0, then an optional :class:`~datamodules.ecg.Augment`."""
+    missing values (NaN) to 0, then an optional :class:`~datamodules.recordings.Augment`."""
 
     def __init__(self, length: int | None, normalize: bool, augment: Augment | None = None) -> None:
         self.length = length
@@ -342,7 +342,7 @@ class TimeSeriesDataModule(SSLDataModule):
             normalisation; otherwise a NaN is an error.
         scale_range, noise, crop_scale, time_mask: the view augmentation of joint-embedding methods: amplitude
             scaling, jitter, a random crop resized back to the series' length and time masking (see
-            :class:`~datamodules.ecg.Augment`); ``noise=0``, ``crop_scale=None``, ``time_mask=0`` disable theirs.
+            :class:`~datamodules.recordings.Augment`); ``noise=0``, ``crop_scale=None``, ``time_mask=0`` disable theirs.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 

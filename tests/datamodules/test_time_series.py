@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.ecg import Augment
+from datamodules.recordings import Augment
 from datamodules.time_series import PadCollate, TimeSeriesDataModule, aeon_dataset
 from datamodules.ts_format import read_ts
 
