@@ -1,4 +1,10 @@
-"""The data side of jepa-lightning: one LightningDataModule per modality on a shared seeded base."""
+"""The data side of jepa-lightning: one LightningDataModule per modality on a shared seeded base.
+
+The modality-neutral toolkit: :mod:`datamodules.base` (splits, seeding, loaders, views), :mod:`datamodules.recordings`
+(multi-channel recordings: channel selection, resampling, filtering, windows, augmentation,
+:class:`~datamodules.recordings.RecordingDataModule`), :mod:`datamodules.tables` (CSV / TSV / Parquet readers) and
+:mod:`datamodules.ts_format` (the UCR/UEA ``.ts`` reader). Modality modules build on these, never on each other.
+"""
 
 from datamodules.audio import AudioDataModule
 from datamodules.base import EpochSeededSampler, SampleSource, SSLDataModule

@@ -5,7 +5,7 @@ Every file goes through the same steps, in this order:
 1. read with ``soundfile`` (``float32``, every channel),
 2. check: readable, not empty, finite samples, not silent (all zeros), at least ``min_seconds`` long,
 3. mix down to mono (the mean of the channels),
-4. resample to ``sample_rate`` (polyphase, :func:`datamodules.ecg.resample`; the duration is kept).
+4. resample to ``sample_rate`` (polyphase, :func:`datamodules.recordings.resample`; the duration is kept).
 
 Transforms then bring a clip to ``clip_seconds``: a random crop for training and views, a centre crop for
 evaluation; a clip shorter than that is zero-padded at the end. The log-mel front end is not here: it runs in
@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
-from datamodules.ecg import Augment, resample
+from datamodules.recordings import Augment, resample
 from jepa_lightning.inputs import InputSpec
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -173,7 +173,7 @@ def zero_band(clip: Tensor, start: int, width: int) -> Tensor:
 class ClipTransform:
     """A clip brought to ``length`` samples: a random crop (``random_crop``; torch's global RNG, which the base
     seeds per (seed, epoch, sample)) or the centre crop, then an optional random time shift of up to
-    ``max_shift`` samples either way, an optional :class:`~datamodules.ecg.Augment` (gain, noise, time mask) and
+    ``max_shift`` samples either way, an optional :class:`~datamodules.recordings.Augment` (gain, noise, time mask) and
     optional frequency masking (SpecAugment-style, on the waveform): a contiguous band of ``round(u * bins)`` of
     the clip's rfft bins, ``u ~ U(0, frequency_mask)``, at a uniform position, zeroed (:func:`zero_band`)."""
 

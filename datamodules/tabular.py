@@ -1,4 +1,4 @@
-"""Tables: CSV / TSV or Parquet files read through pandas, or the bundled Palmer penguins.
+"""Tabular data: CSV / TSV or Parquet files (read by :mod:`datamodules.tables`), or the bundled Palmer penguins.
 
 A raw sample is one row as :class:`~jepa_lightning.inputs.TabularInput`: numeric values as read (float,
 NaN = missing) and categorical codes (``1 .. K`` for the column's categories in sorted order, ``0`` for a category the
@@ -30,11 +30,9 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
+from datamodules.tables import category_strings, numeric_values, read_table
 from jepa_lightning.inputs import InputSpec, TabularInput
 
-#: File suffix -> reader (CSV / TSV may also be compressed, e.g. ``.csv.gz``).
-TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
 MissingPolicy = Literal["keep", "impute"]
 #: Categorical codes of the raw rows: missing; unseen categories share the unknown slot 0 with (kept) missing ones.
 MISSING_CODE, UNKNOWN_CODE = -1, 0
@@ -44,68 +42,6 @@ PENGUINS_LABEL = "species"
 def penguins_path() -> Path:
     """The CSV that the ``palmerpenguins`` package ships (344 rows, numeric + categorical, missing values)."""
     return Path(str(importlib.resources.files("palmerpenguins").joinpath("data/penguins.csv")))
-
-
-def table_format(path: Path, file_format: str) -> str:
-    """``csv``, ``tsv`` or ``parquet`` for ``path``: ``file_format`` unless "auto", else from the suffix."""
-    if file_format != "auto":
-        if file_format not in set(TABLE_FORMATS.values()):
-            raise invalid("file_format", f"'auto' or one of {sorted(set(TABLE_FORMATS.values()))}", repr(file_format))
-        return file_format
-    suffixes = [suffix.lower() for suffix in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
-        suffixes = suffixes[:-1]
-    if not suffixes or suffixes[-1] not in TABLE_FORMATS:
-        raise invalid(
-            path, f"a table file ({' '.join(TABLE_FORMATS)}) or file_format=csv/tsv/parquet", "another suffix"
-        )
-    return TABLE_FORMATS[suffixes[-1]]
-
-
-def read_table(path: Path, file_format: str = "auto", header: bool = True) -> pd.DataFrame:
-    """The table at ``path`` as a DataFrame with string column names; without ``header`` they are ``column_<i>``."""
-    kind = table_format(path, file_format)
-    try:
-        if kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", header=0 if header else None)
-    except Exception as error:  # pandas / pyarrow raise many types for unreadable files
-        raise invalid(path, f"a readable {kind} table", f"{type(error).__name__}: {error}") from error
-    if not header:
-        frame.columns = [f"column_{index}" for index in range(frame.shape[1])]
-    names = [str(name) for name in frame.columns]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise invalid(path, "distinct column names", f"duplicates {duplicates}")
-    frame.columns = names
-    if frame.empty:
-        raise invalid(path, "a table with at least one row and one column", f"shape {frame.shape}")
-    return frame
-
-
-def category_strings(series: pd.Series) -> pd.Series:
-    """Values of a categorical column as strings (integral numbers without ``.0``), missing values kept as NA."""
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        text = series.map(
-            lambda value: str(int(value)) if float(value).is_integer() else str(value), na_action="ignore"
-        )
-    else:
-        text = series.map(str, na_action="ignore")
-    return text.astype(object).where(series.notna(), None)
-
-
-def numeric_values(series: pd.Series, where: str) -> np.ndarray:
-    """A numeric column as float64 (NaN = missing); an error naming ``where`` if a value is text or infinite."""
-    parsed = pd.to_numeric(series, errors="coerce")
-    bad = series.notna() & parsed.isna()
-    if bad.any():
-        examples = sorted({str(value) for value in series[bad]})[:3]
-        raise invalid(where, "numbers (or missing values) in a numeric column", f"non-numeric values {examples}")
-    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isinf(values).any():
-        raise invalid(where, "finite numbers", f"{int(np.isinf(values).sum())} infinite values")
-    return values
 
 
 def infer_kind(series: pd.Series, where: str) -> Literal["numeric", "categorical"]:

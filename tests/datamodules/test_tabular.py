@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.tabular import TabularDataModule, infer_schema, read_table
+from datamodules.tables import read_table
+from datamodules.tabular import TabularDataModule, infer_schema
 from jepa_lightning.tokenizers import TabularInput, model_input
 
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.ecg import Augment
-from datamodules.time_series import PadCollate, TimeSeriesDataModule, aeon_dataset, read_ts
+from datamodules.recordings import Augment
+from datamodules.time_series import PadCollate, TimeSeriesDataModule, aeon_dataset
+from datamodules.ts_format import read_ts
 
 TS_HEADER = "@problemName Toy\n@timeStamps false\n@missing {missing}\n@univariate false\n@dimensions 2\n"
 TS_HEADER += "@equalLength false\n@classLabel true up down\n@data\n"
