@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import lightning as L
 import pytest
 import torch
 
@@ -11,6 +15,23 @@ from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec
 
 DIGITS_16 = InputSpec("images", channels=1, image_size=(16, 16), num_classes=10)
+
+#: What every test fit leaves out (logging, checkpoints, progress bar, model summary) and where it runs.
+FAST_TRAINER: dict[str, Any] = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
+#: The same settings as command-line arguments, for tests that fit through ``jepa-lightning fit``.
+FAST_TRAINER_ARGS = [f"--trainer.{key}={str(value).lower()}" for key, value in FAST_TRAINER.items()]
+
+
+def fast_trainer(root: Path | str | None = None, **overrides: Any) -> L.Trainer:
+    """A quiet CPU Trainer (:data:`FAST_TRAINER`) writing only under ``root``; ``overrides`` set the rest."""
+    return L.Trainer(**{**FAST_TRAINER, "default_root_dir": root, **overrides})
 
 
 def tiny_ijepa(**kwargs) -> IJEPA:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jepa_lightning.cli import main
+from tests.conftest import FAST_TRAINER_ARGS
 
 RUN = [
     "fit",
@@ -21,10 +22,7 @@ RUN = [
     "--model.backbone.encoder.num_heads=2",
     "--trainer.max_steps=2",
     "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.logger=false",
-    "--trainer.enable_checkpointing=false",
+    *FAST_TRAINER_ARGS,
     "--seed_everything=0",
 ]
 CHANNEL_PATCHES = "--model.backbone.tokenizer=jepa_lightning.tokenizers.ChannelPatchTokenizer"

@@ -5,7 +5,7 @@ import torch
 
 from datamodules import ImageDataModule
 from jepa_lightning.callbacks import LinearProbeReport, linear_probe_accuracy
-from tests.conftest import tiny_ijepa
+from tests.conftest import fast_trainer, tiny_ijepa
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,15 +36,8 @@ def test_report_measures_before_and_after_and_writes_the_plot(tmp_path, capsys):
     report = LinearProbeReport()
     data = ImageDataModule(image_size=16, batch_size=64)
     model = tiny_ijepa(input_spec=data.input_spec)
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        callbacks=[report],
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
+    trainer = fast_trainer(
+        tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1, callbacks=[report], logger=True
     )
     trainer.fit(model, datamodule=data)
     assert 0.5 < report.initial_accuracy <= 1.0

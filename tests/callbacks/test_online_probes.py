@@ -17,6 +17,7 @@ from jepa_lightning.callbacks import (
     knn_predict,
 )
 from jepa_lightning.callbacks.online_probes import eval_mode
+from tests.conftest import fast_trainer
 
 DIM, CLASSES = 8, 3
 
@@ -83,17 +84,7 @@ class Stub(L.LightningModule):
 
 
 def fit(model: L.LightningModule, data: L.LightningDataModule, callbacks: list, tmp_path, **kwargs) -> L.Trainer:
-    options = {
-        "max_epochs": 3,
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "enable_checkpointing": False,
-        "accelerator": "cpu",
-        "default_root_dir": tmp_path,
-        **kwargs,
-    }
-    trainer = L.Trainer(callbacks=callbacks, **options)
+    trainer = fast_trainer(tmp_path, callbacks=callbacks, **{"max_epochs": 3, **kwargs})
     trainer.fit(model, datamodule=data)
     return trainer
 
@@ -212,15 +203,7 @@ def test_linear_probe_resumes_from_a_lightning_checkpoint(tmp_path):
     first = OnlineLinearProbe(lr=0.05)
     fit(Stub(), Blobs(), [first, ModelCheckpoint(dirpath=tmp_path)], tmp_path, max_epochs=1, enable_checkpointing=True)
     resumed = OnlineLinearProbe(lr=0.05)
-    trainer = L.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[resumed],
-        default_root_dir=tmp_path,
-    )
+    trainer = fast_trainer(tmp_path, max_epochs=2, callbacks=[resumed])
     trainer.fit(Stub(), datamodule=Blobs(), ckpt_path=next(tmp_path.glob("*.ckpt")))
     assert resumed.optimizer.state_dict()["state"][0]["step"] == 2 * first.optimizer.state_dict()["state"][0]["step"]
     assert trainer.callback_metrics["probe/acc"] > 0.9

@@ -20,6 +20,7 @@ from datamodules.base import (
     require_path,
 )
 from jepa_lightning.inputs import InputSpec
+from tests.conftest import fast_trainer
 
 
 class CountingSource(SampleSource):
@@ -247,19 +248,10 @@ class RecordingModule(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def test_lightning_sets_the_sampler_epoch() -> None:
+def test_lightning_sets_the_sampler_epoch(tmp_path) -> None:
     dm = ToyDataModule(size=20, batch_size=4, val_fraction=0.0)
     model = RecordingModule()
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = fast_trainer(tmp_path, max_epochs=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     for epoch in (0, 1):
         loader = ToyDataModule(size=20, batch_size=4, val_fraction=0.0).train_dataloader()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import soundfile
@@ -26,6 +25,7 @@ from jepa_lightning.methods.ajepa import audio_curriculum
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec, TokenLayout
 from jepa_lightning.tokens import grid_coords
+from tests.conftest import FAST_TRAINER_ARGS, fast_trainer
 
 RATE = 8000
 SPEC = InputSpec("audio", channels=1, sample_rate=RATE)
@@ -127,15 +127,7 @@ def test_curriculum_switches_mask_family_during_training(tmp_path):
     model.mask_sampler.late = Recording(model.mask_sampler.late, "time-frequency", calls)
     datamodule = AudioDataModule(path=str(audio_folder(tmp_path / "audio")), sample_rate=RATE, clip_seconds=1.0)
     datamodule.batch_size = 2
-    trainer = L.Trainer(
-        max_steps=4,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = fast_trainer(tmp_path, max_steps=4, limit_val_batches=0)
     trainer.fit(model, datamodule=datamodule)
     assert calls == ["block", "time-frequency", "time-frequency", "time-frequency"]
 
@@ -183,10 +175,7 @@ def test_trains_through_the_cli_on_an_audio_folder(tmp_path):
             "--data.batch_size=2",
             "--trainer.max_steps=2",
             "--trainer.limit_val_batches=1",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false",
-            "--trainer.logger=false",
-            "--trainer.enable_checkpointing=false",
+            *FAST_TRAINER_ARGS,
             f"--trainer.default_root_dir={tmp_path}",
             "--seed_everything=0",
         ]

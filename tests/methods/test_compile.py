@@ -7,27 +7,20 @@ import torch
 from timm.models.vision_transformer import Block
 
 from datamodules import ImageDataModule
-from tests.conftest import tiny_ijepa
+from tests.conftest import fast_trainer, tiny_ijepa
 
 
-def fit_three_steps(**kwargs) -> L.LightningModule:
+def fit_three_steps(root, **kwargs) -> L.LightningModule:
     L.seed_everything(0)
     model = tiny_ijepa(**kwargs)
-    trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = fast_trainer(root, max_steps=3, limit_val_batches=0)
     trainer.fit(model, ImageDataModule(image_size=16, batch_size=32))
     return model
 
 
-def test_compiled_blocks_train_like_eager_and_keep_the_state_dict_keys():
-    eager = fit_three_steps()
-    compiled = fit_three_steps(torch_compile=True, compile_backend="aot_eager")
+def test_compiled_blocks_train_like_eager_and_keep_the_state_dict_keys(tmp_path):
+    eager = fit_three_steps(tmp_path)
+    compiled = fit_three_steps(tmp_path, torch_compile=True, compile_backend="aot_eager")
     blocks = [module for module in compiled.modules() if isinstance(module, Block)]
     assert len(blocks) == 2 + 2 + 1  # student encoder, teacher encoder, predictor
     assert all(block._compiled_call_impl is not None for block in blocks)

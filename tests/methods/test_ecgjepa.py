@@ -15,6 +15,7 @@ from jepa_lightning.masks import SharedTimeSpanMaskSampler, TimeBlockMaskSampler
 from jepa_lightning.methods import ECGJEPA, ECGJEPAWeimann
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec
+from tests.conftest import FAST_TRAINER_ARGS
 
 TINY = [
     "--model.encoder=jepa_lightning.nn.TransformerEncoder",
@@ -30,10 +31,7 @@ TINY = [
     "--data.batch_size=4",
     "--trainer.max_steps=2",
     "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.logger=false",
-    "--trainer.enable_checkpointing=false",
+    *FAST_TRAINER_ARGS,
     "--seed_everything=0",
 ]
 

@@ -16,6 +16,7 @@ from jepa_lightning.masks import BlockUnionMaskSampler, RandomChoiceMaskSampler,
 from jepa_lightning.methods import EEGJEPA
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import ChannelPatchTokenizer, InputSpec, TokenLayout, grid_coords
+from tests.conftest import FAST_TRAINER_ARGS
 
 TINY = [
     "--model=jepa_lightning.methods.EEGJEPA",
@@ -32,10 +33,7 @@ TINY = [
     "--data.batch_size=4",
     "--trainer.max_steps=2",
     "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.logger=false",
-    "--trainer.enable_checkpointing=false",
+    *FAST_TRAINER_ARGS,
     "--seed_everything=0",
 ]
 

@@ -9,7 +9,7 @@ from jepa_lightning.methods.base import warmup_cosine
 from jepa_lightning.nn import EMATeacher, JEPAPredictor
 from jepa_lightning.nn.functional import read_out
 from jepa_lightning.tokens import TokenLayout
-from tests.conftest import tiny_ijepa
+from tests.conftest import fast_trainer, tiny_ijepa
 
 
 def test_loss_falls_when_overfitting_one_batch(digits_batch):
@@ -99,7 +99,7 @@ class Batches(L.LightningDataModule):
         return DataLoader(samples, batch_size=4)
 
 
-def test_one_ema_update_per_optimizer_step_under_gradient_accumulation(digits_batch, monkeypatch):
+def test_one_ema_update_per_optimizer_step_under_gradient_accumulation(digits_batch, monkeypatch, tmp_path):
     calls = []
     original = EMATeacher.update
 
@@ -109,14 +109,7 @@ def test_one_ema_update_per_optimizer_step_under_gradient_accumulation(digits_ba
 
     monkeypatch.setattr(EMATeacher, "update", spy)
     model = tiny_ijepa(ema_momentum=0.9, final_ema_momentum=1.0, warmup_fraction=0.25)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accumulate_grad_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = fast_trainer(tmp_path, max_epochs=1, accumulate_grad_batches=2)
     trainer.fit(model, datamodule=Batches(digits_batch))  # 8 micro-batches -> 4 optimizer steps
     assert trainer.global_step == 4
     assert calls == pytest.approx([0.9 + 0.1 * step / 4 for step in range(4)])

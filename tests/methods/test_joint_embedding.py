@@ -1,6 +1,5 @@
 from functools import partial
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -9,7 +8,7 @@ from datamodules import ImageDataModule
 from jepa_lightning.methods import BYOL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
 from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
-from tests.conftest import DIGITS_16
+from tests.conftest import DIGITS_16, fast_trainer
 
 TINY_BACKBONE = partial(
     PooledTokenBackbone,
@@ -114,17 +113,10 @@ def test_timm_backbone_with_small_input_stem():
         TimmBackbone(DIGITS_16, "vit_tiny_patch16_224", small_input_stem=True)
 
 
-def test_fit_requests_views_from_the_datamodule():
+def test_fit_requests_views_from_the_datamodule(tmp_path):
     data = ImageDataModule(image_size=16, batch_size=32)
     model = build(VICReg)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-    )
+    trainer = fast_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     trainer.fit(model, datamodule=data)
     assert data.num_views == 2
     assert trainer.global_step == 2

@@ -12,15 +12,13 @@ from jepa_lightning.masks import FeatureSubsetMaskSampler
 from jepa_lightning.methods import TJEPA
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import FeatureTokenizer, InputSpec, TabularInput
+from tests.conftest import FAST_TRAINER_ARGS
 
 SPEC = InputSpec("tabular", num_numeric=3, categories=(4, 2), feature_names=("a", "b", "c", "d", "e"))
 RUN = [
     "--trainer.max_steps=3",
     "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.logger=false",
-    "--trainer.enable_checkpointing=false",
+    *FAST_TRAINER_ARGS,
     "--seed_everything=0",
     "--data=datamodules.tabular.TabularDataModule",
     "--data.batch_size=16",

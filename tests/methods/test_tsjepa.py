@@ -13,6 +13,7 @@ from jepa_lightning.masks import ForecastMaskSampler, RandomPatchMaskSampler
 from jepa_lightning.methods import TSJEPA
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec
+from tests.conftest import FAST_TRAINER_ARGS
 
 TINY = [
     "--model=jepa_lightning.methods.TSJEPA",
@@ -28,10 +29,7 @@ TINY = [
     "--data.batch_size=4",
     "--trainer.max_steps=2",
     "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.logger=false",
-    "--trainer.enable_checkpointing=false",
+    *FAST_TRAINER_ARGS,
     "--seed_everything=0",
 ]
 
