@@ -1,6 +1,6 @@
 """Feature quality for a fixed budget: I-JEPA and SimCLR on Fashion-MNIST, jepa-lightning vs lightly, same steps.
 
-    apt-get install dataset-fashion-mnist        # Debian's copy of Fashion-MNIST (DATA.md)
+    apt-get install dataset-fashion-mnist        # Debian's copy of Fashion-MNIST
     bash benchmarks/setup_env.sh                 # once: .bench-venv with the peers beside this checkout
     .bench-venv/bin/python benchmarks/quality_fashion_mnist.py --steps 600
 
