@@ -60,9 +60,10 @@ class CollapseMonitor(ValidationEmbeddingsCallback):
     - for JEPAs, ``collapse/prediction_std`` and ``collapse/target_std``: the latest ``train/prediction_std`` and
       ``train/target_std`` the method logged (mean over ranks), against ``min_jepa_std``, when present.
 
-    When any value is below its threshold for ``patience`` consecutive checks it warns on rank zero with what
-    collapsed and the numbers, and with ``stop=True`` sets ``trainer.should_stop``. ``collapse/collapsed`` logs
-    1.0 on epochs with a collapse signal, else 0.0. A threshold of ``None`` disables that check.
+    When any value is below its threshold (or not finite) for ``patience`` consecutive checks it warns on rank zero
+    with what collapsed and the numbers, and with ``stop=True`` sets ``trainer.should_stop``.
+    ``collapse/collapsed`` logs 1.0 on epochs with a collapse signal, else 0.0. A threshold of ``None`` disables that
+    check.
 
     The defaults flag a complete collapse (an encoder whose output no longer depends on its input) but not an
     untrained encoder: a randomly initialised ViT's mean-pooled embeddings share a large common component
@@ -126,14 +127,15 @@ class CollapseMonitor(ValidationEmbeddingsCallback):
         collapsed = {
             name: value
             for name, value in values.items()
-            if self.thresholds.get(name) is not None and value < self.thresholds[name]
+            if self.thresholds.get(name) is not None and not value >= self.thresholds[name]  # NaN: collapsed too
         }
         self.streak = self.streak + 1 if collapsed else 0
         pl_module.log_dict({f"collapse/{name}": value for name, value in values.items()}, sync_dist=True)
         pl_module.log("collapse/collapsed", float(bool(collapsed)), sync_dist=True)
         if self.streak >= self.patience:
             details = "; ".join(
-                f"{DESCRIPTIONS[name]} ({name}) {value:.4g} < {self.thresholds[name]:g}"
+                f"{DESCRIPTIONS[name]} ({name}) "
+                + (f"{value:.4g} < {self.thresholds[name]:g}" if math.isfinite(value) else f"{value} (not finite)")
                 for name, value in collapsed.items()
             )
             action = "; stopping training" if self.stop else ""

@@ -10,6 +10,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from jepa_lightning.distributed import all_reduce_sum
 from jepa_lightning.inputs import InputSpec, ModelInput, model_input
 
 #: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
@@ -23,6 +24,23 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, start: float, 
     decay_steps = max(total_steps - warmup_steps, 1)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     return end + (peak - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; it stops instead of training (and saving) on NaN."""
+
+
+def non_finite_names(tensors: dict[str, Tensor], most: int = 5) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity (at most ``most``)."""
+    bad = [name for name, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    return bad[:most]
+
+
+def non_finite_on_any_rank(value: Tensor) -> bool:
+    """Whether ``value`` holds a NaN or an infinity here or on any other rank (one all-reduce under DDP), so that
+    every rank takes the same decision."""
+    flag = (~torch.isfinite(value)).any().float().reshape(1)
+    return bool(all_reduce_sum(flag) > 0)
 
 
 def no_weight_decay(name: str, parameter: nn.Parameter) -> bool:
@@ -41,6 +59,12 @@ class SSLMethod(L.LightningModule):
 
     ``torch_compile=True`` compiles :meth:`compile_targets` with ``torch.compile`` (``compile_backend``, e.g.
     ``"aot_eager"`` to debug) when the trainer configures the model; weights and checkpoints are unchanged.
+
+    Divergence: a non-finite training loss stops the run at once with :class:`DivergenceError` (before its
+    backward pass, so the weights stay those of the last finite step), naming the step and what to try; with
+    ``stop_on_nonfinite_gradients`` a non-finite gradient does too (not under ``16-mixed``, whose loss scaler skips
+    such steps by design). A checkpoint whose weights are not finite is never written. The check reads one scalar
+    per step (and, under DDP, all-reduces it, so every rank stops at the same step).
     """
 
     num_views: int = 0
@@ -57,6 +81,7 @@ class SSLMethod(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.999),
         torch_compile: bool = False,
         compile_backend: str = "inductor",
+        stop_on_nonfinite_gradients: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_fraction < 1.0:
@@ -76,6 +101,7 @@ class SSLMethod(L.LightningModule):
         self.betas = betas
         self.torch_compile = torch_compile
         self.compile_backend = compile_backend
+        self.stop_on_nonfinite_gradients = stop_on_nonfinite_gradients
 
     # -- data ----------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -167,6 +193,47 @@ class SSLMethod(L.LightningModule):
 
     def after_optimizer_step(self, step: int) -> None:
         """Hook run exactly once per optimizer step (not on gradient-accumulation micro-steps)."""
+
+    # -- divergence ---------------------------------------------------------------------------------------
+    def on_before_backward(self, loss: Tensor) -> None:
+        """Stop on a non-finite training loss, on every rank at the same step."""
+        if non_finite_on_any_rank(loss.detach()):
+            raise DivergenceError(self._divergence_message(f"the training loss is {loss.item()}"))
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """With ``stop_on_nonfinite_gradients``, stop on a NaN / inf gradient (after unscaling)."""
+        if not self.stop_on_nonfinite_gradients or self.trainer.precision == "16-mixed":
+            return
+        gradients = {name: p.grad for name, p in self.named_parameters() if p.grad is not None}
+        norms = torch._foreach_norm(list(gradients.values())) if gradients else []
+        if non_finite_on_any_rank(torch.stack(norms).sum() if norms else torch.zeros(())):
+            bad = non_finite_names(gradients)
+            raise DivergenceError(self._divergence_message(f"the gradients of {', '.join(bad)} are not finite"))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write a checkpoint with non-finite weights (it would replace the last good one)."""
+        bad = non_finite_names(checkpoint["state_dict"])
+        if bad:
+            raise DivergenceError(
+                self._divergence_message(f"the weights {', '.join(bad)} are not finite; no checkpoint was written")
+            )
+
+    def _divergence_message(self, what: str) -> str:
+        trainer = self._trainer
+        where = "" if trainer is None else f" at step {trainer.global_step} (epoch {trainer.current_epoch})"
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer is not None and trainer.optimizers else self.lr
+        advice = [f"a lower learning rate (--model.init_args.lr; the current one is {lr:.3g})"]
+        if trainer is not None and trainer.precision not in ("32-true", "64-true"):
+            advice.append(f"full precision (--trainer.precision 32-true instead of {trainer.precision})")
+        clip = None if trainer is None else trainer.gradient_clip_val
+        advice.append(
+            "gradient clipping (--trainer.gradient_clip_val 1.0)" if clip is None else f"clipping below {clip}"
+        )
+        advice.append("a longer warmup (--model.init_args.warmup_fraction)")
+        return (
+            f"Training diverged{where}: {what}. The run is stopped; the checkpoints already written hold finite "
+            f"weights. Try {', '.join(advice[:-1])} or {advice[-1]}."
+        )
 
     # -- embeddings ---------------------------------------------------------------------------------------
     def embed(self, x: ModelInput) -> Tensor:

@@ -202,16 +202,17 @@ class JEPA(SSLMethod):
         return MaskedPrediction(loss, stats, encoded, target_tokens)
 
     @property
-    def target_network(self) -> TokenBackbone:
-        """Where targets (and embeddings) come from: the EMA teacher's copy of the student, or the student itself."""
-        return self.teacher.module if self.teacher is not None else self.student
+    def target_network(self) -> nn.Module:
+        """Where targets (and embeddings) come from: the EMA teacher (``x -> (B, N, D)``), or the student itself."""
+        return self.teacher if self.teacher is not None else self.student
 
     def encode_targets(self, x: ModelInput) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
-        validity)."""
-        network = self.target_network
-        tokens = network.tokenizer(x)
-        return network.encoder(tokens), tokens
+        validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`)."""
+        if self.teacher is None:
+            return self.student.encode(x)
+        with self.teacher.frozen() as teacher:
+            return teacher.encode(x)
 
     def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
         """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens

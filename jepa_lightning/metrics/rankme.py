@@ -15,8 +15,11 @@ EPSILON = 1e-7
 
 def rankme(embeddings: Tensor) -> Tensor:
     """RankMe of ``embeddings`` (N, K): ``exp(entropy(p))`` with ``p_k = s_k / sum(s) + 1e-7`` over the
-    singular values ``s`` of the uncentred matrix, in float32 without gradient; a value in [1, min(N, K)]."""
+    singular values ``s`` of the uncentred matrix, in float32 without gradient; a value in [1, min(N, K)]. NaN when
+    the embeddings hold a NaN or an infinity (they have no rank to measure; the SVD would fail)."""
     with torch.no_grad():
+        if not torch.isfinite(embeddings).all():
+            return embeddings.new_tensor(float("nan"), dtype=torch.float32)
         singular_values = torch.linalg.svdvals(embeddings.detach().float())
         p = singular_values / singular_values.sum() + EPSILON
         return torch.exp(-(p * p.log()).sum())
@@ -28,6 +31,7 @@ class RankMe(Metric):
     The paper estimates it on ~25,600 samples: with fewer samples N than dimensions K it can only reach N and
     underestimates the rank, which is warned about once. ``max_samples`` keeps only the first ``max_samples``
     embeddings seen by each process (a memory cap; under DDP the total is up to ``world_size * max_samples``).
+    Non-finite embeddings give NaN, with a warning, instead of an error.
     """
 
     is_differentiable = False
@@ -61,7 +65,13 @@ class RankMe(Metric):
                 f"{dim} dimensions caps it at {num_samples}; use at least a few times {dim} samples."
             )
             self._warned = True
-        return rankme(embeddings)
+        value = rankme(embeddings)
+        if value.isnan():
+            rank_zero_warn(
+                f"RankMe: {int((~torch.isfinite(embeddings)).any(1).sum())} of {num_samples} embeddings hold "
+                "NaN or inf values; RankMe is NaN"
+            )
+        return value
 
     def reset(self) -> None:
         super().reset()

@@ -56,7 +56,11 @@ class EmbeddingSpectrum(Metric):
         return (centred + centred.T) / (2 * (self.count - 1))
 
     def compute(self) -> Tensor:
-        return torch.linalg.eigvalsh(self.covariance()).flip(0)
+        """The eigenvalues, descending; all NaN when the embeddings held a NaN or an infinity."""
+        covariance = self.covariance()
+        if not torch.isfinite(covariance).all():
+            return torch.full(covariance.shape[:1], float("nan"), dtype=covariance.dtype, device=covariance.device)
+        return torch.linalg.eigvalsh(covariance).flip(0)
 
 
 class EmbeddingStd(Metric):

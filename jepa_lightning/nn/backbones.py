@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from jepa_lightning.inputs import InputSpec, ModelInput
 from jepa_lightning.nn.encoder import TransformerEncoder
 from jepa_lightning.nn.functional import masked_mean
-from jepa_lightning.tokens import Tokenizer, TokenizerFactory
+from jepa_lightning.tokens import Tokenizer, TokenizerFactory, Tokens
 
 
 class TokenBackbone(nn.Module):
@@ -26,12 +26,17 @@ class TokenBackbone(nn.Module):
         self.embed_dim = encoder.embed_dim
 
     def forward(self, x: ModelInput) -> Tensor:
-        return self.encoder(self.tokenizer(x))
+        return self.encode(x)[0]
+
+    def encode(self, x: ModelInput) -> tuple[Tensor, Tokens]:
+        """Every token of ``x`` encoded, ``(B, N, D)``, and the tokens (layout, validity) it came from."""
+        tokens = self.tokenizer(x)
+        return self.encoder(tokens), tokens
 
     def pooled(self, x: ModelInput) -> Tensor:
         """Average of the encoded tokens, ``(B, D)`` (padding tokens left out)."""
-        tokens = self.tokenizer(x)
-        return masked_mean(self.encoder(tokens), tokens.valid)
+        encoded, tokens = self.encode(x)
+        return masked_mean(encoded, tokens.valid)
 
 
 class PooledTokenBackbone(nn.Module):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -42,19 +44,25 @@ class EMATeacher(nn.Module):
         for layer in self.module.modules():
             if isinstance(layer, _BatchNorm):
                 layer.track_running_stats = False  # batch statistics in training; running ones set by update()
-        self.train(student.training)
         self.momentum = momentum
         self.final_momentum = final_momentum
         self.horizon = horizon
         self.schedule = schedule
 
-    def train(self, mode: bool = True) -> EMATeacher:
-        """Only BatchNorm layers follow ``mode``; every other submodule stays in eval mode (no dropout, no
-        drop-path in the targets)."""
-        self.training = mode
-        for layer in self.module.modules():
-            layer.training = mode and isinstance(layer, _BatchNorm)
-        return self
+    @contextmanager
+    def frozen(self) -> Iterator[nn.Module]:
+        """The teacher's network with every submodule but BatchNorm in eval mode (no dropout, no drop-path), the
+        modes restored afterwards. Modes are switched only around the teacher's forward passes, so the module tree
+        keeps following ``train()`` / ``eval()`` like any other (Lightning checks that nothing is in eval mode when
+        training starts)."""
+        modes = [(layer, layer.training) for layer in self.module.modules()]
+        for layer, training in modes:
+            layer.training = training and isinstance(layer, _BatchNorm)
+        try:
+            yield self.module
+        finally:
+            for layer, training in modes:
+                layer.training = training
 
     def momentum_at(self, step: int, total_steps: int) -> float:
         """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``."""
@@ -77,5 +85,7 @@ class EMATeacher(nn.Module):
             else:
                 teacher_buffer.copy_(student_buffer)
 
-    def forward(self, *args, **kwargs):
-        return self.module(*args, **kwargs)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The teacher's network applied :meth:`frozen`."""
+        with self.frozen() as network:
+            return network(*args, **kwargs)

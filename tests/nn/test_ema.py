@@ -82,9 +82,11 @@ def test_teacher_never_applies_dropout_or_drop_path_whatever_the_mode():
     assert not torch.equal(net(x), net(x))  # the student drops
     assert torch.equal(teacher(x), teacher(x))  # the teacher does not
     torch.testing.assert_close(teacher(x), net.eval()(x))
-    assert teacher.training and not any(layer.training for layer in teacher.module.modules())
+    assert all(layer.training for layer in teacher.module.modules())  # its modes follow train() between passes
+    with teacher.frozen() as network:
+        assert not any(layer.training for layer in network.modules())
     wrapper.eval()
-    assert not teacher.training
+    assert not any(layer.training for layer in teacher.modules())
 
 
 def test_batchnorm_teacher_uses_batch_statistics_in_training_and_only_update_moves_its_running_statistics():
@@ -94,7 +96,8 @@ def test_batchnorm_teacher_uses_batch_statistics_in_training_and_only_update_mov
     x = torch.randn(64, 4) * 3 + 1
     hidden = teacher.module[0](x)
     expected = nn.functional.batch_norm(hidden, None, None, teacher.module[1].weight, teacher.module[1].bias, True)
-    torch.testing.assert_close(teacher.module[1](hidden), expected)  # the batch's statistics
+    with teacher.frozen() as network:
+        torch.testing.assert_close(network[1](hidden), expected)  # the batch's statistics
     teacher(x)
     assert torch.equal(teacher.module[1].running_mean, running)  # its own forward moved nothing
     net.train()(x)  # the student's running statistics move
