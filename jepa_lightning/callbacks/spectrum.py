@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
+from lightning.pytorch.utilities import move_data_to_device, rank_zero_info, rank_zero_only
 from torch import Tensor
 
 from jepa_lightning.callbacks.online_probes import ValidationEmbeddingsCallback, embed_batch
@@ -47,6 +47,7 @@ class SpectrumPlot(ValidationEmbeddingsCallback):
         self.metric = EmbeddingSpectrum()
         self.steps: list[int] = []
         self.eigenvalues: list[list[float]] = []
+        self._noted_small_split = False
 
     @property
     def state_key(self) -> str:
@@ -82,7 +83,16 @@ class SpectrumPlot(ValidationEmbeddingsCallback):
         self.record(trainer)
 
     def record(self, trainer: L.Trainer) -> None:
-        """Append this step's top eigenvalues (synchronised over ranks) and redraw the figure."""
+        """Append this step's top eigenvalues (synchronised over ranks) and redraw the figure; skipped, with a note,
+        when the split holds fewer than 2 samples (no covariance)."""
+        with self.metric.sync_context():
+            count = int(self.metric.count)  # over every rank, so all ranks take the same branch
+        if count < 2:
+            self.metric.reset()
+            if not self._noted_small_split:
+                rank_zero_info(f"SpectrumPlot: the {self.split} split holds {count} sample(s); no spectrum to plot")
+                self._noted_small_split = True
+            return
         eigenvalues = self.metric.compute()[: self.top_k]
         self.metric.reset()
         self.steps.append(trainer.global_step)
