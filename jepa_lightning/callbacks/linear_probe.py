@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_info, rank_zero_only
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
@@ -44,9 +44,13 @@ def linear_probe_accuracy(
     keep_train, keep_test = y_train >= 0, y_test >= 0
     if not keep_train.any() or not keep_test.any():
         raise ValueError("linear probe needs labelled samples (y >= 0) in both the fitting and the held-out split")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
-    probe.fit(x_train[keep_train], y_train[keep_train])
+    probe = fit_linear_probe(x_train[keep_train], y_train[keep_train], max_iter)
     return float(probe.score(x_test[keep_test], y_test[keep_test]))
+
+
+def fit_linear_probe(features: np.ndarray, labels: np.ndarray, max_iter: int = 2000) -> Pipeline:
+    """The linear probe of every measurement in this package: a logistic regression on standardised features."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter)).fit(features, labels)
 
 
 def datamodule_probe_accuracy(model: L.LightningModule, datamodule: L.LightningDataModule, split: str = "val") -> float:
