@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
@@ -25,6 +26,8 @@ from jepa_lightning.inputs import InputSpec
 
 Transform = Callable[[Any], Any]
 SPLITS = ("train", "val", "test", "all")
+#: ``drop_last=True`` warns when the incomplete last batch holds more than this share of an epoch's samples.
+DROPPED_SHARE_WARNING = 0.1
 
 
 def invalid(where: str | Path, expected: str, got: str) -> ValueError:
@@ -186,6 +189,9 @@ class SSLDataModule(LightningDataModule, ABC):
         batch_size: samples per batch (per process under DDP).
         num_workers: DataLoader worker processes (kept alive across epochs when > 0).
         val_fraction: share of the training source held out for validation, in [0, 1).
+        test_fraction: share of the training source held out as the ``test`` split (for data without a test set of
+            its own, e.g. one table or one folder), in [0, 1); drawn with the validation split from one seeded
+            permutation, so the validation split is the same whatever ``test_fraction`` is.
         seed: seeds the split, the shuffling order and every sample's augmentation.
         num_views: augmented views per training sample; ``None`` lets the model decide, 0 makes none.
         drop_last: drop the last incomplete training batch (validation and evaluation keep every sample).
@@ -198,6 +204,7 @@ class SSLDataModule(LightningDataModule, ABC):
         batch_size: int = 128,
         num_workers: int = 0,
         val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
         seed: int = 0,
         num_views: int | None = None,
         drop_last: bool = True,
@@ -210,6 +217,12 @@ class SSLDataModule(LightningDataModule, ABC):
             raise invalid("num_workers", "an integer >= 0", repr(num_workers))
         if not 0.0 <= val_fraction < 1.0:
             raise invalid("val_fraction", "a fraction in [0, 1)", repr(val_fraction))
+        if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+            raise invalid(
+                "test_fraction",
+                f"a fraction in [0, 1) that leaves training data with val_fraction={val_fraction}",
+                repr(test_fraction),
+            )
         if num_views is not None and num_views < 0:
             raise invalid("num_views", "None or an integer >= 0", repr(num_views))
         if predict_split not in SPLITS:
@@ -217,12 +230,13 @@ class SSLDataModule(LightningDataModule, ABC):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
         self.seed = seed
         self.num_views = num_views
         self.drop_last = drop_last
         self.predict_split = predict_split
         self._sources: tuple[SampleSource, SampleSource | None] | None = None
-        self._split: tuple[Tensor, Tensor] | None = None
+        self._split: tuple[Tensor, Tensor, Tensor] | None = None
 
     # ----------------------------------------------------------------- what each modality provides
 
@@ -268,44 +282,69 @@ class SSLDataModule(LightningDataModule, ABC):
         return self._sources
 
     def setup(self, stage: str) -> None:
-        """Index the data early so bad input (or a missing test set) fails before the loop starts."""
+        """Index the data early so bad input (or a missing test set) fails before the loop starts; without a
+        validation split (``val_fraction=0``) the trainer's validation is switched off."""
         self._indexed_sources()
-        if stage == "test":
-            self._require_test_source()
+        if stage == "test" or self.test_fraction:
+            self._test_split_source()
+        if stage == "fit" and not self.val_fraction and self.trainer is not None:
+            # no validation split: validation is off, rather than an empty loader Lightning warns about
+            self.trainer.limit_val_batches = 0
+            self.trainer.num_sanity_val_steps = 0
 
     def split_indices(self) -> tuple[Tensor, Tensor]:
         """Sorted indices of the train and val splits: a permutation of the source seeded by ``seed``."""
+        train, val, _ = self._fraction_splits()
+        return train, val
+
+    def _fraction_splits(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Train, val and held-out test indices of the training source: the first ``val_fraction`` of a seeded
+        permutation is val, the next ``test_fraction`` test (at least one sample each when the fraction is > 0)."""
         if self._split is None:
             num_samples = len(self.train_source)
-            num_val = max(1, round(num_samples * self.val_fraction)) if self.val_fraction > 0 else 0
-            if num_samples - num_val < 1:
+            num_val, num_test = (
+                max(1, round(num_samples * fraction)) if fraction > 0 else 0
+                for fraction in (self.val_fraction, self.test_fraction)
+            )
+            if num_samples - num_val - num_test < 1:
                 raise invalid(
-                    "val_fraction",
-                    f"a fraction that leaves training samples out of {num_samples}",
-                    repr(self.val_fraction),
+                    "val_fraction/test_fraction",
+                    f"fractions that leave training samples out of {num_samples}",
+                    repr((self.val_fraction, self.test_fraction)),
                 )
             order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(self.seed))
-            self._split = (order[num_val:].sort().values, order[:num_val].sort().values)
+            val, test, train = order.split([num_val, num_test, num_samples - num_val - num_test])
+            self._split = (train.sort().values, val.sort().values, test.sort().values)
         return self._split
 
     def indices(self, split: str) -> Tensor:
         """Indices into the split's source for "train", "val", "test" or "all"."""
         if split not in SPLITS:
             raise invalid("split", f"one of {SPLITS}", repr(split))
-        if split == "test":
+        if split == "test" and not self.test_fraction:
             return torch.arange(len(self._require_test_source()))
         if split == "all":
             return torch.arange(len(self.train_source))
-        train, val = self.split_indices()
-        return train if split == "train" else val
+        return dict(zip(("train", "val", "test"), self._fraction_splits(), strict=True))[split]
 
     def _require_test_source(self) -> SampleSource:
         source = self.test_source
         if source is None:
             raise ValueError(
-                f"{type(self).__name__} has no test set: configure one (e.g. test_path=...) to use the 'test' split"
+                f"{type(self).__name__} has no test set: configure one (e.g. test_path=...) or hold part of the "
+                "training data out with test_fraction=... to use the 'test' split"
             )
         return source
+
+    def _test_split_source(self) -> SampleSource:
+        """Where the ``test`` split's indices point: the held-out part of the training source, or the test set."""
+        if not self.test_fraction:
+            return self._require_test_source()
+        if self.test_source is not None:
+            raise invalid(
+                "test_fraction", f"0, as {type(self).__name__} has a test set of its own", repr(self.test_fraction)
+            )
+        return self.train_source
 
     # ----------------------------------------------------------------- loaders
 
@@ -339,12 +378,21 @@ class SSLDataModule(LightningDataModule, ABC):
                 "when drop_last=True, or drop_last=False",
                 repr(self.batch_size),
             )
+        per_process = math.ceil(len(dataset) / num_replicas)
+        dropped = per_process % self.batch_size if self.drop_last else 0
+        if dropped > DROPPED_SHARE_WARNING * per_process:
+            rank_zero_warn(
+                f"{type(self).__name__}: drop_last=True leaves {dropped} of {per_process} training samples per process "
+                f"out of every epoch (batch_size={self.batch_size}); a different sample each epoch, but "
+                f"{dropped / per_process:.0%} of the data unseen per epoch. Use a batch_size that divides "
+                f"{per_process} or drop_last=False."
+            )
         sampler = EpochSeededSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=self.seed)
         return self._loader(dataset, sampler=sampler, drop_last=self.drop_last)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Eval transform over "train", "val", "test" or "all": source order, no views, no sample dropped."""
-        source = self._require_test_source() if split == "test" else self.train_source
+        source = self._test_split_source() if split == "test" else self.train_source
         return self._loader(EvalDataset(source, self.indices(split), self.eval_transform()), shuffle=False)
 
     def val_dataloader(self) -> DataLoader:

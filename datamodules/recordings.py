@@ -634,6 +634,7 @@ class RecordingDataModule(SSLDataModule):
             sample_rate=self.record_sample_rate,
             num_classes=self._num_classes,
             channel_names=self._names,
+            length=self.window_length,
         )
 
     @property

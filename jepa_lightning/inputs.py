@@ -19,7 +19,9 @@ class InputSpec:
 
     Fields a modality does not use stay ``None``. ``num_classes`` is only used by evaluation. Tables: ``num_numeric``
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
-    and ``feature_names`` (numeric ones first, then categorical, the order of the tokens).
+    and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
+    number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
+    patch length when the model is built instead of at the first step.
     """
 
     modality: str
@@ -31,6 +33,7 @@ class InputSpec:
     num_numeric: int | None = None
     categories: tuple[int, ...] | None = None
     feature_names: tuple[str, ...] | None = None
+    length: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""

@@ -9,11 +9,13 @@ from jepa_lightning.callbacks.linear_probe import (
     linear_probe_accuracy,
 )
 from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
+from jepa_lightning.callbacks.progress import LineProgressBar
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
 
 __all__ = [
     "CollapseMonitor",
     "EmbeddingWriter",
+    "LineProgressBar",
     "LinearProbeReport",
     "OnlineKNNProbe",
     "OnlineLinearProbe",

@@ -122,7 +122,7 @@ class CollapseMonitor(ValidationEmbeddingsCallback):
         self.patience = patience
         self.stop = stop
         self.std = EmbeddingStd(normalize=True)
-        self.rankme = RankMe(max_samples=max_samples)
+        self.rankme = RankMe(max_samples=max_samples, warn_few_samples=False)  # RankMeMonitor warns about that
         self.streak = 0
         self.warned = False
         self.start: dict[str, float] = {}

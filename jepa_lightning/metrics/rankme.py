@@ -29,8 +29,9 @@ class RankMe(Metric):
     """RankMe of all embeddings passed to :meth:`update`, gathered over processes under DDP.
 
     The paper estimates it on ~25,600 samples: with fewer samples N than dimensions K it can only reach N and
-    underestimates the rank, which is warned about once. ``max_samples`` keeps only the first ``max_samples``
-    embeddings seen by each process (a memory cap; under DDP the total is up to ``world_size * max_samples``).
+    underestimates the rank, which is warned about once (``warn_few_samples=False``: never, for a second copy of the
+    metric in the same run). ``max_samples`` keeps only the first ``max_samples`` embeddings seen by each process (a
+    memory cap; under DDP the total is up to ``world_size * max_samples``).
     Non-finite embeddings give NaN, with a warning, instead of an error.
     """
 
@@ -38,14 +39,14 @@ class RankMe(Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, max_samples: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, max_samples: int | None = None, warn_few_samples: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_samples is not None and max_samples < 1:
             raise ValueError(f"max_samples must be None or >= 1, got {max_samples}")
         self.max_samples = max_samples
         self.add_state("embeddings", default=[], dist_reduce_fx="cat")
         self._num_local = 0
-        self._warned = False
+        self._warned = not warn_few_samples
 
     def update(self, embeddings: Tensor) -> None:
         """Add a batch of embeddings (B, K); extra dimensions after the first are flattened."""

@@ -11,6 +11,17 @@ from jepa_lightning.nn.init import trunc_normal_init
 from jepa_lightning.tokens import Tokenizer, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 
+def check_patch_length(length: int, patch_length: int) -> None:
+    """Series of ``length`` samples must split into whole patches: say how to fix it otherwise."""
+    if length % patch_length:
+        raise ValueError(
+            f"series length {length} is not a multiple of patch_length={patch_length}: the last "
+            f"{length % patch_length} samples would not fill a patch. Set the datamodule's length (or window) to a "
+            f"multiple of {patch_length} (e.g. {length - length % patch_length or patch_length}), choose a "
+            "patch_length that divides it, or pass crop=True to the model to drop the trailing samples"
+        )
+
+
 class ChannelPatchTokenizer(Tokenizer):
     """Non-overlapping patches of ``patch_length`` samples (PatchTST style: stride = length) of a ``(B, C, T)`` series.
 
@@ -61,6 +72,8 @@ class ChannelPatchTokenizer(Tokenizer):
                 f"{leftover} would be left over; choose a channel_group that divides {spec.channels}, select "
                 "channels in the datamodule, or pass pad_channels=True to pad the last group with zero channels"
             )
+        if spec.length is not None and not crop:
+            check_patch_length(spec.length, patch_length)
         axes = 2 if channel_independent else 1
         if embed_dim % (2 * axes):
             raise ValueError(
@@ -117,12 +130,8 @@ class ChannelPatchTokenizer(Tokenizer):
         length = x.shape[-1]
         if length < self.patch_length and lengths is None:
             raise ValueError(f"series of {length} samples is shorter than one patch of {self.patch_length} samples")
-        if length % self.patch_length and not self.crop and lengths is None:
-            raise ValueError(
-                f"series length {length} is not a multiple of patch_length={self.patch_length}: "
-                f"{length % self.patch_length} trailing samples would be dropped; pad or trim the series, "
-                "or pass crop=True"
-            )
+        if not self.crop and lengths is None:
+            check_patch_length(length, self.patch_length)
         check_finite(x, "ChannelPatchTokenizer got NaN or inf values in the series")
         real = None
         if lengths is not None:

@@ -45,6 +45,14 @@ def test_healthy_encoder_stays_quiet_and_rankme_is_logged(tmp_path):
     assert 2.0 < expected < 8.0
 
 
+def test_too_few_validation_samples_for_rankme_is_warned_once_per_run(tmp_path):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fit(Stub(prediction_std=0.8), Blobs(n=12), [CollapseMonitor(), RankMeMonitor()], tmp_path, max_epochs=3)
+    few = [str(w.message) for w in record if "fewer samples than dimensions" in str(w.message)]
+    assert len(few) == 1 and "4 samples for 8 dimensions" in few[0]
+
+
 def test_patience_must_be_positive():
     with pytest.raises(ValueError, match="patience"):
         CollapseMonitor(patience=0)

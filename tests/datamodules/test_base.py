@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -267,3 +268,51 @@ def test_error_helpers_name_the_field_and_the_expectation(tmp_path: Any) -> None
     with pytest.raises(FileNotFoundError, match=r"missing\.png"):
         require_path(tmp_path / "missing.png", "path")
     assert require_path(tmp_path, "path") == tmp_path
+
+
+def test_test_fraction_holds_out_a_test_split_without_moving_the_val_split() -> None:
+    plain = ToyDataModule(size=50, val_fraction=0.2, batch_size=4)
+    held = ToyDataModule(size=50, val_fraction=0.2, test_fraction=0.1, batch_size=4)
+    held.setup("test")
+    train, val, test = (set(held.indices(split).tolist()) for split in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (35, 10, 5)
+    assert train | val | test == set(range(50)) and not (train & test or val & test or train & val)
+    assert torch.equal(held.indices("val"), plain.indices("val"))
+    scored = torch.cat([batch["x"] for batch in held.test_dataloader()])
+    assert sample_ids(scored) == held.indices("test").tolist()
+
+
+@pytest.mark.parametrize(("val_fraction", "test_fraction"), [(0.2, -0.1), (0.2, 1.0), (0.5, 0.5)])
+def test_bad_test_fraction_is_rejected(val_fraction: float, test_fraction: float) -> None:
+    with pytest.raises(ValueError, match="test_fraction"):
+        ToyDataModule(val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+def test_test_fraction_with_a_test_set_of_its_own_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"test_fraction.*has a test set of its own"):
+        ToyDataModule(test_size=5, test_fraction=0.1).setup("fit")
+
+
+def test_drop_last_warns_when_it_drops_a_large_share() -> None:
+    with pytest.warns(UserWarning, match=r"leaves 8 of 40 training samples.*20%"):
+        ToyDataModule(size=50, batch_size=16).train_dataloader()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ToyDataModule(size=50, batch_size=8).train_dataloader()  # 40 = 5 x 8: nothing dropped
+        ToyDataModule(size=50, batch_size=16, drop_last=False).train_dataloader()
+
+
+class ValidatingModule(RecordingModule):
+    """A module with a validation step, so Lightning would run validation if there were any."""
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        raise AssertionError("no validation batch expected with val_fraction=0")
+
+
+def test_no_validation_split_fits_without_an_empty_loader(tmp_path) -> None:
+    dm = ToyDataModule(size=20, batch_size=4, val_fraction=0.0)
+    trainer = fast_trainer(tmp_path, max_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        trainer.fit(ValidatingModule(), datamodule=dm)
+    assert trainer.global_step == 5

@@ -83,6 +83,7 @@ def test_fif_round_trip(tmp_path):
     np.testing.assert_allclose(windows.permute(1, 0, 2).reshape(3, -1).numpy(), signal, rtol=1e-6, atol=1e-12)
     spec = datamodule.input_spec
     assert (spec.modality, spec.channels, spec.sample_rate, spec.channel_names) == ("eeg", 3, 100.0, ("Fz", "Cz", "Pz"))
+    assert spec.length == 200  # every window's samples, so the model checks its patch length when it is built
     assert spec.num_classes is None and (datamodule.train_source.labels == -1).all()
 
 

@@ -70,6 +70,16 @@ def test_trailing_samples_error_unless_crop():
     assert tokenizer(series(length=100)).features.shape == (2, 12, 8)
 
 
+def test_window_length_checked_when_built():
+    """A datamodule that fixes the window length lets a patch length that does not divide it fail at construction,
+    with the fix in the message, instead of at the first training step."""
+    windows = InputSpec(modality="eeg", channels=3, sample_rate=100.0, length=100)
+    with pytest.raises(ValueError, match=r"length 100 is not a multiple of patch_length=24.*e\.g\. 96.*crop=True"):
+        ChannelPatchTokenizer(windows, embed_dim=8, patch_length=24)
+    assert ChannelPatchTokenizer(windows, embed_dim=8, patch_length=25).patch_length == 25
+    assert ChannelPatchTokenizer(windows, embed_dim=8, patch_length=24, crop=True).crop
+
+
 @pytest.mark.parametrize(
     ("x", "message"),
     [
