@@ -16,10 +16,12 @@ Windows are then normalised per channel (``normalize``) and, for the views of jo
 checks that every recording agrees with the first one and keeps the training statistics. Recordings read from files
 stay on disk (the last ``cached_records`` processed ones in memory); recordings given already read stay in memory.
 
-Bad input raises a ValueError naming the recording: NaN/inf samples, a missing channel (the error lists the
-recording's channels), recordings whose channels or sample rates differ, a recording shorter than one window.
-Nothing is repaired or dropped silently; the only samples left out are those after a recording's last full window,
-which windowing does by definition.
+Every recording file is read and processed (steps 1-5) while indexing, before the first training step. Bad input raises
+a ValueError naming the recording: an unreadable, corrupt or truncated file, NaN/inf samples, a missing channel (the
+error lists the recording's channels), recordings whose channels or sample rates differ, a recording shorter than one
+window. A file that fails steps 1-5 may instead be left out with one warning listing it (``on_bad_file="skip"``, see
+:func:`datamodules.base.check_files`). Nothing is repaired or dropped silently; the only samples left out are those
+after a recording's last full window, which windowing does by definition.
 """
 
 from __future__ import annotations
@@ -36,9 +38,18 @@ import numpy as np
 import torch
 from scipy import signal as scipy_signal
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
+from datamodules.base import (
+    BadFilePolicy,
+    SampleSource,
+    SSLDataModule,
+    Transform,
+    check_files,
+    index_class_folders,
+    invalid,
+    require_bad_file_policy,
+    require_path,
+)
 from jepa_lightning.inputs import InputSpec
 
 NORM_EPS = 1e-6
@@ -363,6 +374,10 @@ class RecordingDataModule(SSLDataModule):
             :class:`Augment`), in the units of the normalised windows; ``baseline_shift``/``noise`` 0 and
             ``time_mask`` 0 disable theirs.
         cached_records: processed recordings read from files kept in memory per process.
+        on_bad_file: what indexing does with a recording file that fails steps 1-5 (unreadable, corrupt, truncated,
+            NaN/inf samples, a missing channel): ``"error"`` raises naming it, ``"skip"`` leaves it out with one
+            warning listing every skipped file (a class left without recordings is an error). Recordings that
+            disagree with the first one or are shorter than one window always raise.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
@@ -387,6 +402,7 @@ class RecordingDataModule(SSLDataModule):
         noise: float = 0.02,
         time_mask: float = 0.1,
         cached_records: int = 16,
+        on_bad_file: BadFilePolicy = "error",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -413,6 +429,7 @@ class RecordingDataModule(SSLDataModule):
             raise invalid("time_mask", "a fraction in [0, 1)", repr(time_mask))
         if cached_records < 0:
             raise invalid("cached_records", "an integer >= 0", repr(cached_records))
+        require_bad_file_policy(on_bad_file)
         self.path = path
         self.test_path = test_path
         self.channels = None if channels is None else list(channels)
@@ -427,6 +444,7 @@ class RecordingDataModule(SSLDataModule):
         self.noise = noise
         self.time_mask = time_mask
         self.cached_records = cached_records
+        self.on_bad_file = on_bad_file
         self._rate: float | None = self.sample_rate
         self._names: tuple[str, ...] | None = None
         self._num_channels: int | None = None
@@ -485,11 +503,18 @@ class RecordingDataModule(SSLDataModule):
         self, files: list[Path], labels: list[int], read: Callable[[Path], Recording], field: str
     ) -> RecordWindowSource:
         """Read every file with ``read`` (step 1; picklable, see :class:`RecordingReader`), process and check it and
-        index its windows; recordings stay on disk, the last ``cached_records`` in memory."""
+        index its windows; recordings stay on disk, the last ``cached_records`` in memory. Files are read one at a
+        time (a whole recording can be large), bad ones handled as ``on_bad_file`` says."""
         reader = RecordingReader(read, self.pipeline)
-        records = RecordFiles(files, reader, self.cached_records)
-        processed = ((file, *reader(file)) for file in tqdm(files, desc=f"Indexing {field}", unit="record"))
-        return self._index(records, zip(processed, labels), records.remember, field)
+        kept: list[Path] = []
+        records = RecordFiles(kept, reader, self.cached_records)
+
+        def recordings() -> Iterable[tuple[Processed, int]]:
+            for position, processed in check_files(files, reader, self.on_bad_file, field, labels, self._class_names):
+                kept.append(files[position])  # the record numbers of _index count the kept files
+                yield (files[position], *processed), labels[position]
+
+        return self._index(records, recordings(), records.remember, field)
 
     def index_in_memory(self, recordings: Iterable[tuple[Processed, int]], field: str) -> RecordWindowSource:
         """Check and index the windows of processed recordings, given with their labels; they are kept in memory."""
