@@ -130,6 +130,7 @@ class ECGDataModule(RecordingDataModule):
     modality = "ecg"
     word = "lead"
     record_kinds = f"ECG records ({WFDB_HEADER} {' '.join(ARRAY_EXTENSIONS)})"
+    naming = "store 'lead_names' in the NPZ or set array_lead_names=[...]"
 
     def __init__(
         self,

@@ -150,6 +150,7 @@ class EEGDataModule(RecordingDataModule):
 
     modality = "eeg"
     record_kinds = f"EEG recordings ({' '.join(MNE_EXTENSIONS)})"
+    naming = "set ts_channel_names=[...] for .ts trials"
 
     def __init__(
         self,

@@ -83,16 +83,18 @@ def agreeing(path: Path, field: str, stored: Any, given: Any) -> Any:
 
 
 def select_channels(
-    recording: Recording, channels: Sequence[str] | None, word: str = "channel"
+    recording: Recording, channels: Sequence[str] | None, word: str = "channel", naming: str = "name them"
 ) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """The rows of ``channels`` (in that order) and their names; every row when ``channels`` is None. ``word`` names
-    a row in errors (e.g. "lead" for ECG)."""
+    a row in errors (e.g. "lead" for ECG), ``naming`` says how a record without names gets them."""
     if channels is None:
         return recording.signal, recording.channel_names
     available = recording.channel_names
     if available is None:
         raise invalid(
-            recording.path, f"{word} names to select {word}s={list(channels)}", f"a record without {word} names"
+            recording.path,
+            f"{word} names to select {word}s={list(channels)} ({naming}, or set {word}s=None to keep every {word})",
+            f"a record without {word} names",
         )
     missing = [name for name in channels if name not in available]
     if missing:
@@ -145,7 +147,8 @@ def window_starts(length: int, window: int, stride: int) -> np.ndarray:
 class SignalPipeline:
     """Steps 2-5 of the module docstring for one recording as read; picklable, for DataLoader workers.
 
-    ``channels`` selects rows by name (all when None); ``word`` names a row in errors ("channel", "lead").
+    ``channels`` selects rows by name (all when None); ``word`` names a row in errors ("channel", "lead") and
+    ``naming`` says how a record without names gets them.
     """
 
     channels: tuple[str, ...] | None
@@ -153,11 +156,12 @@ class SignalPipeline:
     bandpass: tuple[float | None, float | None] | None
     filter_order: int
     word: str = "channel"
+    naming: str = "name them"
 
     def process(self, recording: Recording) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
         """The processed ``float32 (channels, T)`` signal, its sample rate and channel names."""
         where = recording.path
-        signal, names = select_channels(recording, self.channels, self.word)
+        signal, names = select_channels(recording, self.channels, self.word, self.naming)
         check_finite(where, signal, names, self.word)
         rate = recording.sample_rate if self.sample_rate is None else self.sample_rate
         signal = resample(signal, recording.sample_rate, rate)
@@ -381,10 +385,12 @@ class RecordingDataModule(SSLDataModule):
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
-    #: The :class:`InputSpec` modality ("eeg"), the name of a row ("channel", "lead") and of a record file, for errors.
+    #: The :class:`InputSpec` modality ("eeg"), the name of a row ("channel", "lead") and of a record file, and how a
+    #: record without row names gets them, for errors.
     modality: ClassVar[str]
     word: ClassVar[str] = "channel"
     record_kinds: ClassVar[str]
+    naming: ClassVar[str] = "name them"
 
     def __init__(
         self,
@@ -465,6 +471,7 @@ class RecordingDataModule(SSLDataModule):
             bandpass=self.bandpass,
             filter_order=self.filter_order,
             word=self.word,
+            naming=self.naming,
         )
 
     @abstractmethod
@@ -577,11 +584,16 @@ class RecordingDataModule(SSLDataModule):
                 f"{rate} Hz",
             )
         if signal.shape[0] != self._num_channels or names != self._names:
+            word, first = self.word, self._first_record
+            common = [name for name in self._names or () if name in (names or ())]
+            hint = f"set {word}s={common or '[...]'} to keep the same {word}s from every record"
+            if names is None or self._names is None:
+                unnamed = "this record" if names is None else first
+                hint = f"{unnamed} has no {word} names: {self.naming}, then {hint}"
             raise invalid(
                 where,
-                f"the {self.word}s of {self._first_record}: {self._num_channels} {list(self._names or [])}; "
-                f"set {self.word}s=",
-                f"{signal.shape[0]} {list(names or [])}",
+                f"the {word}s of {first}: {self._num_channels} {list(self._names or [])}",
+                f"{signal.shape[0]} {list(names or [])}; {hint}",
             )
 
     def _accumulate_moments(self, signal: np.ndarray) -> None:
