@@ -247,6 +247,15 @@ def test_skip_mode_leaves_bad_files_out_and_lists_them(tmp_path):
     assert [file.name for file in datamodule.train_source.files] == ["good1.wav", "good2.ogg"]
 
 
+@pytest.mark.parametrize("extension", sorted(FORMATS))
+@pytest.mark.parametrize("kept", [0.3, 0.8])
+def test_truncated_files_of_every_format_fail_while_indexing(tmp_path, extension, kept):
+    whole = write(tmp_path / f"clip.{extension}", tone(1.0), **FORMATS[extension]).read_bytes()
+    (tmp_path / f"clip.{extension}").write_bytes(whole[: round(len(whole) * kept)])
+    with pytest.raises(ValueError, match=rf"clip\.{extension}: expected"):
+        AudioDataModule(path=str(tmp_path), sample_rate=RATE, clip_seconds=0.5).setup("fit")
+
+
 def test_a_class_left_without_files_is_an_error(tmp_path):
     write(tmp_path / "a" / "good.wav", tone(0.5))
     write(tmp_path / "b" / "silent.wav", np.zeros(100, dtype=np.float32))
