@@ -10,9 +10,10 @@ into windows); what is ECG's own is reading them:
   missing from the file comes from the datamodule (``array_sample_rate``, ``array_lead_names``); a file whose stored
   metadata disagrees with them is an error. The bundled record (MIT-BIH 208) is such an NPZ and takes this path.
 
-Bad input raises a ValueError (FileNotFoundError for a missing path) naming the record: an unreadable or corrupt
-file, and the errors of :mod:`datamodules.recordings` (NaN/inf samples, a missing lead, records whose leads or
-sample rates differ, a recording shorter than one window).
+Bad input raises a ValueError (FileNotFoundError for a missing path) naming the record: an unreadable, corrupt or
+truncated file, and the errors of :mod:`datamodules.recordings` (NaN/inf samples, a missing lead, records whose leads
+or sample rates differ, a recording shorter than one window); a record without lead names is told how to name them.
+Every record is read while indexing; ``on_bad_file="skip"`` leaves out those that fail to read or process.
 """
 
 from __future__ import annotations
