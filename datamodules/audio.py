@@ -98,7 +98,8 @@ def check_wav_data(path: Path) -> None:
     """
     size = path.stat().st_size
     with path.open("rb") as handle:
-        if handle.read(4) != b"RIFF" or (handle.read(4), handle.read(4))[1] != b"WAVE":
+        header = handle.read(12)
+        if header[:4] != b"RIFF" or header[8:] != b"WAVE":
             return
         while handle.tell() + 8 <= size:
             chunk, length = handle.read(4), int.from_bytes(handle.read(4), "little")
@@ -400,13 +401,12 @@ class AudioDataModule(SSLDataModule):
         """Read every file once, in parallel (a bad one raises or is skipped, see ``on_bad_file``); cache clips when
         asked."""
         reader = self.reader
-        names = self._class_names
 
         def read(file: Path) -> np.ndarray | None:
             clip = reader(file)
             return clip if self.cache else None
 
-        kept = list(check_files(files, read, self.on_bad_file, field, labels, names, CHECK_WORKERS))
+        kept = list(check_files(files, read, self.on_bad_file, field, labels, self._class_names, CHECK_WORKERS))
         source = AudioClipSource(
             [files[position] for position, _ in kept],
             torch.tensor([labels[position] for position, _ in kept], dtype=torch.long),

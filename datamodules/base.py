@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ Transform = Callable[[Any], Any]
 SPLITS = ("train", "val", "test", "all")
 #: What indexing does with a file that fails its check: raise naming it, or leave it out with one warning.
 BadFilePolicy = Literal["error", "skip"]
-BAD_FILE_POLICIES: tuple[str, ...] = ("error", "skip")
+BAD_FILE_POLICIES: tuple[str, ...] = get_args(BadFilePolicy)
 #: Threads that check files while indexing (decoders such as PIL, libsndfile and NumPy release the GIL).
 CHECK_WORKERS = min(8, os.cpu_count() or 1)
 Checked = TypeVar("Checked")
