@@ -302,16 +302,17 @@ def read_numpy(path: Path) -> Mesh:
     """NPY ``(N, 3 + F)`` point array, or NPZ with ``points`` (or its only array) and optional ``faces``."""
     keys: list[str] = []
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            points, faces = loaded, None
-        else:
-            with loaded:
-                keys = list(loaded.keys())
-                key = "points" if "points" in keys else (keys[0] if len(keys) == 1 else "")
-                points = loaded[key] if key else np.zeros((0, 0))
-                faces = loaded["faces"] if "faces" in keys else None
-    except (OSError, ValueError, EOFError) as error:
+        with path.open("rb") as handle:  # closed even when NumPy fails on a corrupt file
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                points, faces = loaded, None
+            else:
+                with loaded:
+                    keys = list(loaded.keys())
+                    key = "points" if "points" in keys else (keys[0] if len(keys) == 1 else "")
+                    points = loaded[key] if key else np.zeros((0, 0))
+                    faces = loaded["faces"] if "faces" in keys else None
+    except Exception as error:  # NumPy and zipfile raise many kinds for corrupt files (BadZipFile, TokenError, ...)
         raise invalid(path, "a readable NPY/NPZ file", f"{type(error).__name__}: {error}") from error
     if keys and "points" not in keys and len(keys) != 1:
         raise invalid(path, "an NPZ with a 'points' array (or a single array)", f"arrays {keys}")
@@ -508,10 +509,12 @@ def check_shape(
         raise invalid(path, "at least one vertex/point", "none (empty shape)")
     if columns is not None and vertices.shape[1] != columns:
         raise invalid(path, f"{columns} columns (3 + features) like the other files", f"{vertices.shape[1]}")
-    if not np.isfinite(vertices).all():
-        rows = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
-        raise invalid(path, "finite coordinates", f"NaN/inf in {len(rows)} row(s), first at row {rows[0]}")
-    points = torch.from_numpy(vertices.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = vertices.astype(np.float32)  # what training sees: a value beyond float32's range becomes inf
+    if not np.isfinite(single).all():
+        rows = np.flatnonzero(~np.isfinite(single).all(axis=1))
+        raise invalid(path, "finite coordinates (in float32)", f"NaN/inf in {len(rows)} row(s), first at row {rows[0]}")
+    points = torch.from_numpy(single)
     if faces is None:
         if min_points is not None and len(vertices) < min_points:
             raise invalid(path, f"at least min_points={min_points} points", f"{len(vertices)}")

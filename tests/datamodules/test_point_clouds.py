@@ -207,11 +207,17 @@ def bad_cloud_folder(root: Path) -> dict[str, str]:
     cloud[7, 1] = np.inf
     np.save(root / "inf.npy", cloud)
     np.save(root / "few.npy", rng.normal(size=(10, 3)))
+    cloud = rng.normal(size=(40, 3))
+    cloud[3, 0] = 1e300  # finite in the file's float64, inf in training's float32
+    np.save(root / "huge.npy", cloud)
+    (root / "broken.npz").write_bytes(b"PK\x03\x04 not a zip archive")
     return {
         "truncated.ply": "a supported binary PLY",
         "garbage.ply": "a valid PLY header line, got 'element vertex many'",
-        "inf.npy": "finite coordinates, got NaN/inf in 1 row(s), first at row 7",
+        "inf.npy": "finite coordinates (in float32), got NaN/inf in 1 row(s), first at row 7",
         "few.npy": "at least min_points=32 points, got 10",
+        "huge.npy": "finite coordinates (in float32), got NaN/inf in 1 row(s), first at row 3",
+        "broken.npz": "a readable NPY/NPZ file, got BadZipFile",
     }
 
 
@@ -228,13 +234,13 @@ def test_every_file_is_parsed_while_indexing(tmp_path: Path) -> None:
 def test_skip_mode_leaves_bad_clouds_out_with_one_warning(tmp_path: Path) -> None:
     reasons = bad_cloud_folder(tmp_path)
     dm = PointCloudDataModule(str(tmp_path), on_bad_file="skip", num_points=16, val_fraction=0)
-    with pytest.warns(UserWarning, match="left out 4 of 6 files of path") as caught:
+    with pytest.warns(UserWarning, match="left out 6 of 8 files of path") as caught:
         dm.setup("fit")
     assert len(caught) == 1 and all(f"{name}: expected" in str(caught[0].message) for name in reasons)
     assert [file.name for file in dm.train_source.files] == ["good.npy", "good.ply"]
-    assert PointCloudDataModule(str(tmp_path), min_points=None, on_bad_file="skip").train_source.files[0].name == (
-        "few.npy"
-    )
+    with pytest.warns(UserWarning, match="left out 5 of 8 files"):
+        kept = PointCloudDataModule(str(tmp_path), min_points=None, on_bad_file="skip").train_source.files
+    assert [file.name for file in kept] == ["few.npy", "good.npy", "good.ply"]
 
 
 def test_bad_folders_and_mixed_columns(tmp_path: Path) -> None:
