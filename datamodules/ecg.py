@@ -18,7 +18,6 @@ Every record is read while indexing; ``on_bad_file="skip"`` leaves out those tha
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -56,12 +55,13 @@ def read_wfdb(path: Path) -> Recording:
 def _load_array(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The signal array and the NPZ metadata arrays of an array file."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded, {}
-        with loaded:
-            arrays = {key: loaded[key] for key in loaded.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        with path.open("rb") as handle:  # closed even when NumPy fails on a corrupt file
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded, {}
+            with loaded:
+                arrays = {key: loaded[key] for key in loaded.files}
+    except Exception as error:  # NumPy and zipfile raise many kinds for corrupt files (BadZipFile, TokenError, ...)
         raise invalid(path, "a readable NPY/NPZ file", f"{type(error).__name__}: {error}") from error
     key = "signal" if "signal" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
     if key is None:

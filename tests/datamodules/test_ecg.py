@@ -116,6 +116,14 @@ def test_missing_lead_names_the_record_and_its_leads(tmp_path):
         ECGDataModule(path=str(tmp_path), leads=["I", "V1"], window_seconds=2).setup("fit")
 
 
+def test_a_garbled_array_header_names_the_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((1, 600)))
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(raw.replace(b"}", b" ", 1))  # NumPy's header parser fails with a TokenError
+    with pytest.raises(ValueError, match=r"a\.npy: expected a readable NPY/NPZ file, got TokenError"):
+        ECGDataModule(path=str(tmp_path), array_sample_rate=100, window_seconds=2).setup("fit")
+
+
 def test_records_without_lead_names_get_a_hint(tmp_path):
     np.save(tmp_path / "b.npy", np.zeros((1, 600)))
     with pytest.raises(
