@@ -3,7 +3,8 @@
 Every file goes through the same steps, in this order:
 
 1. read with ``soundfile`` (``float32``, every channel),
-2. check: readable, not empty, finite samples, not silent (all zeros), at least ``min_seconds`` long,
+2. check: readable, complete (as many frames as the header declares; a WAV file's ``data`` chunk all there), not
+   empty, finite samples, not silent (all zeros), at least ``min_seconds`` long,
 3. mix down to mono (the mean of the channels),
 4. resample to ``sample_rate`` (polyphase, :func:`datamodules.recordings.resample`; the duration is kept).
 
@@ -11,26 +12,36 @@ Transforms then bring a clip to ``clip_seconds``: a random crop for training and
 evaluation; a clip shorter than that is zero-padded at the end. The log-mel front end is not here: it runs in
 the tokenizer (:class:`~jepa_lightning.tokenizers.LogMelPatchTokenizer`), on the device.
 
-Bad files (step 2, or a listed file that does not exist) are handled as ``on_bad_file`` says: ``"error"`` (the
-default) raises a ValueError naming the file and what is wrong; ``"skip"`` leaves them out and warns once,
-listing every skipped file with its reason. Nothing else is dropped or repaired.
+Every file is read and checked while indexing (in parallel), before the first training step. Bad files (step 2, or
+a listed file that does not exist) are handled as ``on_bad_file`` says (:func:`datamodules.base.check_files`):
+``"error"`` (the default) raises a ValueError naming the file and what is wrong; ``"skip"`` leaves them out and warns
+once, listing every skipped file with its reason. Nothing else is dropped or repaired.
 """
 
 from __future__ import annotations
 
 import csv
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import soundfile
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
+from datamodules.base import (
+    CHECK_WORKERS,
+    BadFilePolicy,
+    SampleSource,
+    SSLDataModule,
+    Transform,
+    check_files,
+    index_class_folders,
+    invalid,
+    require_bad_file_policy,
+    require_path,
+)
 from datamodules.recordings import Augment, resample
 from jepa_lightning.inputs import InputSpec
 
@@ -38,7 +49,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MANIFEST_EXTENSION = ".csv"
 #: Debian's ``klettres-data``: spoken letters and syllables, ``<language>/{alpha,syllab}/*.ogg``.
 KLETTRES_ROOT = Path("/usr/share/klettres")
-BAD_FILE_MODES = ("error", "skip")
+#: A WAV data chunk size that streaming writers leave when they cannot seek back to fill it in.
+WAV_UNKNOWN_SIZE = 0xFFFFFFFF
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -56,9 +68,14 @@ class ClipReader:
         if not path.is_file():
             raise invalid(path, "an existing audio file", "nothing there")
         try:
-            frames, rate = soundfile.read(path, dtype="float32", always_2d=True)
+            with soundfile.SoundFile(path) as handle:
+                declared, rate = handle.frames, handle.samplerate
+                frames = handle.read(dtype="float32", always_2d=True)
         except (RuntimeError, OSError) as error:  # soundfile.LibsndfileError is a RuntimeError
             raise invalid(path, "a readable WAV/FLAC/OGG file", f"{type(error).__name__}: {error}") from error
+        if frames.shape[0] < declared:
+            raise invalid(path, f"{declared} frames as its header declares", f"{frames.shape[0]} (truncated)")
+        check_wav_data(path)
         if frames.shape[0] == 0:
             raise invalid(path, "at least one audio frame", "an empty file")
         if not np.isfinite(frames).all():
@@ -71,6 +88,29 @@ class ClipReader:
             )
         mono = frames.mean(axis=1, dtype=np.float32)[None]
         return np.ascontiguousarray(resample(mono, rate, self.sample_rate), dtype=np.float32)
+
+
+def check_wav_data(path: Path) -> None:
+    """Raise naming ``path`` when a WAV file holds fewer bytes of audio than its ``data`` chunk declares.
+
+    libsndfile reads a truncated WAV as a shorter clip without an error; this compares the header with the file size.
+    Other files (FLAC, Ogg, RIFF variants such as RF64) are left to their decoders.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        if header[:4] != b"RIFF" or header[8:] != b"WAVE":
+            return
+        while handle.tell() + 8 <= size:
+            chunk, length = handle.read(4), int.from_bytes(handle.read(4), "little")
+            if chunk == b"data":
+                present = size - handle.tell()
+                if length != WAV_UNKNOWN_SIZE and present < length:
+                    raise invalid(
+                        path, f"{length} bytes of audio data as its WAV header declares", f"{present} (truncated)"
+                    )
+                return
+            handle.seek(length + length % 2, 1)
 
 
 def read_manifest(manifest: Path) -> tuple[list[Path], list[str | None]]:
@@ -253,8 +293,8 @@ class AudioDataModule(SSLDataModule):
             shorter ones zero-padded at the end.
         min_seconds: clips shorter than this (before padding) are bad files.
         on_bad_file: ``"error"`` raises naming the file; ``"skip"`` leaves bad files out with one warning listing
-            them and why. Bad: unreadable, empty, NaN/inf samples, silent (all zeros), shorter than
-            ``min_seconds``, or (manifests) missing.
+            them and why. Bad: unreadable, truncated, empty, NaN/inf samples, silent (all zeros), shorter than
+            ``min_seconds``, or (manifests) missing. A class left without a usable file is an error.
         gain_range: view augmentation: the clip is scaled by ``U(gain_range)``.
         noise: view augmentation: standard deviation of added Gaussian noise (full scale is 1); 0 disables it.
         max_shift_seconds: view augmentation: a random delay or advance of up to this much, filled with zeros.
@@ -275,7 +315,7 @@ class AudioDataModule(SSLDataModule):
         sample_rate: int = 16_000,
         clip_seconds: float = 10.0,
         min_seconds: float = 0.0,
-        on_bad_file: Literal["error", "skip"] = "error",
+        on_bad_file: BadFilePolicy = "error",
         gain_range: tuple[float, float] = (0.5, 1.5),
         noise: float = 0.005,
         max_shift_seconds: float = 0.1,
@@ -291,8 +331,7 @@ class AudioDataModule(SSLDataModule):
             raise invalid("clip_seconds", "a duration of at least one sample", repr(clip_seconds))
         if min_seconds < 0:
             raise invalid("min_seconds", "a duration >= 0", repr(min_seconds))
-        if on_bad_file not in BAD_FILE_MODES:
-            raise invalid("on_bad_file", f"one of {BAD_FILE_MODES}", repr(on_bad_file))
+        require_bad_file_policy(on_bad_file)
         if not 0 < gain_range[0] <= gain_range[1]:
             raise invalid("gain_range", "(low, high) with 0 < low <= high", repr(gain_range))
         if noise < 0:
@@ -359,33 +398,22 @@ class AudioDataModule(SSLDataModule):
         return files, labels
 
     def _index(self, files: list[Path], labels: list[int], field: str) -> AudioClipSource:
-        """Read every file once (a bad one raises or is skipped, see ``on_bad_file``); cache clips when asked."""
+        """Read every file once, in parallel (a bad one raises or is skipped, see ``on_bad_file``); cache clips when
+        asked."""
         reader = self.reader
-        kept: list[tuple[Path, int, np.ndarray | None]] = []
-        skipped: list[str] = []
-        for file, label in tqdm(list(zip(files, labels)), desc=f"Indexing {field}", unit="file"):
-            try:
-                clip = reader(file)
-                kept.append((file, label, clip if self.cache else None))
-            except ValueError as error:
-                if self.on_bad_file == "error":
-                    raise
-                skipped.append(str(error))
-        if skipped:
-            warnings.warn(
-                f"on_bad_file='skip': left out {len(skipped)} of {len(files)} files of {field}:\n  "
-                + "\n  ".join(skipped),
-                stacklevel=2,
-            )
-        if not kept:
-            raise invalid(field, "at least one usable audio file", f"{len(skipped)} bad file(s), all skipped")
+
+        def read(file: Path) -> np.ndarray | None:
+            clip = reader(file)
+            return clip if self.cache else None
+
+        kept = list(check_files(files, read, self.on_bad_file, field, labels, self._class_names, CHECK_WORKERS))
         source = AudioClipSource(
-            [file for file, _, _ in kept],
-            torch.tensor([label for _, label, _ in kept], dtype=torch.long),
+            [files[position] for position, _ in kept],
+            torch.tensor([labels[position] for position, _ in kept], dtype=torch.long),
             reader,
             self.cache,
         )
-        for index, (_, _, cached) in enumerate(kept):
+        for index, (_, cached) in enumerate(kept):
             if cached is not None:
                 source.remember(index, cached)
         return source

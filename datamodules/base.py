@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -21,6 +26,7 @@ from lightning import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
+from tqdm.auto import tqdm
 
 from jepa_lightning.inputs import InputSpec
 
@@ -28,6 +34,12 @@ Transform = Callable[[Any], Any]
 SPLITS = ("train", "val", "test", "all")
 #: ``drop_last=True`` warns when the incomplete last batch holds more than this share of an epoch's samples.
 DROPPED_SHARE_WARNING = 0.1
+#: What indexing does with a file that fails its check: raise naming it, or leave it out with one warning.
+BadFilePolicy = Literal["error", "skip"]
+BAD_FILE_POLICIES: tuple[str, ...] = get_args(BadFilePolicy)
+#: Threads that check files while indexing (decoders such as PIL, libsndfile and NumPy release the GIL).
+CHECK_WORKERS = min(8, os.cpu_count() or 1)
+Checked = TypeVar("Checked")
 
 
 def invalid(where: str | Path, expected: str, got: str) -> ValueError:
@@ -44,6 +56,76 @@ def require_path(path: str | Path, field: str) -> Path:
     if not resolved.exists():
         raise FileNotFoundError(f"{field}={str(path)!r}: expected an existing file or folder, found nothing there")
     return resolved
+
+
+def require_bad_file_policy(on_bad_file: str) -> None:
+    """Raise naming ``on_bad_file`` unless it is one of :data:`BAD_FILE_POLICIES`."""
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise invalid("on_bad_file", f"one of {BAD_FILE_POLICIES}", repr(on_bad_file))
+
+
+def _attempt(check: Callable[[Path], Checked], path: Path) -> tuple[Checked | None, ValueError | None]:
+    """``check(path)`` and no error, or None and the ValueError that says why ``path`` is bad."""
+    try:
+        return check(path), None
+    except ValueError as error:
+        return None, error
+
+
+def check_files(
+    files: Sequence[Path],
+    check: Callable[[Path], Checked],
+    on_bad_file: str,
+    field: str,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    workers: int = 1,
+) -> Iterator[tuple[int, Checked]]:
+    """Run ``check`` on every file, with a progress bar, and yield ``(position, result)`` of the good ones in order.
+
+    Indexing calls this so that a bad file fails before the first training step rather than in the middle of an
+    epoch. A file is bad when ``check`` raises a ValueError (naming the file and what was expected, see
+    :func:`invalid`). ``on_bad_file="error"`` raises at the first bad file in file order; ``"skip"`` leaves bad files
+    out and, once every file is checked, warns once listing each with its reason. Skipping every file of ``field``,
+    or every file of a class (``labels`` index ``class_names``), is an error: a class is never dropped silently (that
+    would renumber the labels). ``workers > 1`` checks files in that many threads (for checks that decode); results
+    still come in file order, so callers may keep state across them.
+    """
+    require_bad_file_policy(on_bad_file)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    attempt = partial(_attempt, check)
+    outcomes = pool.map(attempt, files) if pool is not None else map(attempt, files)
+    skipped: list[tuple[int, str]] = []
+    try:
+        for position, (result, error) in enumerate(tqdm(outcomes, total=len(files), desc=f"Checking {field}")):
+            if error is None:
+                yield position, result  # type: ignore[misc]  # a result whenever there is no error
+            elif on_bad_file == "error":
+                raise ValueError(f"{error} (on_bad_file='skip' leaves bad files out and lists them)") from error
+            else:
+                skipped.append((position, str(error)))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if not skipped:
+        return
+    warnings.warn(
+        f"on_bad_file='skip': left out {len(skipped)} of {len(files)} files of {field}:\n  "
+        + "\n  ".join(reason for _, reason in skipped),
+        stacklevel=3,
+    )
+    if len(skipped) == len(files):
+        raise invalid(field, "at least one usable file", f"{len(skipped)} bad file(s), all skipped")
+    if labels is not None and class_names is not None:
+        lost = Counter(labels[position] for position, _ in skipped)
+        totals = Counter(labels)
+        for label, count in sorted(lost.items()):
+            if label >= 0 and count == totals[label]:
+                raise invalid(
+                    f"{field}: class {class_names[label]!r}",
+                    "at least one usable file (fix its files or remove the class)",
+                    f"{count} bad file(s), all skipped",
+                )
 
 
 def index_class_folders(

@@ -10,14 +10,14 @@ into windows); what is ECG's own is reading them:
   missing from the file comes from the datamodule (``array_sample_rate``, ``array_lead_names``); a file whose stored
   metadata disagrees with them is an error. The bundled record (MIT-BIH 208) is such an NPZ and takes this path.
 
-Bad input raises a ValueError (FileNotFoundError for a missing path) naming the record: an unreadable or corrupt
-file, and the errors of :mod:`datamodules.recordings` (NaN/inf samples, a missing lead, records whose leads or
-sample rates differ, a recording shorter than one window).
+Bad input raises a ValueError (FileNotFoundError for a missing path) naming the record: an unreadable, corrupt or
+truncated file, and the errors of :mod:`datamodules.recordings` (NaN/inf samples, a missing lead, records whose leads
+or sample rates differ, a recording shorter than one window); a record without lead names is told how to name them.
+Every record is read while indexing; ``on_bad_file="skip"`` leaves out those that fail to read or process.
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -55,12 +55,13 @@ def read_wfdb(path: Path) -> Recording:
 def _load_array(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The signal array and the NPZ metadata arrays of an array file."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded, {}
-        with loaded:
-            arrays = {key: loaded[key] for key in loaded.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        with path.open("rb") as handle:  # closed even when NumPy fails on a corrupt file
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded, {}
+            with loaded:
+                arrays = {key: loaded[key] for key in loaded.files}
+    except Exception as error:  # NumPy and zipfile raise many kinds for corrupt files (BadZipFile, TokenError, ...)
         raise invalid(path, "a readable NPY/NPZ file", f"{type(error).__name__}: {error}") from error
     key = "signal" if "signal" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
     if key is None:
@@ -130,6 +131,7 @@ class ECGDataModule(RecordingDataModule):
     modality = "ecg"
     word = "lead"
     record_kinds = f"ECG records ({WFDB_HEADER} {' '.join(ARRAY_EXTENSIONS)})"
+    naming = "store 'lead_names' in the NPZ or set array_lead_names=[...]"
 
     def __init__(
         self,

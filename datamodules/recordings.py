@@ -16,10 +16,12 @@ Windows are then normalised per channel (``normalize``) and, for the views of jo
 checks that every recording agrees with the first one and keeps the training statistics. Recordings read from files
 stay on disk (the last ``cached_records`` processed ones in memory); recordings given already read stay in memory.
 
-Bad input raises a ValueError naming the recording: NaN/inf samples, a missing channel (the error lists the
-recording's channels), recordings whose channels or sample rates differ, a recording shorter than one window.
-Nothing is repaired or dropped silently; the only samples left out are those after a recording's last full window,
-which windowing does by definition.
+Every recording file is read and processed (steps 1-5) while indexing, before the first training step. Bad input raises
+a ValueError naming the recording: an unreadable, corrupt or truncated file, NaN/inf samples, a missing channel (the
+error lists the recording's channels), recordings whose channels or sample rates differ, a recording shorter than one
+window. A file that fails steps 1-5 may instead be left out with one warning listing it (``on_bad_file="skip"``, see
+:func:`datamodules.base.check_files`). Nothing is repaired or dropped silently; the only samples left out are those
+after a recording's last full window, which windowing does by definition.
 """
 
 from __future__ import annotations
@@ -36,9 +38,18 @@ import numpy as np
 import torch
 from scipy import signal as scipy_signal
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, index_class_folders, invalid, require_path
+from datamodules.base import (
+    BadFilePolicy,
+    SampleSource,
+    SSLDataModule,
+    Transform,
+    check_files,
+    index_class_folders,
+    invalid,
+    require_bad_file_policy,
+    require_path,
+)
 from jepa_lightning.inputs import InputSpec
 
 NORM_EPS = 1e-6
@@ -72,16 +83,18 @@ def agreeing(path: Path, field: str, stored: Any, given: Any) -> Any:
 
 
 def select_channels(
-    recording: Recording, channels: Sequence[str] | None, word: str = "channel"
+    recording: Recording, channels: Sequence[str] | None, word: str = "channel", naming: str = "name them"
 ) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """The rows of ``channels`` (in that order) and their names; every row when ``channels`` is None. ``word`` names
-    a row in errors (e.g. "lead" for ECG)."""
+    a row in errors (e.g. "lead" for ECG), ``naming`` says how a record without names gets them."""
     if channels is None:
         return recording.signal, recording.channel_names
     available = recording.channel_names
     if available is None:
         raise invalid(
-            recording.path, f"{word} names to select {word}s={list(channels)}", f"a record without {word} names"
+            recording.path,
+            f"{word} names to select {word}s={list(channels)} ({naming}, or set {word}s=None to keep every {word})",
+            f"a record without {word} names",
         )
     missing = [name for name in channels if name not in available]
     if missing:
@@ -134,7 +147,8 @@ def window_starts(length: int, window: int, stride: int) -> np.ndarray:
 class SignalPipeline:
     """Steps 2-5 of the module docstring for one recording as read; picklable, for DataLoader workers.
 
-    ``channels`` selects rows by name (all when None); ``word`` names a row in errors ("channel", "lead").
+    ``channels`` selects rows by name (all when None); ``word`` names a row in errors ("channel", "lead") and
+    ``naming`` says how a record without names gets them.
     """
 
     channels: tuple[str, ...] | None
@@ -142,11 +156,12 @@ class SignalPipeline:
     bandpass: tuple[float | None, float | None] | None
     filter_order: int
     word: str = "channel"
+    naming: str = "name them"
 
     def process(self, recording: Recording) -> tuple[np.ndarray, float, tuple[str, ...] | None]:
         """The processed ``float32 (channels, T)`` signal, its sample rate and channel names."""
         where = recording.path
-        signal, names = select_channels(recording, self.channels, self.word)
+        signal, names = select_channels(recording, self.channels, self.word, self.naming)
         check_finite(where, signal, names, self.word)
         rate = recording.sample_rate if self.sample_rate is None else self.sample_rate
         signal = resample(signal, recording.sample_rate, rate)
@@ -363,13 +378,19 @@ class RecordingDataModule(SSLDataModule):
             :class:`Augment`), in the units of the normalised windows; ``baseline_shift``/``noise`` 0 and
             ``time_mask`` 0 disable theirs.
         cached_records: processed recordings read from files kept in memory per process.
+        on_bad_file: what indexing does with a recording file that fails steps 1-5 (unreadable, corrupt, truncated,
+            NaN/inf samples, a missing channel): ``"error"`` raises naming it, ``"skip"`` leaves it out with one
+            warning listing every skipped file (a class left without recordings is an error). Recordings that
+            disagree with the first one or are shorter than one window always raise.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
-    #: The :class:`InputSpec` modality ("eeg"), the name of a row ("channel", "lead") and of a record file, for errors.
+    #: The :class:`InputSpec` modality ("eeg"), the name of a row ("channel", "lead") and of a record file, and how a
+    #: record without row names gets them, for errors.
     modality: ClassVar[str]
     word: ClassVar[str] = "channel"
     record_kinds: ClassVar[str]
+    naming: ClassVar[str] = "name them"
 
     def __init__(
         self,
@@ -387,6 +408,7 @@ class RecordingDataModule(SSLDataModule):
         noise: float = 0.02,
         time_mask: float = 0.1,
         cached_records: int = 16,
+        on_bad_file: BadFilePolicy = "error",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -413,6 +435,7 @@ class RecordingDataModule(SSLDataModule):
             raise invalid("time_mask", "a fraction in [0, 1)", repr(time_mask))
         if cached_records < 0:
             raise invalid("cached_records", "an integer >= 0", repr(cached_records))
+        require_bad_file_policy(on_bad_file)
         self.path = path
         self.test_path = test_path
         self.channels = None if channels is None else list(channels)
@@ -427,6 +450,7 @@ class RecordingDataModule(SSLDataModule):
         self.noise = noise
         self.time_mask = time_mask
         self.cached_records = cached_records
+        self.on_bad_file = on_bad_file
         self._rate: float | None = self.sample_rate
         self._names: tuple[str, ...] | None = None
         self._num_channels: int | None = None
@@ -447,6 +471,7 @@ class RecordingDataModule(SSLDataModule):
             bandpass=self.bandpass,
             filter_order=self.filter_order,
             word=self.word,
+            naming=self.naming,
         )
 
     @abstractmethod
@@ -485,11 +510,18 @@ class RecordingDataModule(SSLDataModule):
         self, files: list[Path], labels: list[int], read: Callable[[Path], Recording], field: str
     ) -> RecordWindowSource:
         """Read every file with ``read`` (step 1; picklable, see :class:`RecordingReader`), process and check it and
-        index its windows; recordings stay on disk, the last ``cached_records`` in memory."""
+        index its windows; recordings stay on disk, the last ``cached_records`` in memory. Files are read one at a
+        time (a whole recording can be large), bad ones handled as ``on_bad_file`` says."""
         reader = RecordingReader(read, self.pipeline)
-        records = RecordFiles(files, reader, self.cached_records)
-        processed = ((file, *reader(file)) for file in tqdm(files, desc=f"Indexing {field}", unit="record"))
-        return self._index(records, zip(processed, labels), records.remember, field)
+        kept: list[Path] = []
+        records = RecordFiles(kept, reader, self.cached_records)
+
+        def recordings() -> Iterable[tuple[Processed, int]]:
+            for position, processed in check_files(files, reader, self.on_bad_file, field, labels, self._class_names):
+                kept.append(files[position])  # the record numbers of _index count the kept files
+                yield (files[position], *processed), labels[position]
+
+        return self._index(records, recordings(), records.remember, field)
 
     def index_in_memory(self, recordings: Iterable[tuple[Processed, int]], field: str) -> RecordWindowSource:
         """Check and index the windows of processed recordings, given with their labels; they are kept in memory."""
@@ -552,11 +584,16 @@ class RecordingDataModule(SSLDataModule):
                 f"{rate} Hz",
             )
         if signal.shape[0] != self._num_channels or names != self._names:
+            word, first = self.word, self._first_record
+            common = [name for name in self._names or () if name in (names or ())]
+            hint = f"set {word}s={common or '[...]'} to keep the same {word}s from every record"
+            if names is None or self._names is None:
+                unnamed = "this record" if names is None else first
+                hint = f"{unnamed} has no {word} names: {self.naming}, then {hint}"
             raise invalid(
                 where,
-                f"the {self.word}s of {self._first_record}: {self._num_channels} {list(self._names or [])}; "
-                f"set {self.word}s=",
-                f"{signal.shape[0]} {list(names or [])}",
+                f"the {word}s of {first}: {self._num_channels} {list(self._names or [])}",
+                f"{signal.shape[0]} {list(names or [])}; {hint}",
             )
 
     def _accumulate_moments(self, signal: np.ndarray) -> None:

@@ -1,13 +1,18 @@
 """Tables: CSV / TSV (optionally compressed) and Parquet files read through pandas, and their column values.
 
 Shared by the modalities that read tables: tabular data (:mod:`datamodules.tabular`, one row per sample) and time
-series (:mod:`datamodules.time_series`, wide or long tables of series). Bad input raises a ValueError naming the
-file (and column): an unknown suffix, an unreadable file, duplicate column names, an empty table, text or infinite
-values in a numeric column.
+series (:mod:`datamodules.time_series`, wide or long tables of series).
+
+Missing values: an empty cell and the markers of :data:`NA_STRINGS` (pandas' defaults, e.g. ``NA``, ``N/A``, ``n/a``,
+``nan``, ``null``, ``None``), plus any ``na_values`` a caller adds (e.g. ``"?"``), are read as missing (NaN / None),
+in CSV / TSV files and in Parquet text columns alike; a marker must match a whole cell exactly. Bad input raises a
+ValueError naming the file (and column): an unknown suffix, an unreadable file, duplicate column names, an empty table,
+other text in a numeric column (naming the column, the value and its row) or infinite values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +23,29 @@ from datamodules.base import invalid
 #: File suffix -> reader (CSV / TSV may also be compressed, e.g. ``.csv.gz``).
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
+#: Cells read as missing values (pandas' default ``na_values``, listed so the rule is written down and applies to
+#: Parquet text columns too).
+NA_STRINGS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 
 def table_format(path: Path, file_format: str) -> str:
@@ -36,14 +64,26 @@ def table_format(path: Path, file_format: str) -> str:
     return TABLE_FORMATS[suffixes[-1]]
 
 
-def read_table(path: Path, file_format: str = "auto", header: bool = True) -> pd.DataFrame:
-    """The table at ``path`` as a DataFrame with string column names; without ``header`` they are ``column_<i>``."""
+def read_table(
+    path: Path, file_format: str = "auto", header: bool = True, na_values: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The table at ``path`` as a DataFrame with string column names; without ``header`` they are ``column_<i>``.
+    Cells equal to one of :data:`NA_STRINGS` or ``na_values`` are missing."""
     kind = table_format(path, file_format)
+    markers = [*NA_STRINGS, *na_values]
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)
+            for name in frame.select_dtypes(include=["object", "string"]).columns:
+                frame[name] = frame[name].mask(frame[name].isin(markers))
         else:
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", header=0 if header else None)
+            frame = pd.read_csv(
+                path,
+                sep="\t" if kind == "tsv" else ",",
+                header=0 if header else None,
+                keep_default_na=False,
+                na_values=markers,
+            )
     except Exception as error:  # pandas / pyarrow raise many types for unreadable files
         raise invalid(path, f"a readable {kind} table", f"{type(error).__name__}: {error}") from error
     if not header:
@@ -69,13 +109,26 @@ def category_strings(series: pd.Series) -> pd.Series:
     return text.astype(object).where(series.notna(), None)
 
 
+def first_row(mask: pd.Series) -> tuple[int, object]:
+    """The row number (1 = the first data row, after any header) and value of the first True of ``mask``."""
+    position = int(np.flatnonzero(mask.to_numpy())[0])
+    return position + 1, mask.index[position]
+
+
 def numeric_values(series: pd.Series, where: str) -> np.ndarray:
-    """A numeric column as float64 (NaN = missing); an error naming ``where`` if a value is text or infinite."""
+    """A numeric column as float64 (NaN = missing); an error naming ``where``, the value and its row if a value is
+    text (other than the missing-value markers, already missing) or infinite."""
     parsed = pd.to_numeric(series, errors="coerce")
     bad = series.notna() & parsed.isna()
     if bad.any():
+        row, label = first_row(bad)
         examples = sorted({str(value) for value in series[bad]})[:3]
-        raise invalid(where, "numbers (or missing values) in a numeric column", f"non-numeric values {examples}")
+        raise invalid(
+            where,
+            "numbers or missing values (an empty cell, NA, n/a, ...; add a marker of your own to na_values) in a "
+            "numeric column",
+            f"non-numeric values {examples} ({int(bad.sum())} in all), first {series[label]!r} in row {row}",
+        )
     values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
     if np.isinf(values).any():
         raise invalid(where, "finite numbers", f"{int(np.isinf(values).sum())} infinite values")

@@ -10,8 +10,11 @@ slot that takes unseen and (unless imputed) missing categories. Batches are
 Schema inference (per column of the training file, in file order): numeric dtypes are numeric features; strings,
 booleans and pandas categories are categorical; ``numeric=[...]`` / ``categorical=[...]`` override, ``drop=[...]``
 leaves columns out, ``label=`` names the class column (its values, strings or numbers, become class indices in
-sorted order). Bad input raises an error naming the file and column: unknown names in the overrides, a label with
-missing values, a column with no value at all, a column mixing numbers and text, infinite numbers.
+sorted order). Empty cells and missing-value markers (``NA``, ``n/a``, ``nan``, ... see
+:data:`~datamodules.tables.NA_STRINGS`; ``na_values=[...]`` adds more, e.g. ``"?"``) are missing values, not text.
+Bad input raises an error naming the file and column: unknown names in the overrides, a label with missing values, a
+column with no value at all, a column mixing numbers and other text (naming the first text value and its row),
+infinite numbers.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
-from datamodules.tables import category_strings, numeric_values, read_table
+from datamodules.tables import category_strings, first_row, numeric_values, read_table
 from jepa_lightning.inputs import InputSpec, TabularInput
 
 MissingPolicy = Literal["keep", "impute"]
@@ -46,7 +49,8 @@ def penguins_path() -> Path:
 
 def infer_kind(series: pd.Series, where: str) -> Literal["numeric", "categorical"]:
     """Numeric dtypes -> numeric; text, booleans and categories -> categorical; a column mixing numbers and text
-    (e.g. a stray "n/a" in a numeric column) raises, naming ``where``."""
+    (e.g. a stray "?" in a numeric column; markers such as "n/a" are already missing values) raises, naming ``where``,
+    the first text value and its row."""
     if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical"
     if pd.api.types.is_numeric_dtype(series):
@@ -59,10 +63,12 @@ def infer_kind(series: pd.Series, where: str) -> Literal["numeric", "categorical
     if inferred in ("mixed", "mixed-integer") or (inferred == "string" and 0 < is_number.sum() < len(observed)):
         numbers = sorted({str(value) for value in observed[is_number]})[:3]
         texts = sorted({str(value) for value in observed[~is_number]})[:3]
+        row, label = first_row(series.notna() & ~series.index.isin(observed[is_number].index))
         raise invalid(
             where,
-            "one type per column (list it in categorical=[...] to read every value as a category, or fix the file)",
-            f"numbers {numbers} mixed with text {texts}",
+            "one type per column (add a missing-value marker to na_values=[...], list the column in "
+            "categorical=[...] to read every value as a category, or fix the file)",
+            f"numbers {numbers} mixed with text {texts}, first {series[label]!r} in row {row}",
         )
     return "categorical"
 
@@ -267,6 +273,8 @@ class TabularDataModule(SSLDataModule):
         corruption_rate: SCARF's share of features replaced in each view by draws from their marginal.
         file_format: ``"auto"`` (from the suffix), ``"csv"``, ``"tsv"`` or ``"parquet"``.
         header: whether CSV / TSV files start with a header row; without one, columns are ``column_0``, ``column_1``...
+        na_values: cell values read as missing besides the empty cell and :data:`~datamodules.tables.NA_STRINGS`
+            (``NA``, ``N/A``, ``n/a``, ``nan``, ``null``, ``None``, ...), e.g. ``["?"]`` for UCI tables.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
@@ -283,6 +291,7 @@ class TabularDataModule(SSLDataModule):
         corruption_rate: float = 0.6,
         file_format: str = "auto",
         header: bool = True,
+        na_values: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -301,13 +310,14 @@ class TabularDataModule(SSLDataModule):
         self.corruption_rate = corruption_rate
         self.file_format = file_format
         self.header = header
+        self.na_values = list(na_values or [])
         self._schema: TableSchema | None = None
         self._prepare: PrepareRow | None = None
 
     # ----------------------------------------------------------------- indexing
 
     def _read(self, path: Path) -> pd.DataFrame:
-        return read_table(path, self.file_format, self.header)
+        return read_table(path, self.file_format, self.header, self.na_values)
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
         """Read the training table (schema inferred from it) and the test table, encoded with that schema."""

@@ -18,7 +18,8 @@ normalisation). Batches are zero-padded to the longest series of the batch (or t
 lengths in ``batch["lengths"]``.
 
 Bad input raises a ValueError naming the file (and line, column or series): an unreadable or corrupt file, an
-unknown column, text in a value column, NaN/inf values (NaN allowed with ``allow_missing``), series with differing
+unknown column, text in a value column (missing-value markers such as ``NA`` or ``n/a`` are NaN, see
+:mod:`datamodules.tables`), NaN/inf values (NaN allowed with ``allow_missing``), series with differing
 channel counts (within a file or between train and test files), a series shorter than ``window`` or
 ``min_length``, test labels the training file does not have. Nothing is dropped silently: the samples after a
 recording's last full window and those beyond ``length`` are left out by definition.

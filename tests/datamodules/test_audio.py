@@ -212,7 +212,11 @@ def bad_folder(root: Path) -> dict[str, str]:
     write(root / "silent.flac", np.zeros(4000, dtype=np.float32), subtype="PCM_16")
     write(root / "short.wav", tone(0.05), subtype="FLOAT")
     write(root / "nan.wav", np.full(100, np.nan, dtype=np.float32), subtype="FLOAT")
+    whole = write(root / "whole.wav", tone(0.5), subtype="PCM_16").read_bytes()
+    (root / "truncated.wav").write_bytes(whole[: len(whole) // 2])  # libsndfile reads it as a shorter clip
+    (root / "whole.wav").unlink()
     return {
+        "truncated.wav": "as its WAV header declares, got 3978 (truncated)",
         "corrupt.wav": "a readable WAV/FLAC/OGG file",
         "silent.flac": "silence",
         "short.wav": "min_seconds=0.1",
@@ -236,11 +240,28 @@ def test_skip_mode_leaves_bad_files_out_and_lists_them(tmp_path):
     datamodule = AudioDataModule(
         path=str(tmp_path), sample_rate=RATE, clip_seconds=0.5, min_seconds=0.1, on_bad_file="skip", val_fraction=0
     )
-    with pytest.warns(UserWarning, match=r"left out 4 of 6 files") as caught:
+    with pytest.warns(UserWarning, match=r"left out 5 of 7 files") as caught:
         datamodule.setup("fit")
     message = str(caught[0].message)
     assert all(f"{name}: expected" in message and reason in message for name, reason in reasons.items())
     assert [file.name for file in datamodule.train_source.files] == ["good1.wav", "good2.ogg"]
+
+
+@pytest.mark.parametrize("extension", sorted(FORMATS))
+@pytest.mark.parametrize("kept", [0.3, 0.8])
+def test_truncated_files_of_every_format_fail_while_indexing(tmp_path, extension, kept):
+    whole = write(tmp_path / f"clip.{extension}", tone(1.0), **FORMATS[extension]).read_bytes()
+    (tmp_path / f"clip.{extension}").write_bytes(whole[: round(len(whole) * kept)])
+    with pytest.raises(ValueError, match=rf"clip\.{extension}: expected"):
+        AudioDataModule(path=str(tmp_path), sample_rate=RATE, clip_seconds=0.5).setup("fit")
+
+
+def test_a_class_left_without_files_is_an_error(tmp_path):
+    write(tmp_path / "a" / "good.wav", tone(0.5))
+    write(tmp_path / "b" / "silent.wav", np.zeros(100, dtype=np.float32))
+    datamodule = AudioDataModule(path=str(tmp_path), on_bad_file="skip", clip_seconds=0.5)
+    with pytest.warns(UserWarning, match="silent.wav"), pytest.raises(ValueError, match="path: class 'b': expected"):
+        datamodule.setup("fit")
 
 
 def test_all_files_bad_in_skip_mode_is_an_error(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,7 @@ from datamodules.base import (
     SeededTrainDataset,
     SSLDataModule,
     Transform,
+    check_files,
     invalid,
     require_path,
 )
@@ -316,3 +318,51 @@ def test_no_validation_split_fits_without_an_empty_loader(tmp_path) -> None:
         warnings.simplefilter("error", UserWarning)
         trainer.fit(ValidatingModule(), datamodule=dm)
     assert trainer.global_step == 5
+
+
+def size_of(path: Path) -> int:
+    """A file's size; a ValueError naming it when it is empty (a stand-in for a decoding check)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise invalid(path, "a non-empty file", "0 bytes")
+    return size
+
+
+def sized_files(folder: Path, sizes: list[int]) -> list[Path]:
+    files = [folder / f"f{number}.bin" for number in range(len(sizes))]
+    for file, size in zip(files, sizes):
+        file.write_bytes(b"x" * size)
+    return files
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_check_files_yields_good_files_in_order(tmp_path: Path, workers: int) -> None:
+    files = sized_files(tmp_path, [3, 1, 4, 1, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(check_files(files, size_of, "error", "path", workers=workers)) == list(enumerate([3, 1, 4, 1, 5]))
+
+
+def test_check_files_raises_at_the_first_bad_file_or_skips_with_one_warning(tmp_path: Path) -> None:
+    files = sized_files(tmp_path, [2, 0, 3, 0])
+    with pytest.raises(ValueError, match=r"f1\.bin: expected a non-empty file, got 0 bytes \(on_bad_file='skip'"):
+        list(check_files(files, size_of, "error", "path", workers=2))
+    with pytest.warns(UserWarning, match=r"left out 2 of 4 files of path") as caught:
+        assert list(check_files(files, size_of, "skip", "path", workers=2)) == [(0, 2), (2, 3)]
+    assert len(caught) == 1 and "f1.bin" in str(caught[0].message) and "f3.bin" in str(caught[0].message)
+
+
+def test_check_files_never_drops_a_class_or_everything(tmp_path: Path) -> None:
+    files = sized_files(tmp_path, [2, 0, 0, 3])
+    with (
+        pytest.warns(UserWarning, match="left out 2 of 4"),
+        pytest.raises(ValueError, match=r"path: class 'b': expected at least one usable"),
+    ):
+        list(check_files(files, size_of, "skip", "path", labels=[0, 1, 1, 2], class_names=["a", "b", "c"]))
+    with (
+        pytest.warns(UserWarning, match="left out 2 of 2"),
+        pytest.raises(ValueError, match=r"test_path: expected at least one usable file"),
+    ):
+        list(check_files(files[1:3], size_of, "skip", "test_path"))
+    with pytest.raises(ValueError, match="on_bad_file: expected one of"):
+        list(check_files(files, size_of, "ignore", "path"))

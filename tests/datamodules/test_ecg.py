@@ -116,6 +116,43 @@ def test_missing_lead_names_the_record_and_its_leads(tmp_path):
         ECGDataModule(path=str(tmp_path), leads=["I", "V1"], window_seconds=2).setup("fit")
 
 
+def test_a_garbled_array_header_names_the_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((1, 600)))
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(raw.replace(b"}", b" ", 1))  # NumPy's header parser fails with a TokenError
+    with pytest.raises(ValueError, match=r"a\.npy: expected a readable NPY/NPZ file, got TokenError"):
+        ECGDataModule(path=str(tmp_path), array_sample_rate=100, window_seconds=2).setup("fit")
+
+
+def test_records_without_lead_names_get_a_hint(tmp_path):
+    np.save(tmp_path / "b.npy", np.zeros((1, 600)))
+    with pytest.raises(
+        ValueError,
+        match=r"b\.npy: expected lead names to select leads=\['II'\] \(store 'lead_names'"
+        r" in the NPZ or set array_lead_names=\[\.\.\.\], or set leads=None",
+    ):
+        ECGDataModule(path=str(tmp_path), leads=["II"], array_sample_rate=100, window_seconds=2).setup("fit")
+    write_wfdb(tmp_path, "a", np.zeros((600, 1)), 100, ["II"])
+    with pytest.raises(
+        ValueError,
+        match=r"b\.npy: expected the leads of a\.hea: 1 \['II'\], got 1 \[\]; this record has no "
+        r"lead names: store 'lead_names' .*, then set leads=\[\.\.\.\] to keep the same leads",
+    ):
+        ECGDataModule(path=str(tmp_path), array_sample_rate=100, window_seconds=2).setup("fit")
+
+
+def test_records_with_different_leads_get_the_common_ones_as_a_hint(tmp_path):
+    write_wfdb(tmp_path, "a", np.zeros((600, 2)), 100, ["I", "II"])
+    write_wfdb(tmp_path, "b", np.zeros((600, 2)), 100, ["II", "V1"])
+    with pytest.raises(
+        ValueError,
+        match=r"b\.hea: expected the leads of a\.hea: 2 \['I', 'II'\], got 2 \['II', 'V1'\]; "
+        r"set leads=\['II'\] to keep the same leads from every record",
+    ):
+        ECGDataModule(path=str(tmp_path), window_seconds=2).setup("fit")
+    assert len(ECGDataModule(path=str(tmp_path), leads=["II"], window_seconds=2).train_source) == 6
+
+
 def test_bandpass_removes_baseline_wander(tmp_path):
     rate, seconds = 250, 40
     t = np.arange(rate * seconds) / rate

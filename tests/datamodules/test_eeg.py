@@ -276,6 +276,35 @@ def test_corrupt_files_name_the_file(tmp_path):
         index(tmp_path / "broken.edf", window_seconds=1)
 
 
+def test_truncated_edf_is_an_error_not_a_shorter_recording(tmp_path):
+    digital = (np.arange(2 * 1000).reshape(2, 1000) % 300).astype(np.int16)
+    whole = write_edf(tmp_path / "rec.edf", digital, 100, ["C3", "C4"]).read_bytes()
+    (tmp_path / "rec.edf").write_bytes(whole[: 768 + 5 * 400 + 7])  # half of its 10 records, and a bit
+    with pytest.raises(ValueError, match=r"rec\.edf: expected as many data records as its header declares"):
+        index(tmp_path / "rec.edf", window_seconds=1)
+
+
+def test_skip_mode_leaves_bad_recordings_out_with_one_warning(tmp_path):
+    signal = ramp_recording(seconds=2)
+    for name, scale in (("a", 1.0), ("b", 2.0)):
+        (tmp_path / name).mkdir()
+        write_fif(tmp_path / name / "good_raw.fif", scale * signal, 100.0, ["Fz", "Cz", "Pz"])
+    (tmp_path / "a" / "broken_raw.fif").write_bytes(b"not a FIF file at all" * 10)
+    for cached_records in (0, 16):
+        datamodule = EEGDataModule(
+            path=str(tmp_path), window_seconds=1, on_bad_file="skip", normalize="none", cached_records=cached_records
+        )
+        with pytest.warns(UserWarning, match=r"left out 1 of 3 files of path:\n.*broken_raw\.fif: expected a"):
+            datamodule.setup("fit")
+        assert datamodule.train_source.labels.tolist() == [0, 0, 1, 1]
+        assert [file.parent.name for file in datamodule.train_source.records.files] == ["a", "b"]
+        expected = torch.from_numpy(2.0 * signal[:, 100:]).float()
+        assert torch.allclose(datamodule.train_source[3][0], expected)
+    (tmp_path / "b" / "good_raw.fif").write_bytes(b"broken too")
+    with pytest.warns(UserWarning, match="left out 2"), pytest.raises(ValueError, match="class 'b': expected"):
+        EEGDataModule(path=str(tmp_path), window_seconds=1, on_bad_file="skip").setup("fit")
+
+
 def test_non_finite_samples_name_the_file_and_trial(tmp_path):
     trials = [np.zeros((2, 32)), np.zeros((2, 32))]
     trials[1][1, 7] = np.nan

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 from torch import Tensor
 
 from datamodules import ImageDataModule
@@ -205,6 +205,51 @@ def test_corrupt_image_is_reported_while_indexing(tmp_path: Path) -> None:
     (tmp_path / "broken.png").write_bytes(b"definitely not a png")
     with pytest.raises(ValueError, match=r"broken\.png"):
         ImageDataModule(str(tmp_path)).setup("fit")
+
+
+def truncate(path: Path) -> None:
+    """Cut a file in half, as an interrupted copy or download leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_image_fails_while_indexing_even_if_pil_would_pad_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_images(tmp_path, 3, size=(64, 64))
+    truncate(tmp_path / "img001.png")  # its header still reads: only a full decode finds the missing pixels
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ValueError, match=r"img001\.png: expected a complete, readable image, got OSError: .*truncated"):
+        ImageDataModule(str(tmp_path)).setup("fit")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES  # restored after indexing
+
+
+def test_skip_mode_leaves_bad_images_out_with_one_warning(tmp_path: Path) -> None:
+    write_images(tmp_path / "a", 2, size=(64, 64))
+    write_images(tmp_path / "b", 2, size=(64, 64))
+    truncate(tmp_path / "a" / "img000.png")
+    (tmp_path / "b" / "img001.png").write_bytes(b"not a png")
+    dm = ImageDataModule(str(tmp_path), on_bad_file="skip", val_fraction=0)
+    with pytest.warns(UserWarning, match=r"left out 2 of 4 files of path:\n.*img000\.png.*\n.*img001\.png"):
+        dm.setup("fit")
+    assert [(f.parent.name, f.name) for f in dm.train_source.files] == [("a", "img001.png"), ("b", "img000.png")]
+    assert dm.train_source.labels.tolist() == [0, 1] and dm.class_names == ["a", "b"]
+    truncate(tmp_path / "b" / "img000.png")
+    with pytest.warns(UserWarning, match="left out 3"), pytest.raises(ValueError, match="path: class 'b': expected"):
+        ImageDataModule(str(tmp_path), on_bad_file="skip").setup("fit")
+
+
+def test_16_bit_grey_is_scaled_to_8_bits_when_converting(tmp_path: Path) -> None:
+    deep = np.array([[0, 257, 32768], [65535, 65535, 1000]], dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode in ("I;16", "I")
+    with pytest.raises(ValueError, match=r"deep\.png: expected an 8-bit image \(convert=True"):
+        ImageDataModule(str(tmp_path)).setup("fit")
+    for channels in (1, 3):
+        dm = ImageDataModule(str(tmp_path), channels=channels, convert=True, val_fraction=0)
+        pixels = dm.train_source.load(0)
+        assert pixels.dtype == torch.uint8 and pixels.shape == (channels, 2, 3)
+        assert pixels[0].tolist() == [[0, 1, 128], [255, 255, 4]]
 
 
 def test_wrong_channel_count_is_reported_unless_converting(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -186,6 +187,62 @@ def test_bad_files_raise_naming_the_file(tmp_path: Path, name: str) -> None:
         dm.train_source.load(0)
 
 
+def binary_ply(points: np.ndarray) -> bytes:
+    """A binary little-endian PLY point set of float32 x y z."""
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
+    header += "property float x\nproperty float y\nproperty float z\nend_header\n"
+    return header.encode() + points.astype("<f4").tobytes()
+
+
+def bad_cloud_folder(root: Path) -> dict[str, str]:
+    """Two good point sets and one of each kind of file that only a full parse finds bad; name -> reason."""
+    rng = np.random.default_rng(0)
+    np.save(root / "good.npy", rng.normal(size=(40, 3)))
+    (root / "good.ply").write_bytes(binary_ply(rng.normal(size=(40, 3))))
+    (root / "truncated.ply").write_bytes(binary_ply(rng.normal(size=(40, 3)))[:-200])
+    (root / "garbage.ply").write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex many\nend_header\n" + bytes(64)
+    )
+    cloud = rng.normal(size=(40, 3))
+    cloud[7, 1] = np.inf
+    np.save(root / "inf.npy", cloud)
+    np.save(root / "few.npy", rng.normal(size=(10, 3)))
+    cloud = rng.normal(size=(40, 3))
+    cloud[3, 0] = 1e300  # finite in the file's float64, inf in training's float32
+    np.save(root / "huge.npy", cloud)
+    (root / "broken.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+    return {
+        "truncated.ply": "a supported binary PLY",
+        "garbage.ply": "a valid PLY header line, got 'element vertex many'",
+        "inf.npy": "finite coordinates (in float32), got NaN/inf in 1 row(s), first at row 7",
+        "few.npy": "at least min_points=32 points, got 10",
+        "huge.npy": "finite coordinates (in float32), got NaN/inf in 1 row(s), first at row 3",
+        "broken.npz": "a readable NPY/NPZ file, got BadZipFile",
+    }
+
+
+def test_every_file_is_parsed_while_indexing(tmp_path: Path) -> None:
+    reasons = bad_cloud_folder(tmp_path)
+    for name, reason in reasons.items():
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (tmp_path / name).rename(folder / name)
+        with pytest.raises(ValueError, match=rf"{name}: expected {re.escape(reason)}"):
+            PointCloudDataModule(str(folder)).setup("fit")
+
+
+def test_skip_mode_leaves_bad_clouds_out_with_one_warning(tmp_path: Path) -> None:
+    reasons = bad_cloud_folder(tmp_path)
+    dm = PointCloudDataModule(str(tmp_path), on_bad_file="skip", num_points=16, val_fraction=0)
+    with pytest.warns(UserWarning, match="left out 6 of 8 files of path") as caught:
+        dm.setup("fit")
+    assert len(caught) == 1 and all(f"{name}: expected" in str(caught[0].message) for name in reasons)
+    assert [file.name for file in dm.train_source.files] == ["good.npy", "good.ply"]
+    with pytest.warns(UserWarning, match="left out 5 of 8 files"):
+        kept = PointCloudDataModule(str(tmp_path), min_points=None, on_bad_file="skip").train_source.files
+    assert [file.name for file in kept] == ["few.npy", "good.npy", "good.ply"]
+
+
 def test_bad_folders_and_mixed_columns(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="path='nowhere'"):
         PointCloudDataModule("nowhere").setup("fit")
@@ -194,8 +251,8 @@ def test_bad_folders_and_mixed_columns(tmp_path: Path) -> None:
         PointCloudDataModule(str(tmp_path / "empty")).setup("fit")
     mixed = tmp_path / "mixed"
     mixed.mkdir()
-    np.save(mixed / "a.npy", np.zeros((4, 3)))
-    np.save(mixed / "b.npy", np.zeros((4, 6)))
+    np.save(mixed / "a.npy", np.random.default_rng(0).normal(size=(40, 3)))
+    np.save(mixed / "b.npy", np.random.default_rng(1).normal(size=(40, 6)))
     with pytest.raises(ValueError, match=r"b\.npy: expected 3 columns"):
         PointCloudDataModule(str(mixed)).setup("fit")
     (tmp_path / "bin.ply").write_text("ply\nformat binary_weird 1.0\nelement vertex 0\nend_header\n")

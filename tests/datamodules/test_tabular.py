@@ -145,6 +145,28 @@ def test_bad_tables_raise_errors_naming_the_column(tmp_path: Path, kwargs, frame
         TabularDataModule(path=str(path), **kwargs).setup("fit")
 
 
+def test_missing_value_markers_are_missing_and_other_text_names_its_row(tmp_path: Path) -> None:
+    frame = mixed_frame().astype({"height": object, "colour": object})
+    frame.loc[[1, 2, 5], "height"] = ["n/a", "NA", ""]
+    frame.loc[6, "colour"] = "n/a"
+    csv = TabularDataModule(path=str(write_csv(tmp_path, frame)), label="kind", val_fraction=0)
+    assert csv.input_spec.feature_names == ("height", "age", "colour", "member")
+    assert csv.train_source.numeric[:, 0].isnan().nonzero().flatten().tolist() == [1, 2, 3, 5]
+    mixed_frame().assign(colour=frame["colour"]).to_parquet(tmp_path / "table.parquet")  # a text column can hold n/a
+    parquet = TabularDataModule(path=str(tmp_path / "table.parquet"), label="kind", val_fraction=0)
+    for datamodule in (csv, parquet):
+        assert datamodule.train_source.codes[6, 0] == -1  # missing, not a category "n/a"
+        assert datamodule.input_spec.categories[0] == 4  # blue, green, red and the unknown slot
+    frame.loc[4, "height"] = "?"
+    path = write_csv(tmp_path, frame)
+    with pytest.raises(ValueError, match=r"column 'height'.*na_values.*text \['\?'\], first '\?' in row 5"):
+        TabularDataModule(path=str(path), label="kind").setup("fit")
+    with pytest.raises(ValueError, match=r"column 'height': expected numbers or .*na_values.*first '\?' in row 5"):
+        TabularDataModule(path=str(path), label="kind", numeric=["height"]).setup("fit")
+    datamodule = TabularDataModule(path=str(path), label="kind", na_values=["?"], val_fraction=0)
+    assert datamodule.train_source.numeric[:, 0].isnan().nonzero().flatten().tolist() == [1, 2, 3, 4, 5]
+
+
 def test_bad_files_and_held_out_tables_are_reported(tmp_path: Path) -> None:
     (tmp_path / "table.txt").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"table.txt: expected a table file"):
