@@ -1,6 +1,6 @@
 """Quality panel: does each preset's example config learn something useful on public data it was not tuned on?
 
-    OMP_NUM_THREADS=1 python benchmarks/quality_panel.py                     # every modality, 2 seeds, 300 steps
+    OMP_NUM_THREADS=1 python benchmarks/quality_panel.py                     # every modality, 2 seeds, 200 steps
     python benchmarks/quality_panel.py --modalities tables --seeds 0 --budget 20
 
 For every modality, the JEPA preset's example config (``examples/configs``) and a joint-embedding reference (VICReg
@@ -166,25 +166,12 @@ def table(name: str) -> DataSet:
 
 MODALITIES = [
     Modality(
-        "images",
-        "I-JEPA",
-        "ijepa_digits.yaml",
-        "test",
-        vicreg_args(
-            {"embed_dim": 64, "depth": 4, "num_heads": 2},
-            "jepa_lightning.tokenizers.PatchTokenizer2d",
-            {"patch_size": 4},
-        ),
-        [
-            DataSet(
-                "Fashion-MNIST (2k/1k)",
-                [
-                    f"--data.path={CACHE / 'fashion-mnist' / 'train'}",
-                    f"--data.test_path={CACHE / 'fashion-mnist' / 'test'}",
-                ],
-                fashion_mnist_folders,
-            )
-        ],
+        "tables",
+        "T-JEPA",
+        "tjepa_penguins.yaml",
+        "val",
+        vicreg_args({"embed_dim": 64, "depth": 4, "num_heads": 8}, "jepa_lightning.tokenizers.FeatureTokenizer", {}),
+        [table("wine"), table("breast_cancer"), table("iris")],
     ),
     Modality(
         "time series",
@@ -211,12 +198,25 @@ MODALITIES = [
         [eeg("FingerMovements", 100), eeg("SelfRegulationSCP2", 256), eeg("HandMovementDirection", 400)],
     ),
     Modality(
-        "tables",
-        "T-JEPA",
-        "tjepa_penguins.yaml",
-        "val",
-        vicreg_args({"embed_dim": 64, "depth": 4, "num_heads": 8}, "jepa_lightning.tokenizers.FeatureTokenizer", {}),
-        [table("wine"), table("breast_cancer"), table("iris")],
+        "images",
+        "I-JEPA",
+        "ijepa_digits.yaml",
+        "test",
+        vicreg_args(
+            {"embed_dim": 64, "depth": 4, "num_heads": 2},
+            "jepa_lightning.tokenizers.PatchTokenizer2d",
+            {"patch_size": 4},
+        ),
+        [
+            DataSet(
+                "Fashion-MNIST (2k/1k)",
+                [
+                    f"--data.path={CACHE / 'fashion-mnist' / 'train'}",
+                    f"--data.test_path={CACHE / 'fashion-mnist' / 'test'}",
+                ],
+                fashion_mnist_folders,
+            )
+        ],
     ),
 ]
 
@@ -336,12 +336,44 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def run_modality(modality: Modality, seeds: list[int], budget: int) -> list[str]:
+    """Every data set x method x seed of one modality; its table's lines."""
+    methods = {f"{modality.preset} (config)": [], VICREG: modality.reference_args}
+    rows: list[Row] = []
+    for dataset in modality.datasets:
+        raw: float | None = None
+        try:
+            if dataset.prepare is not None:
+                dataset.prepare()
+            with tempfile.TemporaryDirectory() as root:
+                raw = raw_inputs(modality, dataset, root)
+            progress(f"{modality.name} / {dataset.name}: raw-input probe {raw:.3f}")
+        except Exception as error:  # a missing data set must not stop the panel
+            progress(f"{modality.name} / {dataset.name}: raw-input probe failed: {error!r}")
+        for method, method_args in methods.items():
+            results = []
+            for seed in seeds:
+                try:
+                    result = pretrain(modality, dataset, method_args, seed, budget)
+                except Exception as error:
+                    progress(f"{modality.name} / {dataset.name} / {method} / seed {seed}: failed: {error!r}")
+                    continue
+                results.append(result)
+                progress(
+                    f"{modality.name} / {dataset.name} / {method} / seed {seed}: "
+                    f"init {result.init:.3f} -> trained {result.trained:.3f} "
+                    f"({result.steps} steps, {result.seconds:.0f} s)"
+                )
+            rows.append((dataset.name, method, raw, results))
+    return table_rows(modality, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [modality.name for modality in MODALITIES]
     parser.add_argument("--modalities", nargs="+", choices=names, default=names)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--budget", type=int, default=300, help="optimizer steps per run")
+    parser.add_argument("--budget", type=int, default=200, help="optimizer steps per run")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
     args = parser.parse_args()
 
@@ -355,39 +387,13 @@ def main() -> None:
         f"`{shlex.join(['python', *sys.argv])}` on {machine_line()}; {args.budget} optimizer steps per run, "
         f"seeds {', '.join(map(str, args.seeds))} (mean ± standard deviation)",
     ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     for modality in (m for m in MODALITIES if m.name in args.modalities):
-        methods = {f"{modality.preset} (config)": [], VICREG: modality.reference_args}
-        rows: list[Row] = []
-        for dataset in modality.datasets:
-            raw: float | None = None
-            try:
-                if dataset.prepare is not None:
-                    dataset.prepare()
-                with tempfile.TemporaryDirectory() as root:
-                    raw = raw_inputs(modality, dataset, root)
-                progress(f"{modality.name} / {dataset.name}: raw-input probe {raw:.3f}")
-            except Exception as error:  # a missing data set must not stop the panel
-                progress(f"{modality.name} / {dataset.name}: raw-input probe failed: {error!r}")
-            for method, method_args in methods.items():
-                results = []
-                for seed in args.seeds:
-                    try:
-                        result = pretrain(modality, dataset, method_args, seed, args.budget)
-                    except Exception as error:
-                        progress(f"{modality.name} / {dataset.name} / {method} / seed {seed}: failed: {error!r}")
-                        continue
-                    results.append(result)
-                    progress(
-                        f"{modality.name} / {dataset.name} / {method} / seed {seed}: "
-                        f"init {result.init:.3f} -> trained {result.trained:.3f} "
-                        f"({result.steps} steps, {result.seconds:.0f} s)"
-                    )
-                rows.append((dataset.name, method, raw, results))
-        lines += table_rows(modality, rows)
+        lines += run_modality(modality, args.seeds, args.budget)
+        args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
     lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
 
 
