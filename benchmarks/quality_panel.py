@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/quality_panel.py                     # every modality, 2 seeds, 200 steps
     python benchmarks/quality_panel.py --modalities tables --seeds 0 --budget 20
 
-For every modality, the JEPA preset's example config (``examples/configs``) and a joint-embedding reference (VICReg
+For every modality, the JEPA presets' example configs (``examples/configs``) and a joint-embedding reference (VICReg
 with a tokenizer + encoder of the preset's size: the same config with ``--model`` overridden) are pretrained for the
 same number of optimizer steps (``--budget``; the configs' learning-rate and EMA schedules span them) on one CPU
 thread, on public data sets that install offline and that no config uses as its default (the configs were tuned on
@@ -38,7 +38,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sklearn.datasets
@@ -69,20 +69,29 @@ DataArgs = Callable[[], list[str]]
 
 
 @dataclass
-class Modality:
-    """A modality's JEPA preset config, the encoder arguments of its VICReg reference, the probe's held-out split
-    and its data sets (name -> overrides)."""
+class Method:
+    """A table row's method: an example config (under ``examples/configs``) and the ``--model`` overrides applied
+    to it (none for a preset as its config ships)."""
 
     name: str
-    preset: str
     config: str
+    model_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Modality:
+    """A modality's methods (its JEPA presets' configs first, then the VICReg reference), the probe's held-out split
+    and its data sets (name -> overrides). The raw-input probe reads the first method's datamodule."""
+
+    name: str
     split: str
-    reference_args: list[str]
+    methods: list[Method]
     datasets: dict[str, DataArgs]
 
 
-def vicreg_args(encoder: dict[str, object], tokenizer: str, tokenizer_args: dict[str, object]) -> list[str]:
-    """``--model`` overrides turning a JEPA config into VICReg on a pooled tokenizer + encoder of the given size."""
+def vicreg(config: str, encoder: dict[str, object], tokenizer: str, tokenizer_args: dict[str, object]) -> Method:
+    """The joint-embedding reference: a JEPA config turned into VICReg on a pooled tokenizer + encoder of the given
+    size (the preset's), with the config's data and optimisation."""
     args = [
         "--model=jepa_lightning.methods.VICReg",
         "--model.projector_dims=[512, 512, 512]",
@@ -91,7 +100,8 @@ def vicreg_args(encoder: dict[str, object], tokenizer: str, tokenizer_args: dict
         f"--model.backbone.tokenizer={tokenizer}",
     ]
     args += [f"--model.backbone.encoder.{key}={value}" for key, value in encoder.items()]
-    return args + [f"--model.backbone.tokenizer.{key}={value}" for key, value in tokenizer_args.items()]
+    args += [f"--model.backbone.tokenizer.{key}={value}" for key, value in tokenizer_args.items()]
+    return Method(VICREG, config, args)
 
 
 # ------------------------------------------------------------------------------------------------ data sets
@@ -154,22 +164,30 @@ def eeg(name: str, rate: float) -> DataArgs:
 MODALITIES = [
     Modality(
         "tables",
-        "T-JEPA",
-        "tjepa_penguins.yaml",
         "val",
-        vicreg_args({"embed_dim": 64, "depth": 4, "num_heads": 8}, "jepa_lightning.tokenizers.FeatureTokenizer", {}),
+        [
+            Method("T-JEPA (tjepa_penguins.yaml)", "tjepa_penguins.yaml"),
+            vicreg(
+                "tjepa_penguins.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 8},
+                "jepa_lightning.tokenizers.FeatureTokenizer",
+                {},
+            ),
+        ],
         {name: sklearn_table(name) for name in ("wine", "breast_cancer", "iris")},
     ),
     Modality(
         "time series",
-        "TS-JEPA",
-        "tsjepa_gunpoint.yaml",
         "test",
-        vicreg_args(
-            {"embed_dim": 64, "depth": 2, "num_heads": 4, "attention": "same_channel"},
-            "jepa_lightning.tokenizers.ChannelPatchTokenizer",
-            {"patch_length": 10},
-        ),
+        [
+            Method("TS-JEPA (tsjepa_gunpoint.yaml)", "tsjepa_gunpoint.yaml"),
+            vicreg(
+                "tsjepa_gunpoint.yaml",
+                {"embed_dim": 64, "depth": 2, "num_heads": 4, "attention": "same_channel"},
+                "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+                {"patch_length": 10},
+            ),
+        ],
         {
             "ArrowHead": ucr("ArrowHead", 250),
             "ItalyPowerDemand": ucr("ItalyPowerDemand", 20),
@@ -178,14 +196,16 @@ MODALITIES = [
     ),
     Modality(
         "EEG",
-        "EEG-JEPA",
-        "eegjepa_scp1.yaml",
         "test",
-        vicreg_args(
-            {"embed_dim": 64, "depth": 4, "num_heads": 4},
-            "jepa_lightning.tokenizers.ChannelPatchTokenizer",
-            {"patch_length": 32},
-        ),
+        [
+            Method("EEG-JEPA (eegjepa_scp1.yaml)", "eegjepa_scp1.yaml"),
+            vicreg(
+                "eegjepa_scp1.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 4},
+                "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+                {"patch_length": 32},
+            ),
+        ],
         {
             "FingerMovements": eeg("FingerMovements", 100),
             "SelfRegulationSCP2": eeg("SelfRegulationSCP2", 256),
@@ -194,14 +214,17 @@ MODALITIES = [
     ),
     Modality(
         "images",
-        "I-JEPA",
-        "ijepa_digits.yaml",
         "test",
-        vicreg_args(
-            {"embed_dim": 64, "depth": 4, "num_heads": 2},
-            "jepa_lightning.tokenizers.PatchTokenizer2d",
-            {"patch_size": 4},
-        ),
+        [
+            Method("I-JEPA (ijepa_digits.yaml)", "ijepa_digits.yaml"),
+            Method("LeJEPA (lejepa_digits.yaml)", "lejepa_digits.yaml"),
+            vicreg(
+                "ijepa_digits.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 2},
+                "jepa_lightning.tokenizers.PatchTokenizer2d",
+                {"patch_size": 4},
+            ),
+        ],
         {"Fashion-MNIST (2k/1k)": fashion_mnist},
     ),
 ]
@@ -248,32 +271,32 @@ def budget_args(steps: int, root: str) -> list[str]:
     ]
 
 
-def build(modality: Modality, data_args: list[str], method_args: list[str], seed: int, budget: int, root: str):
-    """The CLI of one run: the example config, the data set's overrides, the method's, the seed and the budget."""
-    args = [f"--config={CONFIGS / modality.config}", *method_args, *data_args, f"--seed_everything={seed}"]
+def build(method: Method, data_args: list[str], seed: int, budget: int, root: str):
+    """The CLI of one run: the example config, the method's and the data set's overrides, the seed and the budget."""
+    args = [f"--config={CONFIGS / method.config}", *method.model_args, *data_args, f"--seed_everything={seed}"]
     cli = build_cli([*args, *budget_args(budget, root)], run=False)
     # The config's probe report would probe twice more inside the budget; the panel probes outside it.
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, LinearProbeReport)]
     return cli
 
 
-def pretrain(modality: Modality, data_args: list[str], method_args: list[str], seed: int, budget: int) -> Result:
+def pretrain(method: Method, split: str, data_args: list[str], seed: int, budget: int) -> Result:
     """Probe at initialisation, pretrain for ``budget`` steps, probe again."""
     with tempfile.TemporaryDirectory() as root, quiet():
-        cli = build(modality, data_args, method_args, seed, budget, root)
+        cli = build(method, data_args, seed, budget, root)
         cli.datamodule.setup("fit")
-        init = datamodule_probe_accuracy(cli.model, cli.datamodule, modality.split)
+        init = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
         seconds = time.perf_counter() - start
-        trained = datamodule_probe_accuracy(cli.model, cli.datamodule, modality.split)
+        trained = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
     return Result(init, trained, cli.trainer.global_step, seconds)
 
 
 def raw_inputs(modality: Modality, data_args: list[str], root: str) -> float:
-    """The raw-input probe of the preset's datamodule on the data set (independent of method and seed)."""
+    """The raw-input probe of the first method's datamodule on the data set (independent of method and seed)."""
     with quiet():
-        cli = build(modality, data_args, [], seed=0, budget=1, root=root)
+        cli = build(modality.methods[0], data_args, seed=0, budget=1, root=root)
         return raw_probe_accuracy(cli.datamodule, modality.split)
 
 
@@ -294,7 +317,7 @@ Row = tuple[str, str, float | None, list[Result]]  # data set, method, raw-input
 def table_rows(modality: Modality, rows: list[Row]) -> list[str]:
     """A modality's Markdown table: one line per data set x method."""
     lines = [
-        f"\n### {modality.name} ({modality.split} split; preset config {modality.config})\n",
+        f"\n### {modality.name} ({modality.split} split)\n",
         "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -322,9 +345,12 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_modality(modality: Modality, datasets: list[str] | None, seeds: list[int], budget: int) -> list[str]:
-    """Every data set (those named in ``datasets``, default all) x method x seed of one modality; its table's lines."""
-    methods = {f"{modality.preset} (config)": [], VICREG: modality.reference_args}
+def run_modality(
+    modality: Modality, datasets: list[str] | None, method_names: list[str] | None, seeds: list[int], budget: int
+) -> list[str]:
+    """Every data set x method x seed of one modality (only the data sets named in ``datasets`` and the methods whose
+    name starts with a word in ``method_names``, where given); its table's lines."""
+    methods = [m for m in modality.methods if method_names is None or m.name.split()[0] in method_names]
     rows: list[Row] = []
     for dataset, find_data in modality.datasets.items():
         if datasets is not None and dataset not in datasets:
@@ -333,7 +359,7 @@ def run_modality(modality: Modality, datasets: list[str] | None, seeds: list[int
             data_args = find_data()
         except Exception as error:  # a missing data set must not stop the panel
             progress(f"{modality.name} / {dataset}: not available: {error!r}")
-            rows += [(dataset, method, None, []) for method in methods]
+            rows += [(dataset, method.name, None, []) for method in methods]
             continue
         raw: float | None = None
         try:
@@ -342,21 +368,21 @@ def run_modality(modality: Modality, datasets: list[str] | None, seeds: list[int
             progress(f"{modality.name} / {dataset}: raw-input probe {raw:.3f}")
         except Exception as error:
             progress(f"{modality.name} / {dataset}: raw-input probe failed: {error!r}")
-        for method, method_args in methods.items():
+        for method in methods:
             results = []
             for seed in seeds:
                 try:
-                    result = pretrain(modality, data_args, method_args, seed, budget)
+                    result = pretrain(method, modality.split, data_args, seed, budget)
                 except Exception as error:
-                    progress(f"{modality.name} / {dataset} / {method} / seed {seed}: failed: {error!r}")
+                    progress(f"{modality.name} / {dataset} / {method.name} / seed {seed}: failed: {error!r}")
                     continue
                 results.append(result)
                 progress(
-                    f"{modality.name} / {dataset} / {method} / seed {seed}: "
+                    f"{modality.name} / {dataset} / {method.name} / seed {seed}: "
                     f"init {result.init:.3f} -> trained {result.trained:.3f} "
                     f"({result.steps} steps, {result.seconds:.0f} s)"
                 )
-            rows.append((dataset, method, raw, results))
+            rows.append((dataset, method.name, raw, results))
     return table_rows(modality, rows)
 
 
@@ -365,6 +391,7 @@ def main() -> None:
     names = [modality.name for modality in MODALITIES]
     parser.add_argument("--modalities", nargs="+", choices=names, default=names)
     parser.add_argument("--datasets", nargs="+", help="only these data sets (names as in the tables)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (first word of the name: I-JEPA, VICReg, ...)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--budget", type=int, default=200, help="optimizer steps per run")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
@@ -382,7 +409,7 @@ def main() -> None:
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for modality in (m for m in MODALITIES if m.name in args.modalities):
-        lines += run_modality(modality, args.datasets, args.seeds, args.budget)
+        lines += run_modality(modality, args.datasets, args.methods, args.seeds, args.budget)
         args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
     lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
     text = "\n".join(lines) + "\n"
