@@ -7,7 +7,7 @@ The modality-neutral toolkit: :mod:`datamodules.base` (splits, seeding, loaders,
 """
 
 from datamodules.audio import AudioDataModule
-from datamodules.base import EpochSeededSampler, SampleSource, SSLDataModule
+from datamodules.base import EpochSeededSampler, ResumableLoader, SampleSource, SSLDataModule
 from datamodules.ecg import ECGDataModule
 from datamodules.eeg import EEGDataModule
 from datamodules.images import ImageDataModule
@@ -22,6 +22,7 @@ __all__ = [
     "EpochSeededSampler",
     "ImageDataModule",
     "PointCloudDataModule",
+    "ResumableLoader",
     "SSLDataModule",
     "SampleSource",
     "TabularDataModule",

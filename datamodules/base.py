@@ -9,6 +9,7 @@ augmentation lives here, so every modality is reproducible in the same way.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import warnings
@@ -254,9 +255,50 @@ class EpochSeededSampler(DistributedSampler):
     (seeded by ``seed + epoch``) and changes each sample's augmentation.
     """
 
+    #: ``(epoch, position)`` where a run resumed mid-epoch continues; used by the next pass over that epoch only.
+    resume_at: tuple[int, int] | None = None
+
+    def starting_position(self) -> int:
+        """Where the next pass over the current epoch starts: 0, or the resumed position within it."""
+        at = self.resume_at
+        return at[1] if at is not None and at[0] == self.epoch else 0
+
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = self.epoch
-        return ((position, epoch) for position in super().__iter__())
+        epoch, start = self.epoch, self.starting_position()
+        self.resume_at = None
+        return ((position, epoch) for position in itertools.islice(super().__iter__(), start, None))
+
+
+class ResumableLoader(DataLoader):
+    """The training loader: it counts the batches of the current epoch it has handed out, so that a checkpoint
+    written mid-epoch resumes with the next batch instead of replaying the epoch from its start.
+
+    The count is :meth:`state_dict`; :meth:`load_state_dict` makes the next pass over that epoch start after those
+    batches. Lightning fetches nothing ahead from a loader with a length, so the count is the number of batches
+    trained on. The loader must use an :class:`EpochSeededSampler`.
+    """
+
+    sampler: EpochSeededSampler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, EpochSeededSampler):
+            raise TypeError(f"ResumableLoader needs an EpochSeededSampler, got {type(self.sampler).__name__}")
+        self.batches_served = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        self.batches_served = self.sampler.starting_position() // self.batch_size
+        for batch in super().__iter__():
+            self.batches_served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the loader stands: the epoch and the number of its batches handed out so far."""
+        return {"epoch": self.sampler.epoch, "batches": self.batches_served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Start the next pass over epoch ``state_dict["epoch"]`` after its first ``state_dict["batches"]``."""
+        self.sampler.resume_at = (state_dict["epoch"], state_dict["batches"] * self.batch_size)
 
 
 class SSLDataModule(LightningDataModule, ABC):
@@ -319,6 +361,8 @@ class SSLDataModule(LightningDataModule, ABC):
         self.predict_split = predict_split
         self._sources: tuple[SampleSource, SampleSource | None] | None = None
         self._split: tuple[Tensor, Tensor, Tensor] | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._train_loader_state: dict[str, int] | None = None
 
     # ----------------------------------------------------------------- what each modality provides
 
@@ -430,8 +474,8 @@ class SSLDataModule(LightningDataModule, ABC):
 
     # ----------------------------------------------------------------- loaders
 
-    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset: Dataset, loader: type[DataLoader] = DataLoader, **kwargs: Any) -> DataLoader:
+        return loader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
@@ -440,7 +484,8 @@ class SSLDataModule(LightningDataModule, ABC):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled train split: train transform for ``x``, ``num_views`` views, seeded per sample."""
+        """Shuffled train split: train transform for ``x``, ``num_views`` views, seeded per sample; resumable
+        mid-epoch (:class:`ResumableLoader`)."""
         num_views = self.num_views or 0
         dataset = SeededTrainDataset(
             self.train_source,
@@ -453,14 +498,13 @@ class SSLDataModule(LightningDataModule, ABC):
         attached = self.trainer is not None
         num_replicas = self.trainer.world_size if attached else 1
         rank = self.trainer.global_rank if attached else 0
-        if self.drop_last and math.ceil(len(dataset) / num_replicas) < self.batch_size:
+        per_process = math.ceil(len(dataset) / num_replicas)
+        if self.drop_last and per_process < self.batch_size:
             raise invalid(
                 "batch_size",
-                f"at most {math.ceil(len(dataset) / num_replicas)} (training samples per process) "
-                "when drop_last=True, or drop_last=False",
+                f"at most {per_process} (training samples per process) when drop_last=True, or drop_last=False",
                 repr(self.batch_size),
             )
-        per_process = math.ceil(len(dataset) / num_replicas)
         dropped = per_process % self.batch_size if self.drop_last else 0
         if dropped > DROPPED_SHARE_WARNING * per_process:
             rank_zero_warn(
@@ -470,7 +514,26 @@ class SSLDataModule(LightningDataModule, ABC):
                 f"{per_process} or drop_last=False."
             )
         sampler = EpochSeededSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=self.seed)
-        return self._loader(dataset, sampler=sampler, drop_last=self.drop_last)
+        loader = self._loader(dataset, loader=ResumableLoader, sampler=sampler, drop_last=self.drop_last)
+        assert isinstance(loader, ResumableLoader)
+        self._train_loader = loader
+        if self._train_loader_state is not None:
+            loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's place in its epoch, kept in every checkpoint so that a run resumed mid-epoch
+        continues with the next batch. (Lightning also restores a stateful loader itself, but only when it builds
+        the loader after restoring, which a method reading ``estimated_stepping_batches`` prevents.)"""
+        return {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the training loader where the checkpoint left it (now, or when it is built)."""
+        self._train_loader_state = state_dict.get("train_loader")
+        if self._train_loader is not None and self._train_loader_state is not None:
+            self._train_loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Eval transform over "train", "val", "test" or "all": source order, no views, no sample dropped."""

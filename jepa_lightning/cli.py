@@ -2,19 +2,89 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.base import SSLDataModule
+from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
 from jepa_lightning.callbacks.online_probes import OnlineLinearProbe
+from jepa_lightning.callbacks.progress import LineProgressBar, is_terminal
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
-from jepa_lightning.methods.base import SSLMethod
+from jepa_lightning.methods.base import DivergenceError, SSLMethod
+
+#: ``scheme://`` at the start of a ``ckpt_path``: a file that Lightning would download (http, https, s3, gs, ...).
+REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: Where Lightning's default logger keeps the runs of a ``default_root_dir``; runs without a logger go there too.
+RUNS = "lightning_logs"
+#: Exit status after SIGTERM, as a shell reports a process ended by it (128 + 15), so schedulers can requeue.
+SIGTERM_STATUS = 143
+
+
+class ConfigurationError(ValueError):
+    """A setting the command line refuses; printed as one line, exit status 1."""
+
+
+class DropTips(logging.Filter):
+    """Leaves out Lightning's "💡 Tip" advertisements for its cloud products."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return re.search(r"\bTip\b", record.getMessage()) is None
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """While the command runs: no advertising tips, no pytree deprecation warning from Lightning's own code."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    tips = DropTips()
+    logger.addFilter(tips)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            yield
+    finally:
+        logger.removeFilter(tips)
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain (jsonargparse wraps a constructor's ValueError in its own)."""
+    while (inner := error.__cause__ or error.__context__) is not None:
+        error = inner
+    return error
+
+
+def run_folders(runs: Path) -> dict[int, Path]:
+    """The ``version_<N>`` folders of ``runs`` by number."""
+    if not runs.is_dir():
+        return {}
+    found = (re.fullmatch(r"version_(\d+)", path.name) for path in runs.iterdir() if path.is_dir())
+    return {int(match.group(1)): runs / match.group(0) for match in found if match}
+
+
+def newest_last_checkpoint(runs: Path) -> Path | None:
+    """``checkpoints/last.ckpt`` of the newest run under ``runs`` that has one, or None."""
+    folders = run_folders(runs)
+    return next(
+        (last for n in sorted(folders, reverse=True) if (last := folders[n] / "checkpoints" / "last.ckpt").is_file()),
+        None,
+    )
 
 
 def default_diagnostics() -> list[L.Callback]:
@@ -37,7 +107,7 @@ class SSLTrainer(L.Trainer):
             split: held-out split to score on: "val" or "test".
         """
         if ckpt_path is not None:
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
         model.to(self.strategy.root_device)
         accuracy = datamodule_probe_accuracy(model, datamodule, split)
@@ -48,6 +118,14 @@ class SSLTrainer(L.Trainer):
         return accuracy
 
 
+class RunConfig(SaveConfigCallback):
+    """Writes ``config.yaml`` into the run's folder on ``fit`` (other commands start no run)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+
 class JEPALightningCLI(LightningCLI):
     """LightningCLI in subclass mode for any :class:`SSLMethod` on any :class:`SSLDataModule`.
 
@@ -55,6 +133,11 @@ class JEPALightningCLI(LightningCLI):
     model, so changing ``--model`` on the same ``--data`` needs no other edit; the number of views flows the
     other way in :meth:`SSLMethod.setup`. ``predict`` writes embeddings through ``--embeddings.output``;
     ``probe`` scores a linear probe on frozen embeddings of a checkpoint.
+
+    Every ``fit`` gets its own run folder, ``<default_root_dir>/lightning_logs/version_<N>`` (the logger's, or
+    the same layout without one), holding its ``config.yaml``, checkpoints and reports, and keeps a
+    ``checkpoints/last.ckpt`` (:class:`RunCheckpoint`); ``--ckpt_path last`` continues the newest run in its own
+    folder. Checkpoints load with ``weights_only=True``; remote ones only with ``--allow_remote_checkpoint``.
     """
 
     @staticmethod
@@ -71,14 +154,102 @@ class JEPALightningCLI(LightningCLI):
             help="fit with the online linear probe, RankMe, the spectrum plot and the collapse monitor "
             "(those not already among the trainer's callbacks); false leaves them out",
         )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=500,
+            help="write the run's checkpoints/last.ckpt every this many training steps (and at every epoch end), "
+            "so a killed run resumed with --ckpt_path last loses at most that many; 0: at epoch ends only. "
+            "Applies to the default checkpoint (no ModelCheckpoint among --trainer.callbacks)",
+        )
+        parser.add_argument(
+            "--allow_remote_checkpoint",
+            type=bool,
+            default=False,
+            help="let --ckpt_path be a URL (http://, https://, s3://, ...): downloads and loads a remote file",
+        )
+
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does; a constructor's ValueError becomes one :class:`ConfigurationError`."""
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            raise ConfigurationError(str(root_cause(error))) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        logger = config.get("logger")
+        if self.subcommand in ("predict", "probe") and logger in (None, True):
+            kwargs["logger"] = False  # they log no metrics: no run folder for them
+        resumed = self._checked_ckpt_path()
+        configured = config.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]  # one callback or a list
+        own_checkpoint = any(isinstance(callback, ModelCheckpoint) for callback in configured)
+        runs = self._runs_folder(config)
+        run = None
+        if self.subcommand == "fit" and runs is not None:
+            folders = run_folders(runs)
+            run = resumed.parent.parent if resumed is not None else runs / f"version_{max(folders, default=-1) + 1}"
+            if logger is False:
+                kwargs["default_root_dir"] = str(run)  # log_dir, checkpoints, config.yaml, reports: all in it
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand == "fit" and self._get(self.config_init, "diagnostics"):
+        if resumed is not None and run is not None and isinstance(trainer.logger, (TensorBoardLogger, CSVLogger)):
+            trainer.logger._version = int(run.name.removeprefix("version_"))  # continue in the run's own folder
+        if self.subcommand == "fit":
+            self._add_fit_callbacks(trainer, own_checkpoint)
+        if not is_terminal():  # a log file or a pipe: one line per epoch instead of a redrawn bar
+            trainer.callbacks[:] = [
+                LineProgressBar() if type(callback) is TQDMProgressBar else callback for callback in trainer.callbacks
+            ]
+        return trainer
+
+    def _runs_folder(self, config: dict[str, Any]) -> Path | None:
+        """Where the runs of this configuration live (None for loggers whose layout is their own)."""
+        logger = config.get("logger")
+        if logger in (None, True, False):
+            return Path(config.get("default_root_dir") or os.getcwd()) / RUNS
+        if isinstance(logger, (TensorBoardLogger, CSVLogger)):
+            return Path(logger.root_dir)
+        return None
+
+    def _checked_ckpt_path(self) -> Path | None:
+        """Refuse remote checkpoints unless allowed, load with ``weights_only=True``, and resolve ``last`` to the
+        newest run's ``last.ckpt`` (returned; None when not resuming that way)."""
+        command = self.config_init.get(str(self.subcommand), self.config_init)
+        ckpt_path = command.get("ckpt_path")
+        if "weights_only" in command and command.get("weights_only") is None:
+            command["weights_only"] = True
+        if isinstance(ckpt_path, str) and REMOTE.match(ckpt_path) and not command.get("allow_remote_checkpoint"):
+            raise ConfigurationError(
+                f"ckpt_path {ckpt_path!r} is remote: loading it downloads a file from the network. Download it "
+                "yourself and pass the local path, or add --allow_remote_checkpoint true if you trust its source."
+            )
+        if self.subcommand != "fit" or ckpt_path != "last":
+            return None
+        runs = self._runs_folder(self._get(self.config_init, "trainer", default={}))
+        if runs is None:
+            return None  # Lightning's own "last" lookup
+        last = newest_last_checkpoint(runs)
+        if last is None:
+            rank_zero_info(f"--ckpt_path last: no run with checkpoints/last.ckpt under {runs}; starting a new run")
+        else:
+            rank_zero_info(f"--ckpt_path last: resuming {last}")
+        command["ckpt_path"] = None if last is None else str(last)
+        return last
+
+    def _add_fit_callbacks(self, trainer: L.Trainer, own_checkpoint: bool) -> None:
+        """The diagnostics (unless ``--diagnostics false``) and, unless the configuration has a checkpoint callback
+        of its own, :class:`RunCheckpoint` in place of Lightning's default one."""
+        if self._get(self.config_init, "diagnostics"):
             present = {type(callback) for callback in trainer.callbacks}
             # before the checkpoint callbacks, which Lightning keeps last
             trainer.callbacks[:0] = [callback for callback in default_diagnostics() if type(callback) not in present]
-        return trainer
+        if not own_checkpoint:
+            every = self._get(self.config_init, "checkpoint_every_n_steps")
+            trainer.callbacks[:] = [
+                RunCheckpoint(every) if type(callback) is ModelCheckpoint else callback
+                for callback in trainer.callbacks
+            ]
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningCLI:
@@ -91,15 +262,24 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningC
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=RunConfig,
+        save_config_kwargs={"overwrite": True},  # only a resumed run writes into a folder that has a config.yaml
         args=args,
         run=run,
     )
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``."""
-    build_cli(args)
+    """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``: a refused setting or a diverged run is
+    one line on stderr and exit status 1; SIGTERM stops after the step in progress (last.ckpt written), status 143."""
+    with quiet_lightning():
+        try:
+            build_cli(args)
+        except (ConfigurationError, DivergenceError) as error:
+            print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        except SIGTERMException:
+            sys.exit(SIGTERM_STATUS)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,16 @@ def tiny_ijepa(**kwargs) -> IJEPA:
     return IJEPA(**{**defaults, **kwargs})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _repository_stays_clean():
+    """The suite writes only under its temporary folders: nothing new appears in the repository root."""
+    root = Path(__file__).resolve().parents[1]
+    before = {path.name for path in root.iterdir()}
+    yield
+    added = sorted({path.name for path in root.iterdir()} - before - {".pytest_cache", "__pycache__"})
+    assert not added, f"the test suite wrote {added} into the repository root {root}"
+
+
 @pytest.fixture
 def digits_batch() -> torch.Tensor:
     from sklearn.datasets import load_digits

@@ -99,10 +99,12 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert straight["lr_schedulers"][0]["last_epoch"] == resumed["lr_schedulers"][0]["last_epoch"] == 6
 
 
-def test_predict_writes_embeddings_for_every_sample(tmp_path):
+def test_predict_writes_embeddings_for_every_sample(tmp_path, monkeypatch):
     checkpoint = fit_two_epochs(tmp_path / "fit")[-1]
     output = tmp_path / "embeddings.npz"
+    monkeypatch.chdir(tmp_path)  # where a default logger would start a run folder
     main(["predict", *TINY_IJEPA, f"--ckpt_path={checkpoint}", f"--embeddings.output={output}"])
+    assert not (tmp_path / "lightning_logs").exists()  # predict starts no run
     saved = np.load(output)
     assert saved["embedding"].shape == (1797, 32)
     assert saved["y"].shape == (1797,)
@@ -116,9 +118,11 @@ def test_wrong_model_argument_is_reported(capsys):
     assert "patch_size" in capsys.readouterr().err
 
 
-def test_probe_scores_a_checkpoint_better_than_chance(tmp_path, capsys):
+def test_probe_scores_a_checkpoint_better_than_chance_and_starts_no_run(tmp_path, capsys, monkeypatch):
     checkpoint = fit_two_epochs(tmp_path / "fit")[-1]
-    main(["probe", *TINY_IJEPA, f"--ckpt_path={checkpoint}", "--trainer.logger=false"])
+    monkeypatch.chdir(tmp_path)
+    main(["probe", *TINY_IJEPA, f"--ckpt_path={checkpoint}"])
+    assert not (tmp_path / "lightning_logs").exists()  # the next fit is still version_0
     out = capsys.readouterr()
     line = next(text for text in (out.out + out.err).splitlines() if "Linear probe accuracy on the val split" in text)
     assert float(line.rsplit(":", 1)[1]) > 0.5  # ten balanced classes: chance is 0.1
@@ -220,3 +224,14 @@ def test_a_joint_embedding_method_runs_on_point_clouds_with_the_point_tokenizer(
             f"--trainer.default_root_dir={tmp_path}",
         ]
     )
+
+
+def test_fit_into_a_log_file_writes_one_plain_line_per_epoch(tmp_path, capsys):
+    """stderr is not a terminal here (pytest captures it), as in ``jepa-lightning fit ... 2> run.log``."""
+    args = [arg for arg in TINY_IJEPA if "enable_progress_bar" not in arg]
+    main(["fit", *args, "--diagnostics=false", "--trainer.max_epochs=2", "--trainer.limit_train_batches=2",
+          "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    err = capsys.readouterr().err
+    epochs = [line.split(" | ")[:2] for line in err.splitlines() if line.startswith("epoch ")]
+    assert epochs == [["epoch 1/2", "step 2"], ["epoch 2/2", "step 4"]]
+    assert "\r" not in err

@@ -1,5 +1,6 @@
 """Lightning callbacks: evaluation reports, online probes, embedding diagnostics and embedding export."""
 
+from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import (
@@ -20,6 +21,7 @@ __all__ = [
     "OnlineKNNProbe",
     "OnlineLinearProbe",
     "RankMeMonitor",
+    "RunCheckpoint",
     "SpectrumPlot",
     "datamodule_probe_accuracy",
     "embed_batch",

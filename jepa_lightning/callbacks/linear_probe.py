@@ -43,7 +43,10 @@ def linear_probe_accuracy(
     (x_train, y_train), (x_test, y_test) = train, test
     keep_train, keep_test = y_train >= 0, y_test >= 0
     if not keep_train.any() or not keep_test.any():
-        raise ValueError("linear probe needs labelled samples (y >= 0) in both the fitting and the held-out split")
+        raise ValueError(
+            "linear probe needs labelled samples (y >= 0) in both the fitting and the held-out split; for unlabelled "
+            "data remove the LinearProbeReport callback (from trainer.callbacks in the config)"
+        )
     probe = fit_linear_probe(x_train[keep_train], y_train[keep_train], max_iter)
     return float(probe.score(x_test[keep_test], y_test[keep_test]))
 

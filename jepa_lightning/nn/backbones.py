@@ -58,6 +58,8 @@ class PooledTokenBackbone(nn.Module):
 class TimmBackbone(nn.Module):
     """A timm model (randomly initialised: nothing is downloaded) as a pooled image backbone, ``(B, D)``.
 
+    It never touches the network: ``pretrained`` is off and ``hf-hub:`` names are refused.
+
     ``small_input_stem`` replaces a ResNet's 7 x 7 / stride-2 stem and max-pool by a 3 x 3 / stride-1
     convolution, the usual change for 32 x 32 images (CIFAR-style).
     """
@@ -65,6 +67,11 @@ class TimmBackbone(nn.Module):
     def __init__(self, spec: InputSpec, model_name: str = "resnet18", small_input_stem: bool = False) -> None:
         super().__init__()
         spec.require("channels")
+        if model_name.startswith(("hf-hub:", "hf_hub:")):
+            raise ValueError(
+                f"TimmBackbone({model_name!r}): models from the Hugging Face Hub are not loaded (that downloads "
+                "files); name a timm architecture such as 'resnet18', which is built locally and randomly initialised"
+            )
         self.model = timm.create_model(model_name, pretrained=False, in_chans=spec.channels, num_classes=0)
         if small_input_stem:
             if not (hasattr(self.model, "conv1") and hasattr(self.model, "maxpool")):

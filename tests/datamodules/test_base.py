@@ -366,3 +366,35 @@ def test_check_files_never_drops_a_class_or_everything(tmp_path: Path) -> None:
         list(check_files(files[1:3], size_of, "skip", "test_path"))
     with pytest.raises(ValueError, match="on_bad_file: expected one of"):
         list(check_files(files, size_of, "ignore", "path"))
+
+
+def batches(loader: Any) -> list[Tensor]:
+    return [batch["x"] for batch in loader]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_loader_restored_mid_epoch_continues_with_the_next_batch(num_workers) -> None:
+    loader = ToyDataModule(size=40, batch_size=4, val_fraction=0.0, num_workers=num_workers).train_dataloader()
+    loader.sampler.set_epoch(3)
+    epoch = batches(loader)
+    iterator = iter(loader)
+    next(iterator), next(iterator)
+    assert loader.state_dict() == {"epoch": 3, "batches": 2}
+
+    dm = ToyDataModule(size=40, batch_size=4, val_fraction=0.0, num_workers=num_workers)
+    dm.load_state_dict({"train_loader": loader.state_dict()})  # before the loader exists, as Lightning does
+    resumed = dm.train_dataloader()
+    resumed.sampler.set_epoch(3)
+    rest = batches(resumed)
+    assert len(rest) == len(epoch) - 2
+    assert all(torch.equal(a, b) for a, b in zip(rest, epoch[2:], strict=True))
+    assert resumed.state_dict() == {"epoch": 3, "batches": len(epoch)}
+    assert dm.state_dict() == {"train_loader": resumed.state_dict()}
+    assert len(batches(resumed)) == len(epoch)  # the next pass is whole again
+
+
+def test_a_state_from_another_epoch_skips_nothing() -> None:
+    loader = ToyDataModule(size=40, batch_size=4, val_fraction=0.0).train_dataloader()
+    loader.load_state_dict({"epoch": 2, "batches": 10})  # saved at the end of epoch 2
+    loader.sampler.set_epoch(3)
+    assert len(batches(loader)) == 10
