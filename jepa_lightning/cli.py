@@ -170,10 +170,11 @@ class JEPALightningCLI(LightningCLI):
         )
 
     def instantiate_classes(self) -> None:
-        """Instantiate as LightningCLI does; a constructor's ValueError becomes one :class:`ConfigurationError`."""
+        """Instantiate as LightningCLI does; a constructor's ValueError (or missing data: FileNotFoundError) becomes
+        one :class:`ConfigurationError`."""
         try:
             super().instantiate_classes()
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:
             raise ConfigurationError(str(root_cause(error))) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:

@@ -115,6 +115,15 @@ def test_a_diverging_run_stops_with_one_line_and_exit_status_1(tmp_path, capsys)
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("DivergenceError: ")
 
 
+def test_missing_data_is_one_line_naming_the_path(tmp_path, capsys):
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *QUICK_FIT, f"--data.path={missing}", f"--trainer.default_root_dir={tmp_path}"])
+    assert exit_.value.code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("ConfigurationError: ") and str(missing) in last
+
+
 def test_an_image_size_the_patch_does_not_divide_is_one_line_not_a_traceback(tmp_path):
     config = REPO / "examples" / "configs" / "ijepa_digits.yaml"
     result = subprocess.run(
