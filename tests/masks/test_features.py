@@ -1,4 +1,5 @@
-"""T-JEPA feature-subset masks: sizes, disjointness, registers in the context, seeding, layout checks."""
+"""T-JEPA feature-subset masks: sizes (both size rules), disjointness, registers in the context, seeding, layout
+checks."""
 
 from __future__ import annotations
 
@@ -51,3 +52,20 @@ def test_wrong_layouts_and_settings_are_rejected() -> None:
         sampler(layout(1, 1), 2, torch.Generator(), "cpu")
     with pytest.raises(ValueError, match="context_ratio"):
         FeatureSubsetMaskSampler(context_ratio=(0.5, 1.0))
+    with pytest.raises(ValueError, match="size_rule"):
+        FeatureSubsetMaskSampler(size_rule="fraction")
+    counts = FeatureSubsetMaskSampler(context_ratio=(0.6, 0.6), target_ratio=(0.6, 0.6), size_rule="count")
+    with pytest.raises(ValueError, match="smallest context and target sizes exceed"):
+        counts(layout(5, 1), 2, torch.Generator(), "cpu")
+
+
+def test_count_rule_draws_whole_counts_between_the_rounded_bounds_and_redraws_oversized_pairs() -> None:
+    """``size_rule="count"`` (the official T-JEPA sampler; its statistics are compared in tests/methods/test_tjepa.py):
+    with 10 features and shares (0.2, 0.6) both sizes lie in 2..6 and never sum to more than 10."""
+    sampler = FeatureSubsetMaskSampler(context_ratio=(0.2, 0.6), target_ratio=(0.2, 0.6), size_rule="count")
+    generator = torch.Generator().manual_seed(0)
+    sizes = {sampler.sizes(10, generator) for _ in range(2000)}
+    assert {c for c, _ in sizes} == set(range(2, 7)) and {t for _, t in sizes} == set(range(2, 7))
+    assert max(c + t for c, t in sizes) == 10
+    context, targets = sampler(layout(10, 1), 4, torch.Generator().manual_seed(3), "cpu")
+    assert context.shape[1] - 1 + targets.shape[2] <= 10
