@@ -43,7 +43,7 @@ class FeatureTokenizer(Tokenizer):
       index (:func:`token_index_sincos`, T-JEPA's official encoder).
 
     Initialisation follows FT-Transformer: uniform in ``±1/sqrt(D)`` for the value maps, biases, tables, missing and
-    regularisation tokens; positions trunc-normal 0.02. The layout is ``kind="features"``, ``shape=(F,)`` and
+    regularisation tokens; learned positions trunc-normal 0.02. The layout is ``kind="features"``, ``shape=(F,)`` and
     coordinates (``-R .. -1`` for regularisation tokens, ``0 .. F-1`` for features), so mask samplers know which tokens
     are features and predictors get a distinct position for each.
     """
