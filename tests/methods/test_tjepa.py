@@ -249,7 +249,7 @@ def test_mask_sizes_follow_the_official_sampler(num_features: int) -> None:
     theirs = Counter(official_mask_sizes(num_features, CONTEXT_SHARE, TARGET_SHARE, theirs_gen) for _ in range(draws))
     assert set(ours) == set(theirs)
     for sizes, count in theirs.items():
-        assert abs(ours[sizes] - count) / draws < 0.015, (sizes, ours[sizes], count)
+        assert abs(ours[sizes] - count) / draws < 0.008, (sizes, ours[sizes], count)  # "ratio" rule: 0.016-0.075
 
 
 # official: jose-melo/t-jepa@98dda991dd5e5d12266b3557aa80a33c4e0a6606 src/utils/scheduler.py::WarmupCosineSchedule
