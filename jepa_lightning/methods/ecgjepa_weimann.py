@@ -27,20 +27,19 @@ class ECGJEPAWeimann(JEPA):
     patches (:class:`~jepa_lightning.masks.TimeBlockMaskSampler`), one target group; L1 loss on the teacher's output
     (which ends in its final norm; no extra target norm); EMA 0.998 -> 0.9995 linearly over the run; ViT-S encoder
     384 wide, 8 layers, 6 heads; predictor 192 wide, 8 layers, 6 heads, positions once, no drop-path; AdamW lr 1e-3
-    (warmup over 10% of the run from 1e-6, cosine to 1e-6), betas (0.9, 0.99), weight decay cosine 0.01 -> 0.1 on
-    the weights of linear maps only. Batch 2048 for 100k steps is the datamodule's and trainer's setting. Readout:
-    the mean of the teacher's tokens (their classifier's parameter-free option, ``attn_pooling: False`` without a
-    register). With fewer leads the patch map takes ``leads * 25`` inputs.
+    (warmup over 10% of the run from 1e-6, cosine to 1e-6), betas (0.9, 0.99), eps 1e-6, weight decay cosine
+    0.01 -> 0.1 on the weights of linear maps only. Batch 2048 for 100k steps is the datamodule's and trainer's
+    setting. Readout: the mean of the teacher's tokens (their classifier's parameter-free option, ``attn_pooling:
+    False`` without a register). With fewer leads the patch map takes ``leads * 25`` inputs.
 
     Deviations: the timm ViT blocks have biases in every linear map and LayerNorm and no register token (the
     official ``bias: False``, ``qkv_bias: False``, one register token); the residual projections start at std
-    ``0.02 / sqrt(2 * layer)`` (I-JEPA's init; official: ``0.02 / sqrt(2 * depth)`` in every block); AdamW eps 1e-8
-    (official 1e-6); the official evaluation trains an attentive pooler on the teacher's tokens of 2.5 s crops (a
-    trained probe, not a readout; here the probes read the mean); the block layout is drawn in a vectorised way
-    (number of blocks uniform, lengths a random split) rather than by sequential interval splitting, with the same
-    guarantees (exact keep count, masked runs of >= 10 patches); the teacher moves after each optimizer step, so the
-    update towards the student after ``k`` steps uses the momentum of step ``k - 1`` (officially, moved before each
-    forward pass: of step ``k``).
+    ``0.02 / sqrt(2 * layer)`` (I-JEPA's init; official: ``0.02 / sqrt(2 * depth)`` in every block); the official
+    evaluation trains an attentive pooler on the teacher's tokens of 2.5 s crops (a trained probe, not a readout;
+    here the probes read the mean); the block layout is drawn in a vectorised way (number of blocks uniform, lengths
+    a random split) rather than by sequential interval splitting, with the same guarantees (exact keep count, masked
+    runs of >= 10 patches); the teacher moves after each optimizer step, so the update towards the student after
+    ``k`` steps uses the momentum of step ``k - 1`` (officially, moved before each forward pass: of step ``k``).
     """
 
     def __init__(
@@ -62,6 +61,7 @@ class ECGJEPAWeimann(JEPA):
         weight_decay: float = 0.01,
         final_weight_decay: float | None = 0.1,
         betas: tuple[float, float] = (0.9, 0.99),
+        adam_eps: float = 1e-6,
         input_spec: InputSpec | None = None,
         **kwargs: Any,
     ) -> None:
@@ -86,6 +86,7 @@ class ECGJEPAWeimann(JEPA):
             weight_decay=weight_decay,
             final_weight_decay=final_weight_decay,
             betas=betas,
+            adam_eps=adam_eps,
             input_spec=input_spec,
             **kwargs,
         )

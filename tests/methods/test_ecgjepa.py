@@ -108,6 +108,7 @@ def test_each_preset_takes_its_recipe():
     assert (weimann.loss_kind, weimann.target_norm, weimann.betas) == ("l1", "none", (0.9, 0.99))
     assert (weimann.lr, weimann.weight_decay, weimann.final_weight_decay) == (1e-3, 0.01, 0.1)
     assert (weimann.warmup_start_lr, weimann.warmup_fraction) == (1e-6, 0.1)
+    assert (weimann.build_optimizer().defaults["eps"], kim.build_optimizer().defaults["eps"]) == (1e-6, 1e-8)
     assert not weimann.predictor.positions_every_layer
     assert (weimann.teacher.momentum, weimann.teacher.final_momentum) == (0.998, 0.9995)
     assert weimann.predictor.attention == "full" and not weimann.student.tokenizer.channel_independent
