@@ -45,7 +45,8 @@ class ECGJEPA(JEPA):
     attention group); the encoder's 2-D sin-cos has the lead half first (official: time first, the same features
     permuted); after the warmup the cosine runs over the remaining steps (timm's ``CosineLRScheduler`` there runs it
     over the whole run from step 0, so its lr is up to 4.6% of the peak lower mid-run); on a grid of fewer than 6
-    time patches a span that the official ``floor`` would leave empty gets one patch. ``instance_norm`` (off) would
+    time patches a span that the official ``floor`` would leave empty gets one patch; the predictor's mask token is not
+    weight-decayed (officially it is, as every parameter of more than one dimension). ``instance_norm`` (off) would
     z-score each window per lead in the tokenizer; the datamodule's ``normalize`` does the same on the data side. A
     custom ``encoder`` should keep ``attention="cross_pattern"`` and ``positions_every_layer=True``.
     """
