@@ -53,9 +53,10 @@ class SSLMethod(L.LightningModule):
     weight-decay schedule, ``embed(x) -> (B, D)`` and a ``predict_step`` that returns embeddings.
 
     The defaults are I-JEPA's (lr 1e-3 after a linear warmup from 2e-4 over 40 of 300 epochs, cosine to
-    1e-6; weight decay rising 0.04 -> 0.4). Schedules are functions of the optimizer step, so a resumed run
-    follows the same curve. Subclasses implement :meth:`embed` and ``training_step``; ``num_views`` says how
-    many augmented views the method needs from the datamodule (0: only ``batch["x"]``).
+    1e-6; weight decay rising 0.04 -> 0.4; ``betas`` and ``adam_eps`` are AdamW's, torch's defaults). Schedules
+    are functions of the optimizer step, so a resumed run follows the same curve. Subclasses implement
+    :meth:`embed` and ``training_step``; ``num_views`` says how many augmented views the method needs from the
+    datamodule (0: only ``batch["x"]``).
 
     ``torch_compile=True`` compiles :meth:`compile_targets` with ``torch.compile`` (``compile_backend``, e.g.
     ``"aot_eager"`` to debug) when the trainer configures the model; weights and checkpoints are unchanged.
@@ -79,6 +80,7 @@ class SSLMethod(L.LightningModule):
         weight_decay: float = 0.04,
         final_weight_decay: float | None = 0.4,
         betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
         torch_compile: bool = False,
         compile_backend: str = "inductor",
         stop_on_nonfinite_gradients: bool = False,
@@ -99,6 +101,7 @@ class SSLMethod(L.LightningModule):
         self.weight_decay = weight_decay
         self.final_weight_decay = final_weight_decay
         self.betas = betas
+        self.adam_eps = adam_eps
         self.torch_compile = torch_compile
         self.compile_backend = compile_backend
         self.stop_on_nonfinite_gradients = stop_on_nonfinite_gradients
@@ -147,7 +150,7 @@ class SSLMethod(L.LightningModule):
         fused = devices <= FUSED_ADAMW_DEVICES and all(
             parameter.is_floating_point() for group in groups for parameter in group["params"]
         )
-        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, fused=fused or None)
+        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.adam_eps, fused=fused or None)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.build_optimizer()

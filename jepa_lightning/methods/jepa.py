@@ -32,6 +32,10 @@ DEFAULT_REGULARIZER_WEIGHT = {"none": 0.0, "sigreg": 0.05, "vicreg": 1.0}
 #: VICReg's covariance weight relative to its variance weight (1 / 25).
 VICREG_COVARIANCE_RATIO = 0.04
 
+#: Which network's tokens :meth:`JEPA.embed` reads: the target network (EMA teacher; I-JEPA, ECG-JEPA Weimann) or
+#: the student's encoder (ECG-JEPA Kim and Point-JEPA evaluate the student).
+ReadoutNetwork = Literal["target", "student"]
+
 #: Random-stream ids, so training and validation masks never coincide.
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -77,10 +81,13 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
-    ``readout`` is what ``embed`` (probes, ``predict``) reads from the target network's tokens (see
-    :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
-    ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
-    ones, and sampling never waits for an accelerator.
+    ``readout`` is what ``embed`` (probes, ``predict``) reads from the tokens of ``readout_network`` (see
+    :data:`~jepa_lightning.nn.functional.Readout`, :data:`ReadoutNetwork`): the target network (default) or the
+    student, on every token (the probes and validation run it in eval mode). ``predictor_positions_every_layer``
+    and ``predictor_drop_path`` are the :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer`` and
+    ``drop_path_rate``. Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step,
+    micro-batch, rank)``: a resumed run draws the same masks, ranks draw different ones, and sampling never waits
+    for an accelerator.
 
     Padding (series of different lengths, :class:`~jepa_lightning.inputs.SeriesInput`): the tokenizer marks the
     tokens made only of padding (``Tokens.valid``); masks are drawn on the whole grid, then padding tokens drop out of
@@ -100,8 +107,11 @@ class JEPA(SSLMethod):
         predictor_heads: int | None = None,
         predictor_attention: AttentionRule = "full",
         predictor_positions: PredictorPositions = "sincos",
+        predictor_positions_every_layer: bool = False,
+        predictor_drop_path: float = 0.0,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
+        readout_network: ReadoutNetwork = "target",
         target_norm: TargetNorm = "layer_norm",
         loss: RegressionLoss = "smooth_l1",
         loss_beta: float = 1.0,
@@ -126,6 +136,8 @@ class JEPA(SSLMethod):
                 "datamodule; in Python pass input_spec=datamodule.input_spec."
             )
         check_readout(readout)
+        if readout_network not in ("target", "student"):
+            raise ValueError(f"readout_network must be 'target' or 'student', got {readout_network!r}")
         if target_encoder not in ("ema", "student"):
             raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
         if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
@@ -151,6 +163,8 @@ class JEPA(SSLMethod):
             num_heads=predictor_heads or encoder.num_heads,
             attention=predictor_attention,
             positions=predictor_positions,
+            positions_every_layer=predictor_positions_every_layer,
+            drop_path_rate=predictor_drop_path,
             init=encoder.init,
         )
         self.predictor = predictor(encoder.embed_dim)
@@ -165,6 +179,7 @@ class JEPA(SSLMethod):
         self.num_slices = num_slices
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.readout = readout
+        self.readout_network = readout_network
         self.target_norm = target_norm
         self.loss_kind = loss
         self.loss_beta = loss_beta
@@ -244,7 +259,8 @@ class JEPA(SSLMethod):
         generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
         step = self.masked_prediction(x, generator, regularize=False)
         self.log("val/loss", step.loss, prog_bar=True, batch_size=input_batch_size(x), sync_dist=True)
-        embedding = read_out(step.encoded, step.tokens.layout, self.readout, step.tokens.valid)
+        encoded, tokens = (step.encoded, step.tokens) if self.readout_network == "target" else self.student.encode(x)
+        embedding = read_out(encoded, tokens.layout, self.readout, tokens.valid)
         return {"loss": step.loss, "embedding": embedding.detach().float().flatten(1)}
 
     def after_optimizer_step(self, step: int) -> None:
@@ -257,6 +273,7 @@ class JEPA(SSLMethod):
     # -- embeddings ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed(self, x: ModelInput) -> Tensor:
-        """The ``readout`` of the target network's tokens (I-JEPA evaluates its EMA teacher)."""
-        encoded, tokens = self.encode_targets(x)
+        """The ``readout`` of the ``readout_network``'s tokens: the target network's (I-JEPA evaluates its EMA
+        teacher) or the student's (callers put the model in eval mode, as the probes do)."""
+        encoded, tokens = self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
         return read_out(encoded, tokens.layout, self.readout, tokens.valid)
