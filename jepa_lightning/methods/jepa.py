@@ -77,6 +77,9 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
+    ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
+    optimizer step; the teacher still moves after every step.
+
     ``readout`` is what ``embed`` (probes, ``predict``) reads from the target network's tokens (see
     :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
     ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
@@ -108,6 +111,7 @@ class JEPA(SSLMethod):
         ema_momentum: float = 0.996,
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
+        ema_interval: Literal["step", "epoch"] = "step",
         target_encoder: Literal["ema", "student"] = "ema",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
@@ -155,7 +159,9 @@ class JEPA(SSLMethod):
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher = (
-            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon) if target_encoder == "ema" else None
+            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon, interval=ema_interval)
+            if target_encoder == "ema"
+            else None
         )
         self.regularizer = regularizer
         self.regularizer_weight = (
@@ -250,7 +256,10 @@ class JEPA(SSLMethod):
     def after_optimizer_step(self, step: int) -> None:
         if self.teacher is None:
             return
-        momentum = self.teacher.momentum_at(step, self.total_steps)
+        if self.teacher.interval == "epoch":
+            momentum = self.teacher.momentum_at(self.trainer.current_epoch, self.total_epochs)
+        else:
+            momentum = self.teacher.momentum_at(step, self.total_steps)
         self.teacher.update(self.student, momentum)
         self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
 
