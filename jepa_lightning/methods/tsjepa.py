@@ -51,7 +51,9 @@ class TSJEPA(JEPA):
     half of it, stepped once per epoch; biases and norm scales are not decayed; the official target count is
     ``int(0.7 P)``, ours ``round(0.7 P)`` (equal at the official 10 patches); the dataset statistics are those of
     the training file (population standard deviation), where the official code takes those of its whole CSV,
-    validation and test rows included.
+    validation and test rows included; the encoder's default init (``init="ijepa"``) also divides the blocks'
+    residual output projections by ``sqrt(2 * layer)`` and its LayerNorms use eps 1e-6, where the official
+    ``init_weights`` leaves them and its LayerNorms use 1e-5.
     """
 
     def __init__(
