@@ -1,5 +1,6 @@
-"""Time series (and ECG / EEG) -> patch tokens: channel-independent (TS-JEPA, ECG-JEPA Kim) or channel-mixing
-(ECG-JEPA Weimann & Conrad), with RevIN-style instance normalisation and fixed sin-cos positions."""
+"""Time series (and ECG / EEG) -> patch tokens: channel-independent (ECG-JEPA Kim) or channel-mixing (ECG-JEPA
+Weimann & Conrad, TS-JEPA), embedded linearly or by TS-JEPA's conv, with RevIN-style instance normalisation and fixed
+sin-cos positions."""
 
 from __future__ import annotations
 
@@ -54,12 +55,13 @@ class ConvPatchEmbed(nn.Module):
 class ChannelPatchTokenizer(Tokenizer):
     """Non-overlapping patches of ``patch_length`` samples (PatchTST style: stride = length) of a ``(B, C, T)`` series.
 
-    - ``channel_independent=True`` (TS-JEPA, ECG-JEPA Kim): every channel's patches are tokens of a ``(C, P)``
+    - ``channel_independent=True`` (ECG-JEPA Kim; PatchTST): every channel's patches are tokens of a ``(C, P)``
       grid (channel-major order, token ``c * P + p``), embedded by one shared ``Linear(patch_length, D)``; the
       channel is told by 2-D sin-cos positions of ``(channel, patch)``, so masks can share time spans across
       channels.
-    - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad): one token per time patch spanning all channels,
-      ``Linear(C * patch_length, D)`` over the channel-major flattened patch; ``(P,)`` layout, 1-D sin-cos.
+    - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad; TS-JEPA, whose series have one channel): one token
+      per time patch spanning all channels, ``Linear(C * patch_length, D)`` over the channel-major flattened patch;
+      ``(P,)`` layout, 1-D sin-cos.
     - ``channel_group=g > 1`` (channel-independent only; EEG-VJEPA's 4 channels x 30 samples): a token is a patch of
       ``g`` neighbouring channels, ``Linear(g * patch_length, D)`` over the channel-major flattened patch, on a
       ``(ceil(C / g), P)`` grid. Channels that do not fill the last group are an error, not dropped, unless
