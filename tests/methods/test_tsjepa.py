@@ -78,6 +78,10 @@ def test_paper_defaults():
     assert (predictor.predictor_dim, len(predictor.blocks), predictor.attention) == (128, 1, "full")
     assert (model.lr, model.warmup_fraction, model.min_lr) == (6e-5, 0.0, 3e-5)
     assert (model.weight_decay, model.final_weight_decay) == (0.01, None)
+    x = torch.randn(2, 1, 320)  # the official window: 10 patches of 32 samples
+    assert model.student.tokenizer(x).layout.shape == (10,)
+    loss, *_ = model.masked_prediction(x, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and model.embed(x).shape == (2, 384)
 
 
 def test_channel_independent_option_keeps_the_patchtst_layout():
