@@ -77,9 +77,6 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
-    ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
-    optimizer step; the teacher still moves after every step.
-
     ``readout`` is what ``embed`` (probes, ``predict``) reads from the target network's tokens (see
     :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
     ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
@@ -91,6 +88,9 @@ class JEPA(SSLMethod):
     out of the regularizer and out of every readout. A mask sampler whose targets are defined from the end of the grid
     (``relative_to_end``, e.g. :class:`~jepa_lightning.masks.ForecastMaskSampler`) is refused on padded batches:
     the end of a shorter series is not the end of the grid.
+
+    ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
+    optimizer step; the teacher still moves after every step.
     """
 
     def __init__(
