@@ -3,7 +3,8 @@
 Token ``c * P + p`` is channel ``c``'s patch ``p`` (the channel-major order of :class:`ChannelPatchTokenizer`); a
 ``(P,)`` layout is treated as one channel. Most samplers choose time patches and expand them over every channel (a
 masked time patch is masked in all channels); :class:`RandomPatchMaskSampler` with ``share_channels=False`` draws
-per (sample, channel) as TS-JEPA does, and :class:`TubeMaskSampler` masks time spans in a subset of channels.
+per (sample, channel) (TS-JEPA's per-sample draw applied to each channel), and :class:`TubeMaskSampler` masks time
+spans in a subset of channels.
 
 :class:`AxisSpanMaskSampler` is the span mechanism of the project's grids: time spans shared by all leads
 (:class:`SharedTimeSpanMaskSampler`) and A-JEPA's time spans and frequency bands

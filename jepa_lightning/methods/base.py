@@ -126,6 +126,13 @@ class SSLMethod(L.LightningModule):
         return max(int(self.trainer.estimated_stepping_batches), 1)
 
     @property
+    def total_epochs(self) -> int:
+        """Epochs the run will take: its optimizer steps over the steps of one epoch (the last may be partial)."""
+        accumulation = max(self.trainer.accumulate_grad_batches, 1)
+        per_epoch = max(math.ceil(self.trainer.num_training_batches / accumulation), 1)
+        return max(math.ceil(self.total_steps / per_epoch), 1)
+
+    @property
     def progress(self) -> float:
         """Training progress in [0, 1] (0 outside of fit)."""
         if self._trainer is None:

@@ -95,6 +95,9 @@ class JEPA(SSLMethod):
     out of the regularizer and out of every readout. A mask sampler whose targets are defined from the end of the grid
     (``relative_to_end``, e.g. :class:`~jepa_lightning.masks.ForecastMaskSampler`) is refused on padded batches:
     the end of a shorter series is not the end of the grid.
+
+    ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
+    optimizer step; the teacher still moves after every step.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class JEPA(SSLMethod):
         ema_momentum: float = 0.996,
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
+        ema_interval: Literal["step", "epoch"] = "step",
         target_encoder: Literal["ema", "student"] = "ema",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
@@ -169,7 +173,9 @@ class JEPA(SSLMethod):
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher = (
-            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon) if target_encoder == "ema" else None
+            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon, interval=ema_interval)
+            if target_encoder == "ema"
+            else None
         )
         self.regularizer = regularizer
         self.regularizer_weight = (
@@ -266,7 +272,10 @@ class JEPA(SSLMethod):
     def after_optimizer_step(self, step: int) -> None:
         if self.teacher is None:
             return
-        momentum = self.teacher.momentum_at(step, self.total_steps)
+        if self.teacher.interval == "epoch":
+            momentum = self.teacher.momentum_at(self.trainer.current_epoch, self.total_epochs)
+        else:
+            momentum = self.teacher.momentum_at(step, self.total_steps)
         self.teacher.update(self.student, momentum)
         self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
 
