@@ -67,7 +67,8 @@ class JEPA(SSLMethod):
 
     Predictor: a :class:`~jepa_lightning.nn.JEPAPredictor` sized by the ``predictor_*`` arguments (heads default to
     the encoder's; initialised like the encoder), or any module built by ``predictor`` (a factory of the encoder
-    width), which then replaces it and the ``predictor_*`` arguments do not apply.
+    width), which then replaces it and the ``predictor_*`` arguments do not apply. ``predictor_drop_path_rate``,
+    ``predictor_dropout`` and ``predictor_attention_dropout`` regularise its blocks (Point-JEPA: 0.25, 0.1, 0.05).
 
     Against collapse: ``target_encoder="ema"`` (default) computes targets with an EMA teacher;
     ``target_encoder="student"`` uses the student itself under stop-gradient (no teacher, shared weights) and
@@ -76,6 +77,10 @@ class JEPA(SSLMethod):
     covariance, VICReg's 25 : 1 ratio, as in VJ-VCR; weight 1 by default). A regularizer can also be added on
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
+
+    ``teacher_scope`` says what the EMA teacher averages: the whole student (``"backbone"``, tokenizer included) or
+    its encoder only (``"encoder"``, Point-JEPA's teacher: it encodes the student's own tokens and positions under no
+    gradient, so the tokenizer, trained by the student alone, is shared rather than averaged).
 
     ``readout`` is what ``embed`` (probes, ``predict``) reads from the target network's tokens (see
     :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
@@ -100,6 +105,9 @@ class JEPA(SSLMethod):
         predictor_heads: int | None = None,
         predictor_attention: AttentionRule = "full",
         predictor_positions: PredictorPositions = "sincos",
+        predictor_drop_path_rate: float = 0.0,
+        predictor_dropout: float = 0.0,
+        predictor_attention_dropout: float = 0.0,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
         target_norm: TargetNorm = "layer_norm",
@@ -109,6 +117,7 @@ class JEPA(SSLMethod):
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
         target_encoder: Literal["ema", "student"] = "ema",
+        teacher_scope: Literal["backbone", "encoder"] = "backbone",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
         regularizer_input: Literal["pooled", "tokens"] = "pooled",
@@ -128,6 +137,8 @@ class JEPA(SSLMethod):
         check_readout(readout)
         if target_encoder not in ("ema", "student"):
             raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
+        if teacher_scope not in ("backbone", "encoder"):
+            raise ValueError(f"teacher_scope must be 'backbone' or 'encoder', got {teacher_scope!r}")
         if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
             raise ValueError(f"regularizer must be one of {sorted(DEFAULT_REGULARIZER_WEIGHT)}, got {regularizer!r}")
         if regularizer_input not in ("pooled", "tokens"):
@@ -152,10 +163,16 @@ class JEPA(SSLMethod):
             attention=predictor_attention,
             positions=predictor_positions,
             init=encoder.init,
+            drop_path_rate=predictor_drop_path_rate,
+            dropout=predictor_dropout,
+            attention_dropout=predictor_attention_dropout,
         )
         self.predictor = predictor(encoder.embed_dim)
+        self.teacher_scope = teacher_scope
         self.teacher = (
-            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon) if target_encoder == "ema" else None
+            EMATeacher(self.ema_source, ema_momentum, final_ema_momentum, ema_horizon)
+            if target_encoder == "ema"
+            else None
         )
         self.regularizer = regularizer
         self.regularizer_weight = (
@@ -186,7 +203,7 @@ class JEPA(SSLMethod):
         context = self.student.encoder(tokens, keep=context_idx)
         prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
         with torch.no_grad():
-            encoded, target_tokens = self.encode_targets(x)
+            encoded, target_tokens = self.encode_targets(x, tokens)
             target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
         target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
         loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
@@ -202,15 +219,28 @@ class JEPA(SSLMethod):
         return MaskedPrediction(loss, stats, encoded, target_tokens)
 
     @property
+    def ema_source(self) -> nn.Module:
+        """What the EMA teacher averages: the whole student (``teacher_scope="backbone"``) or its encoder only
+        (``"encoder"``: the teacher encodes the student's tokens, its tokenizer and positions shared)."""
+        return self.student.encoder if self.teacher_scope == "encoder" else self.student
+
+    @property
     def target_network(self) -> nn.Module:
-        """Where targets (and embeddings) come from: the EMA teacher (``x -> (B, N, D)``), or the student itself."""
+        """Where targets (and embeddings) come from: the EMA teacher, or the student itself; with
+        ``teacher_scope="encoder"`` the teacher is an encoder of the student's tokens, not ``x -> (B, N, D)``."""
         return self.teacher if self.teacher is not None else self.student
 
-    def encode_targets(self, x: ModelInput) -> tuple[Tensor, Tokens]:
+    def encode_targets(self, x: ModelInput, tokens: Tokens | None = None) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
-        validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`)."""
+        validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`).
+        With ``teacher_scope="encoder"`` the teacher encodes ``tokens``, the student's tokenization of ``x`` (made
+        here when None), as Point-JEPA's teacher does; a whole-backbone teacher tokenizes ``x`` itself."""
         if self.teacher is None:
             return self.student.encode(x)
+        if self.teacher_scope == "encoder":
+            tokens = self.student.tokenizer(x) if tokens is None else tokens
+            with self.teacher.frozen() as encoder:
+                return encoder(tokens), tokens
         with self.teacher.frozen() as teacher:
             return teacher.encode(x)
 
@@ -251,7 +281,7 @@ class JEPA(SSLMethod):
         if self.teacher is None:
             return
         momentum = self.teacher.momentum_at(step, self.total_steps)
-        self.teacher.update(self.student, momentum)
+        self.teacher.update(self.ema_source, momentum)
         self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
 
     # -- embeddings ---------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class JEPAPredictor(nn.Module):
     :data:`~jepa_lightning.nn.encoder.AttentionRule`): ``"same_channel"`` on a (lead, time) grid makes the
     predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``init`` picks the weight
     initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is trunc-normal 0.02 under both.
+    ``drop_path_rate``, ``dropout`` and ``attention_dropout`` regularise the blocks (see
+    :func:`~jepa_lightning.nn.encoder.transformer_blocks`).
     """
 
     def __init__(
@@ -52,6 +54,8 @@ class JEPAPredictor(nn.Module):
         coord_dim: int = 3,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -65,7 +69,15 @@ class JEPAPredictor(nn.Module):
         self.attention = attention
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
-        self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
+        self.blocks = transformer_blocks(
+            predictor_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+        )
         self.norm = nn.LayerNorm(predictor_dim, eps=1e-6)
         self.proj = nn.Linear(predictor_dim, embed_dim)
         self.position_mlp = (

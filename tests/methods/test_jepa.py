@@ -168,9 +168,7 @@ def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.teacher.update(model.student, 0.99)
+        model.teacher.update(model.ema_source, 0.99)
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
-    student_groups = model.student.tokenizer(clouds).layout.coords
-    teacher_groups = model.teacher.module.tokenizer(clouds).layout.coords
-    torch.testing.assert_close(student_groups, teacher_groups)
+    assert model.teacher.module is not model.student.encoder and not hasattr(model.teacher.module, "tokenizer")
