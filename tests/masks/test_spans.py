@@ -122,3 +122,11 @@ def test_shortest_valid_sequence_keeps_one_context_token():
     context, targets = sample(batch=64, num_tokens=2, num_targets=1)
     assert context.shape == (64, 1) and targets.shape == (64, 1, 1)
     assert (context != targets[:, 0]).all()
+
+
+def test_batch_shared_masks_are_one_mask_for_every_sample():
+    context, targets = sample(batch=16, batch_shared=True)
+    assert (context == context[:1]).all() and (targets == targets[:1]).all()
+    assert set(context[0].tolist()).isdisjoint(targets[0].flatten().tolist())
+    _, per_sample_targets = sample(batch=16)
+    assert not (per_sample_targets == per_sample_targets[:1]).all()
