@@ -78,6 +78,9 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
+    ``target_final_norm=False`` takes the targets from the target encoder's last block before its final norm (then
+    ``target_norm``), as Point-JEPA does; the default reads the encoder's output (I-JEPA).
+
     ``teacher_scope`` says what the EMA teacher averages: the whole student (``"backbone"``, tokenizer included) or
     its encoder only (``"encoder"``, Point-JEPA's teacher: it encodes the student's own tokens and positions under no
     gradient, so the tokenizer, trained by the student alone, is shared rather than averaged).
@@ -111,6 +114,7 @@ class JEPA(SSLMethod):
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
         target_norm: TargetNorm = "layer_norm",
+        target_final_norm: bool = True,
         loss: RegressionLoss = "smooth_l1",
         loss_beta: float = 1.0,
         ema_momentum: float = 0.996,
@@ -183,6 +187,7 @@ class JEPA(SSLMethod):
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.readout = readout
         self.target_norm = target_norm
+        self.target_final_norm = target_final_norm
         self.loss_kind = loss
         self.loss_beta = loss_beta
         self.mask_seed = mask_seed
@@ -203,8 +208,10 @@ class JEPA(SSLMethod):
         context = self.student.encoder(tokens, keep=context_idx)
         prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
         with torch.no_grad():
-            encoded, target_tokens = self.encode_targets(x, tokens)
+            encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
             target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
+            if not self.target_final_norm:  # the embeddings read the encoder's output, as embed() does
+                encoded = self.target_encoder_network.norm(encoded)
         target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
         loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
         stats = {
@@ -230,19 +237,31 @@ class JEPA(SSLMethod):
         ``teacher_scope="encoder"`` the teacher is an encoder of the student's tokens, not ``x -> (B, N, D)``."""
         return self.teacher if self.teacher is not None else self.student
 
-    def encode_targets(self, x: ModelInput, tokens: Tokens | None = None) -> tuple[Tensor, Tokens]:
+    @property
+    def target_encoder_network(self) -> TransformerEncoder:
+        """The transformer encoder of the :attr:`target_network`."""
+        if self.teacher is None:
+            return self.student.encoder
+        return self.teacher.module if self.teacher_scope == "encoder" else self.teacher.module.encoder
+
+    def encode_targets(
+        self, x: ModelInput, tokens: Tokens | None = None, final_norm: bool = True
+    ) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
         validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`).
         With ``teacher_scope="encoder"`` the teacher encodes ``tokens``, the student's tokenization of ``x`` (made
-        here when None), as Point-JEPA's teacher does; a whole-backbone teacher tokenizes ``x`` itself."""
+        here when None), as Point-JEPA's teacher does; a whole-backbone teacher (or the student) tokenizes ``x``
+        itself. ``final_norm=False``: the last block's output, before the encoder's final norm."""
         if self.teacher is None:
-            return self.student.encode(x)
+            tokens = self.student.tokenizer(x)
+            return self.student.encoder(tokens, final_norm=final_norm), tokens
         if self.teacher_scope == "encoder":
             tokens = self.student.tokenizer(x) if tokens is None else tokens
             with self.teacher.frozen() as encoder:
-                return encoder(tokens), tokens
+                return encoder(tokens, final_norm=final_norm), tokens
         with self.teacher.frozen() as teacher:
-            return teacher.encode(x)
+            tokens = teacher.tokenizer(x)
+            return teacher.encoder(tokens, final_norm=final_norm), tokens
 
     def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
         """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens

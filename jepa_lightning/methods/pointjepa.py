@@ -27,25 +27,26 @@ class PointJEPA(JEPA):
     (added once); dropout 0.1, attention dropout 0.05 and drop-path up to 0.25 in both; 4 target spans of ratio
     U(0.15, 0.2) in sequence order and a contiguous context run of ratio U(0.4, 0.75) of the remaining tokens, drawn
     once per batch (:class:`~jepa_lightning.masks.ContiguousSpanMaskSampler` with ``batch_shared=True``);
-    smooth-L1 (beta 2) on layer-normed teacher outputs; the EMA teacher averages the encoder only and encodes the
-    student's tokens (``teacher_scope="encoder"``: tokenizer and positions shared, as in the official code),
-    momentum 0.9995 -> 0.99999 linearly over the run; AdamW lr 1e-3, weight decay 0.05 (constant), linear warmup
-    from 1e-5 over 30 of 500 epochs, cosine to 1e-6. The official run uses 500 epochs of batch 512 on ShapeNet55
-    (8,192 -> 1,024 points by FPS), mixed precision and synchronised BatchNorm; its augmentations (per batch:
-    anisotropic scale U(0.8, 1.2) with random mirroring of x and z, centring, unit sphere, rotation about the up
-    axis) belong to the datamodule. It evaluates the student (not the teacher) by an SVM on the concatenated max
-    and mean of its output tokens.
+    smooth-L1 (beta 2) on the layer-normed output of the teacher's last block, before its final norm
+    (``target_final_norm=False``; officially ``target_layers=[11]``, ``target_layer_part="final"``); an EMA teacher
+    of the encoder only, which encodes the student's tokens (``teacher_scope="encoder"``: tokenizer and positions
+    shared), momentum 0.9995 -> 0.99999 linearly over the run; AdamW lr 1e-3, weight decay 0.05 (constant), linear
+    warmup from 1e-5 over 30 of 500 epochs, cosine to 1e-6. The official run uses 500 epochs of batch 512 on
+    ShapeNet55 (8,192 -> 1,024 points by FPS), mixed precision and synchronised BatchNorm; its augmentations (per
+    batch: anisotropic scale U(0.8, 1.2) with random mirroring of x and z, centring, unit sphere, rotation about the
+    up axis; no jitter) belong to the datamodule. It evaluates the student (not the teacher) by a linear SVM on the
+    concatenated max and mean of its output tokens; ``embed`` reads the teacher with this class's ``readout``.
 
-    Deviations, kept on purpose: (1) schedules are per optimizer step (the official learning rate steps per epoch;
-    same curve, smooth); (2) biases, norms and learned tokens are not weight-decayed (the official AdamW decays every
-    parameter); (3) weights start with the library's initialisation (trunc-normal 0.02, the predictor's mask token
-    too) where the official code keeps PyTorch's defaults and a zero mask token, and LayerNorm eps is 1e-6 (official
-    1e-5); (4) the predictor's drop-path rises linearly to 0.25 over its blocks (the official predictor applies 0.25
-    to every block: its per-block list is computed but not passed); (5) the targets are the layer-normed output of
-    the teacher's final norm (official: of its last block, before the final norm); (6) the mini-PointNet's first
-    convolutions keep a bias before BatchNorm (which cancels it). ``random_start=True`` needs
-    ``teacher_scope="encoder"`` (one tokenization per step); ``random_start=False`` starts FPS at the point of
-    smallest coordinate sum. A custom ``encoder`` should keep ``positions_every_layer=True``.
+    Deviations, kept on purpose: (1) schedules are per optimizer step (the official learning rate steps per epoch:
+    the same curve, smooth); (2) biases, norms and learned tokens are not weight-decayed (the official AdamW decays
+    every parameter); (3) weights start with the library's initialisation (trunc-normal 0.02, the predictor's mask
+    token too) where the official code keeps PyTorch's defaults and a zero mask token, and LayerNorm eps is 1e-6
+    (official 1e-5); (4) the predictor's drop-path rises linearly to 0.25 over its blocks (the official predictor
+    applies 0.25 to every block: its per-block list is computed but not passed on); (5) the mini-PointNet's first
+    convolutions keep a bias before BatchNorm (which cancels it in training); (6) the datamodule draws
+    augmentations per sample and has no random mirroring. ``random_start=True`` needs ``teacher_scope="encoder"``
+    (one tokenization per step); ``random_start=False`` starts FPS at the point of smallest coordinate sum. A custom
+    ``encoder`` should keep ``positions_every_layer=True``.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class PointJEPA(JEPA):
         predictor_attention_dropout: float = 0.05,
         mask_sampler: MaskSampler | None = None,
         loss_beta: float = 2.0,
+        target_final_norm: bool = False,
         ema_momentum: float = 0.9995,
         final_ema_momentum: float = 0.99999,
         teacher_scope: Literal["backbone", "encoder"] = "encoder",
@@ -103,6 +105,7 @@ class PointJEPA(JEPA):
             predictor_attention_dropout=predictor_attention_dropout,
             mask_sampler=mask_sampler or ContiguousSpanMaskSampler(batch_shared=True),
             loss_beta=loss_beta,
+            target_final_norm=target_final_norm,
             ema_momentum=ema_momentum,
             final_ema_momentum=final_ema_momentum,
             teacher_scope=teacher_scope,

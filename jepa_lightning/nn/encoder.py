@@ -155,9 +155,10 @@ class TransformerEncoder(nn.Module):
         embed_dim, depth, num_heads = VIT_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
-    def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tokens, keep: Tensor | None = None, final_norm: bool = True) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
-        that ``tokens.valid`` marks as padding are left out of every token's attention."""
+        that ``tokens.valid`` marks as padding are left out of every token's attention. ``final_norm=False`` returns
+        the last block's output without the final norm (Point-JEPA's targets)."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
@@ -173,4 +174,4 @@ class TransformerEncoder(nn.Module):
         for block in self.blocks:
             inputs = x + positions if self.positions_every_layer else x
             x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
-        return self.norm(x)
+        return self.norm(x) if final_norm else x

@@ -280,7 +280,12 @@ def test_defaults_are_the_official_pretraining_config():
         (0.4, 0.75),
         True,
     )
-    assert (model.loss_kind, model.loss_beta, model.target_norm) == ("smooth_l1", 2.0, "layer_norm")
+    assert (model.loss_kind, model.loss_beta, model.target_norm, model.target_final_norm) == (
+        "smooth_l1",
+        2.0,
+        "layer_norm",
+        False,
+    )
     assert (model.teacher.momentum, model.teacher.final_momentum, model.teacher_scope) == (0.9995, 0.99999, "encoder")
     assert (model.lr, model.warmup_start_lr, model.min_lr, model.warmup_fraction) == (1e-3, 1e-5, 1e-6, 0.06)
 
@@ -310,6 +315,39 @@ def test_the_teacher_encodes_the_students_tokens_and_averages_only_the_encoder()
     for name, value in model.student.tokenizer.state_dict().items():  # moved by the student only
         if value.is_floating_point():
             torch.testing.assert_close(value, tokenizer_before[name] + (1.0 if "running" not in name else 0.0))
+
+
+# official: Ayumu-J-S/Point-JEPA@c36b51c pointjepa/models/point_jepa.py::PointJepa.generate_targets (target_layers
+# [11], target_layer_part "final", target_layer_norm "layer", target_norm None) with the hidden states of
+# pointjepa/modules/transformer.py::TransformerEncoder.forward (add_pos_at_every_layer), its blocks being ours
+def official_targets_of(encoder: TransformerEncoder, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    hidden_states = []
+    for block in encoder.blocks:
+        x = x + pos
+        x = block(x)
+        hidden_states.append(x)
+    target_layers = [hidden_states[-1]]
+    target_layers = [nn.functional.layer_norm(target, target.shape[-1:]) for target in target_layers]
+    return torch.stack(target_layers, dim=0).mean(0)
+
+
+def test_targets_are_the_layer_normed_last_block_before_the_final_norm():
+    torch.manual_seed(0)
+    model = tiny_point_jepa()
+    teacher = model.teacher.module
+    with torch.no_grad():  # a trained final norm: its scale and shift are what the official targets leave out
+        teacher.norm.weight.uniform_(0.5, 2.0)
+        teacher.norm.bias.normal_()
+    model.eval()
+    clouds = torch.randn(4, 128, 3)
+    tokens = model.student.tokenizer(clouds)
+    raw, _ = model.encode_targets(clouds, tokens, final_norm=model.target_final_norm)
+    expected = official_targets_of(teacher, tokens.features, tokens.positions)
+    torch.testing.assert_close(nn.functional.layer_norm(raw, raw.shape[-1:]), expected)
+    after_norm, _ = model.encode_targets(clouds, tokens)
+    assert not torch.allclose(nn.functional.layer_norm(after_norm, raw.shape[-1:]), expected, atol=1e-3)
+    step = model.masked_prediction(clouds, mask_generator(0, 0, 0, "cpu"), regularize=False)
+    torch.testing.assert_close(step.encoded, after_norm)  # validation embeddings read the encoder's output
 
 
 def test_fit_checkpoint_and_resume_with_the_encoder_only_teacher(tmp_path):
