@@ -317,6 +317,40 @@ def test_the_teacher_encodes_the_students_tokens_and_averages_only_the_encoder()
             torch.testing.assert_close(value, tokenizer_before[name] + (1.0 if "running" not in name else 0.0))
 
 
+# official: Ayumu-J-S/Point-JEPA@c36b51c pointjepa/modules/transformer.py::TransformerPredictor.forward
+# (add_target_pos=True, add_pos_at_every_layer=False), called once per target as PointJepa.forward does; its
+# modules (embedding, position MLP, mask token, blocks, norm, projection) are ours
+def official_predictions(predictor, context, center_x, centers, target_indices) -> torch.Tensor:
+    predictions = []
+    for target in target_indices:
+        center_pred = centers[:, target]
+        x = predictor.embed(context)
+        pos = predictor.position_mlp(center_x)
+        batch, n_ctxt, dim = x.shape
+        pos_embed = predictor.position_mlp(center_pred) + predictor.mask_token.repeat(batch, len(target), 1)
+        pos = torch.cat((pos, pos_embed), dim=1)
+        x = torch.cat((x, torch.zeros(batch, len(target), dim)), dim=1)
+        x = x + pos
+        for block in predictor.blocks:
+            x = block(x)
+        predictions.append(predictor.proj(predictor.norm(x)[:, n_ctxt:]))
+    return torch.cat(predictions)  # (M * B, L, D), mask-major like ours
+
+
+def test_predictor_matches_the_official_one():
+    torch.manual_seed(0)
+    model = tiny_point_jepa(predictor_depth=2)
+    model.eval()
+    clouds = torch.randn(3, 128, 3)
+    tokens = model.student.tokenizer(clouds)
+    context_idx, target_idx = model.mask_sampler(tokens.layout, 3, mask_generator(0, 0, 0, "cpu"), "cpu")
+    context = model.student.encoder(tokens, keep=context_idx)
+    ours = model.predictor(context, tokens.layout, context_idx, target_idx)
+    centers = tokens.layout.coords
+    expected = official_predictions(model.predictor, context, centers[:, context_idx[0]], centers, target_idx[0])
+    torch.testing.assert_close(ours, expected)
+
+
 # official: Ayumu-J-S/Point-JEPA@c36b51c pointjepa/models/point_jepa.py::PointJepa.generate_targets (target_layers
 # [11], target_layer_part "final", target_layer_norm "layer", target_norm None) with the hidden states of
 # pointjepa/modules/transformer.py::TransformerEncoder.forward (add_pos_at_every_layer), its blocks being ours
