@@ -245,7 +245,7 @@ class JEPA(SSLMethod):
         return self.teacher.module if self.teacher_scope == "encoder" else self.teacher.module.encoder
 
     def encode_targets(
-        self, x: ModelInput, tokens: Tokens | None = None, final_norm: bool = True
+        self, x: ModelInput, tokens: Tokens | None = None, *, final_norm: bool = True
     ) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
         validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`).

@@ -155,7 +155,7 @@ class TransformerEncoder(nn.Module):
         embed_dim, depth, num_heads = VIT_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
-    def forward(self, tokens: Tokens, keep: Tensor | None = None, final_norm: bool = True) -> Tensor:
+    def forward(self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
         that ``tokens.valid`` marks as padding are left out of every token's attention. ``final_norm=False`` returns
         the last block's output without the final norm (Point-JEPA's targets)."""
