@@ -29,8 +29,19 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 
-def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path_rate: float) -> nn.ModuleList:
-    """Pre-norm ViT blocks (qkv bias, LayerNorm eps 1e-6) with a linearly increasing drop-path rate."""
+def transformer_blocks(
+    dim: int,
+    depth: int,
+    num_heads: int,
+    mlp_ratio: float,
+    drop_path_rate: float,
+    *,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.0,
+) -> nn.ModuleList:
+    """Pre-norm ViT blocks (qkv bias, LayerNorm eps 1e-6) with a linearly increasing drop-path rate; ``dropout`` on
+    the attention projection and the MLP's hidden and output features, ``attention_dropout`` on the attention
+    weights (Point-JEPA: 0.1 and 0.05)."""
     norm = partial(nn.LayerNorm, eps=1e-6)
     return nn.ModuleList(
         Block(
@@ -38,6 +49,8 @@ def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, d
             num_heads,
             mlp_ratio=mlp_ratio,
             qkv_bias=True,
+            proj_drop=dropout,
+            attn_drop=attention_dropout,
             drop_path=drop_path_rate * i / max(depth - 1, 1),
             norm_layer=norm,
         )
@@ -101,7 +114,8 @@ class TransformerEncoder(nn.Module):
     :data:`AttentionRule`); the mask is built from the layout coordinates of the tokens in the sequence, so it is
     right for a kept subset (the student's context) as for all tokens (the teacher). ``init`` picks the weight
     initialisation (:data:`~jepa_lightning.nn.init.WeightInit`: I-JEPA's trunc-normal by default, or xavier).
-    Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
+    ``dropout`` / ``attention_dropout`` regularise the blocks (see :func:`transformer_blocks`; an EMA teacher runs
+    without them). Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
     """
 
     def __init__(
@@ -114,6 +128,8 @@ class TransformerEncoder(nn.Module):
         positions_every_layer: bool = False,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -125,7 +141,9 @@ class TransformerEncoder(nn.Module):
         self.attention = attention
         self.init = init
         self.num_heads = num_heads
-        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, drop_path_rate)
+        self.blocks = transformer_blocks(
+            embed_dim, depth, num_heads, mlp_ratio, drop_path_rate, dropout=dropout, attention_dropout=attention_dropout
+        )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         init_transformer(self, self.blocks, init)
 
@@ -137,9 +155,10 @@ class TransformerEncoder(nn.Module):
         embed_dim, depth, num_heads = VIT_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
-    def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
-        that ``tokens.valid`` marks as padding are left out of every token's attention."""
+        that ``tokens.valid`` marks as padding are left out of every token's attention. ``final_norm=False`` returns
+        the last block's output without the final norm (Point-JEPA's targets)."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
@@ -155,4 +174,4 @@ class TransformerEncoder(nn.Module):
         for block in self.blocks:
             inputs = x + positions if self.positions_every_layer else x
             x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
-        return self.norm(x)
+        return self.norm(x) if final_norm else x

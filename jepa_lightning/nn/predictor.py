@@ -39,7 +39,8 @@ class JEPAPredictor(nn.Module):
     predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``positions_every_layer``
     adds the positions to the input of every block instead of once (ECG-JEPA Kim's predictor, like its encoder).
     ``init`` picks the weight initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is
-    trunc-normal 0.02 under both.
+    trunc-normal 0.02 under both. ``drop_path_rate``, ``dropout`` and ``attention_dropout`` regularise the blocks
+    (see :func:`~jepa_lightning.nn.encoder.transformer_blocks`).
     """
 
     def __init__(
@@ -55,6 +56,8 @@ class JEPAPredictor(nn.Module):
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
         positions_every_layer: bool = False,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -69,7 +72,15 @@ class JEPAPredictor(nn.Module):
         self.positions_every_layer = positions_every_layer
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
-        self.blocks = transformer_blocks(predictor_dim, depth, num_heads, mlp_ratio, drop_path_rate)
+        self.blocks = transformer_blocks(
+            predictor_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+        )
         self.norm = nn.LayerNorm(predictor_dim, eps=1e-6)
         self.proj = nn.Linear(predictor_dim, embed_dim)
         self.position_mlp = (

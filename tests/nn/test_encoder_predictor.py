@@ -144,3 +144,22 @@ def test_predictor_positions_every_layer_are_added_before_each_block():
     torch.testing.assert_close(
         every(context, layout, context_idx, target_idx), once(context, layout, context_idx, target_idx)
     )
+
+
+def test_dropout_options_reach_every_block_and_default_to_none():
+    encoder = TransformerEncoder(embed_dim=32, depth=2, num_heads=2, dropout=0.1, attention_dropout=0.05)
+    predictor = JEPAPredictor(32, predictor_dim=16, depth=2, num_heads=2, dropout=0.1, attention_dropout=0.05)
+    for block in [*encoder.blocks, *predictor.blocks]:
+        assert (block.attn.attn_drop.p, block.attn.proj_drop.p, block.mlp.drop1.p, block.mlp.drop2.p) == (
+            0.05,
+            0.1,
+            0.1,
+            0.1,
+        )
+    x = tokens()
+    encoder.eval()
+    torch.testing.assert_close(encoder(x), encoder(x))  # no dropout in evaluation
+    encoder.train()
+    assert not torch.allclose(encoder(x), encoder(x))
+    default = TransformerEncoder(embed_dim=32, depth=2, num_heads=2)
+    assert all(block.attn.attn_drop.p == block.mlp.drop1.p == 0.0 for block in default.blocks)
