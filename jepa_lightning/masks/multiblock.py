@@ -71,7 +71,7 @@ class MultiBlockMaskSampler(MaskSampler):
     2. The context block may fill the grid: its sides are capped at the grid, not shrunk below it
        (:func:`block_size`). Officially every block is strictly smaller than the grid, so ``context_scale``
        (0.85, 1.0) on a 14 x 14 grid always gives a 13 x 13 block (86%), whatever the draw (pull request #40's
-       discussion); here 13 x 13 or 14 x 14.
+       discussion), and with bug 1 always the same top-left one; here 13 x 13 or 14 x 14, anywhere.
     3. ``min_context`` applies to the context only. The official ``min_keep`` also applies to target blocks,
        which have one fixed size per batch: the check always passes or, for blocks of ``min_keep`` tokens or
        fewer (small grids), loops forever.
