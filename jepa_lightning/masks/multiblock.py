@@ -56,8 +56,8 @@ class MultiBlockMaskSampler(MaskSampler):
 
     As the official ``MaskCollator`` (facebookresearch/ijepa@52c1ae95d05f743e000e8f10a1f3a79b10cff048,
     src/masks/multiblock.py): per batch one target size and one context size, each from one uniform draw ``r``
-    (for the targets ``r`` sets both scale and aspect ratio, the same ``r`` for both; the context is square), the
-    target draw first; per sample ``num_targets`` blocks of the target size at independent positions (they may
+    (for the targets one ``r`` sets both scale and aspect ratio; the context is square), the target draw
+    first; per sample ``num_targets`` blocks of the target size at independent positions (they may
     overlap each other); the context is one block of the context size minus the union of the targets; samples
     keeping ``min_context`` or fewer tokens redraw their context block; targets and contexts are truncated to the
     batch's shortest so they stack, keeping the first tokens in raster order. ``tests/masks/test_multiblock_parity.py``
@@ -66,7 +66,7 @@ class MultiBlockMaskSampler(MaskSampler):
     Four deliberate deviations, each a fix of an upstream bug:
 
     1. Positions cover the whole grid (:func:`block_masks`); the official ``randint(0, H - h)`` never reaches the
-       last row or column, so with its block sizes the last row and column are never context nor target (pull
+       last row or column, so the last row and column are never context nor target (facebookresearch/ijepa pull
        request #40).
     2. The context block may fill the grid: its sides are capped at the grid, not shrunk below it
        (:func:`block_size`). Officially every block is strictly smaller than the grid, so ``context_scale``
