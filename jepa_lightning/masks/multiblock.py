@@ -16,7 +16,8 @@ from jepa_lightning.tokens import TokenLayout
 def block_size(grid: tuple[int, int], scale: float, aspect: float, *, shrink_to_fit_strictly: bool) -> tuple[int, int]:
     """Height and width of a block covering ``scale`` of the grid with aspect ratio ``aspect`` (h / w).
 
-    I-JEPA shrinks blocks until they are strictly smaller than the grid; a context block may fill it.
+    I-JEPA shrinks blocks until they are strictly smaller than the grid; a context block may fill it, and so may
+    V-JEPA's blocks (``multiblock3d`` clips each side with ``min``).
     """
     height, width = grid
     area = int(height * width * scale)
