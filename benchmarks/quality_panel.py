@@ -246,7 +246,7 @@ MODALITIES = [
                 "eegjepa_scp1.yaml",
                 {"embed_dim": 64, "depth": 4, "num_heads": 4},
                 "jepa_lightning.tokenizers.ChannelPatchTokenizer",
-                {"patch_length": 32},
+                {"patch_length": 32, "instance_norm": False},  # the preset's tokens: windows keep their levels
             ),
         ],
         {

@@ -21,7 +21,8 @@ def block_size(grid: tuple[int, int], scale: float, aspect: float, *, shrink_to_
     shrinks EVERY block, context included, until it is strictly smaller than the grid.
     ``shrink_to_fit_strictly=True`` does that; ``False`` caps a side at the grid instead, so a context block of
     scale near 1 may fill the grid (:class:`MultiBlockMaskSampler` does this on purpose: a fix of that upstream
-    bug, see there). Sides are at least 1.
+    bug, see there), and so may V-JEPA's blocks (``multiblock3d`` clips each side with ``min``). Sides are at
+    least 1.
     """
     height, width = grid
     area = int(height * width * scale)
@@ -172,8 +173,9 @@ class BlockUnionMaskSampler(MaskSampler):
     """V-JEPA's multi-block mask of one configuration on a 2-D grid (e.g. EEG channel groups x time patches): the
     target is the union of ``num_blocks`` blocks, the context everything else.
 
-    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, shrunk until
-    it is strictly smaller than the grid (:func:`block_size`, as V-JEPA does); per sample ``num_blocks`` blocks of
+    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, each side
+    clipped to the grid's (:func:`block_size` without I-JEPA's strict shrinking: V-JEPA's ``multiblock3d`` clips with
+    ``min``, so a long-range block may span every row); per sample ``num_blocks`` blocks of
     that size at independent positions (they may overlap). All masked tokens form one target group, predicted in one
     pass. A sample whose blocks leave no context redraws them (at most ``max_tries`` times, then an error). Contexts
     and targets are truncated to the batch's smallest, keeping the first tokens in raster order, as V-JEPA's collator
@@ -205,7 +207,7 @@ class BlockUnionMaskSampler(MaskSampler):
         grid = layout.shape
         r = float(torch.rand(1, generator=generator, device=generator.device))
         size = block_size(
-            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=True
+            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=False
         )
         masked = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)  # (B, N)
         for _ in range(self.max_tries):
