@@ -145,7 +145,8 @@ class EEGDataModule(RecordingDataModule):
         ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
         kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
             ``test_path``, ``channels``, ``sample_rate``, ``stride_seconds``, ``bandpass``, the view augmentation,
-            ...) and, through it, the loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
+            ``frame_crop`` (EEG-VJEPA's random-resized crop of the training ``x``, off by default), ...) and,
+            through it, the loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
     modality = "eeg"

@@ -26,6 +26,7 @@ after a recording's last full window, which windowing does by definition.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -267,11 +268,50 @@ class Augment:
         return x
 
 
+class FrameCrop:
+    """A random-resized crop of a ``(channels, T)`` window seen as one image frame, EEG-VJEPA's augmentation (V-JEPA's
+    ``random_resized_crop``, amir-hojjati/eeg-vjepa ``app/vjepa/transforms.py``): a box covering ``s ~ U(scale)``
+    of the frame's area with aspect ``r`` (width / height, log-uniform in ``ratio``) relative to the frame's own,
+    i.e. ``round(channels * sqrt(s / r))`` channels x ``round(T * sqrt(s * r))`` samples (each between 1 and the
+    frame's), at a uniformly random position, resized bilinearly back to ``(channels, T)``.
+
+    Relative, not absolute, aspect: the official box has an absolute aspect in ``ratio``, which never fits a frame
+    as wide as an EEG window (19 x 500), so it always falls back to one central 19 x 26 crop. Draws from torch's
+    global RNG, which the base seeds per (seed, epoch, sample)."""
+
+    def __init__(self, scale: tuple[float, float], ratio: tuple[float, float] = (0.75, 1.35)) -> None:
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise invalid("frame_crop", "None or an area range (low, high) with 0 < low <= high <= 1", repr(scale))
+        if not 0 < ratio[0] <= ratio[1]:
+            raise invalid("frame_crop_ratio", "(low, high) with 0 < low <= high", repr(ratio))
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+
+    def box(self, channels: int, length: int) -> tuple[int, int, int, int]:
+        """A random box ``(top, left, height, width)`` of a ``channels x length`` frame."""
+        low, high = self.scale
+        area = low + (high - low) * float(torch.rand(()))
+        ratio = math.exp(self.log_ratio[0] + (self.log_ratio[1] - self.log_ratio[0]) * float(torch.rand(())))
+        height = min(channels, max(1, round(channels * math.sqrt(area / ratio))))
+        width = min(length, max(1, round(length * math.sqrt(area * ratio))))
+        top = int(torch.randint(channels - height + 1, ()))
+        left = int(torch.randint(length - width + 1, ()))
+        return top, left, height, width
+
+    def __call__(self, window: Tensor) -> Tensor:
+        channels, length = window.shape
+        top, left, height, width = self.box(channels, length)
+        piece = window[None, None, top : top + height, left : left + width]
+        return torch.nn.functional.interpolate(piece, size=(channels, length), mode="bilinear", align_corners=False)[
+            0, 0
+        ]
+
+
 class WindowTransform:
     """An optional normalisation (e.g. :func:`normalize_window`, :class:`Standardize`), then an optional
-    :class:`Augment`."""
+    augmentation (:class:`Augment`, :class:`FrameCrop`)."""
 
-    def __init__(self, normalize: Transform | None, augment: Augment | None = None) -> None:
+    def __init__(self, normalize: Transform | None, augment: Transform | None = None) -> None:
         self.normalize = normalize
         self.augment = augment
 
@@ -377,6 +417,10 @@ class RecordingDataModule(SSLDataModule):
         scale_range, baseline_shift, noise, time_mask: the view augmentation of joint-embedding methods (see
             :class:`Augment`), in the units of the normalised windows; ``baseline_shift``/``noise`` 0 and
             ``time_mask`` 0 disable theirs.
+        frame_crop: the area range of a random-resized crop of the training ``x`` seen as a (channel, time) image
+            (:class:`FrameCrop`, EEG-VJEPA's augmentation, e.g. ``(0.3, 1.0)``); None (default): ``x`` as is, JEPA's
+            randomness then being in its masks only. Views of joint-embedding methods are not cropped.
+        frame_crop_ratio: the range of the crop's width / height relative to the frame's (log-uniform).
         cached_records: processed recordings read from files kept in memory per process.
         on_bad_file: what indexing does with a recording file that fails steps 1-5 (unreadable, corrupt, truncated,
             NaN/inf samples, a missing channel): ``"error"`` raises naming it, ``"skip"`` leaves it out with one
@@ -407,6 +451,8 @@ class RecordingDataModule(SSLDataModule):
         baseline_shift: float = 0.1,
         noise: float = 0.02,
         time_mask: float = 0.1,
+        frame_crop: tuple[float, float] | None = None,
+        frame_crop_ratio: tuple[float, float] = (0.75, 1.35),
         cached_records: int = 16,
         on_bad_file: BadFilePolicy = "error",
         **kwargs: Any,
@@ -449,6 +495,10 @@ class RecordingDataModule(SSLDataModule):
         self.baseline_shift = baseline_shift
         self.noise = noise
         self.time_mask = time_mask
+        self.frame_crop = None if frame_crop is None else (float(frame_crop[0]), float(frame_crop[1]))
+        self.frame_crop_ratio = (float(frame_crop_ratio[0]), float(frame_crop_ratio[1]))
+        if self.frame_crop is not None:
+            FrameCrop(self.frame_crop, self.frame_crop_ratio)  # checks both
         self.cached_records = cached_records
         self.on_bad_file = on_bad_file
         self._rate: float | None = self.sample_rate
@@ -692,8 +742,10 @@ class RecordingDataModule(SSLDataModule):
         return Augment(self.scale_range, self.baseline_shift, self.noise, self.time_mask)
 
     def train_transform(self) -> Transform:
-        """The window as is (normalised when asked): JEPA's randomness is in its masks."""
-        return WindowTransform(self.normalizer())
+        """The window (normalised when asked), randomly frame-cropped when ``frame_crop`` is set; otherwise as is,
+        JEPA's randomness being in its masks."""
+        crop = None if self.frame_crop is None else FrameCrop(self.frame_crop, self.frame_crop_ratio)
+        return WindowTransform(self.normalizer(), crop)
 
     def eval_transform(self) -> Transform:
         return WindowTransform(self.normalizer())

@@ -13,9 +13,10 @@ Every file is read whole into memory (archive-sized data sets) as a list of ``(c
 
 Labels of tables and arrays become classes in sorted order (numerically for numbers). Then, per sample: optional
 windowing of long recordings (``window`` / ``stride``), cropping to at most ``length`` samples, per-series
-(per-channel) normalisation over the observed values, missing values set to 0 (the channel mean after
-normalisation). Batches are zero-padded to the longest series of the batch (or to ``length``) with the valid
-lengths in ``batch["lengths"]``.
+(per-channel) normalisation over the observed values, or z-scoring with the training file's per-channel mean and
+standard deviation (``normalize="dataset"``), missing values set to 0 (the channel mean after normalisation).
+Batches are zero-padded to the longest series of the batch (or to ``length``) with the valid lengths in
+``batch["lengths"]``.
 
 Bad input raises a ValueError naming the file (and line, column or series): an unreadable or corrupt file, an
 unknown column, text in a value column (missing-value markers such as ``NA`` or ``n/a`` are NaN, see
@@ -32,7 +33,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
-from datamodules.recordings import Augment, normalize_window, window_starts
+from datamodules.recordings import NORM_EPS, Augment, Standardize, normalize_window, window_starts
 from datamodules.tables import TABLE_FORMATS, category_strings, numeric_values, read_table, table_format
 from datamodules.ts_format import read_ts
 from jepa_lightning.inputs import InputSpec, SeriesInput
@@ -276,17 +277,19 @@ class SeriesSource(SampleSource):
 
 
 class SeriesTransform:
-    """Crop to the first ``length`` samples (when set), optional per-channel normalisation over the observed values,
-    missing values (NaN) to 0, then an optional :class:`~datamodules.recordings.Augment`."""
+    """Crop to the first ``length`` samples (when set), an optional normalisation (per series:
+    :func:`~datamodules.recordings.normalize_window`; with fixed statistics:
+    :class:`~datamodules.recordings.Standardize`), missing values (NaN) to 0, then an optional
+    :class:`~datamodules.recordings.Augment`."""
 
-    def __init__(self, length: int | None, normalize: bool, augment: Augment | None = None) -> None:
+    def __init__(self, length: int | None, normalize: Transform | None, augment: Augment | None = None) -> None:
         self.length = length
         self.normalize = normalize
         self.augment = augment
 
     def __call__(self, series: Tensor) -> Tensor:
         x = series if self.length is None else series[:, : self.length]
-        x = torch.nan_to_num(normalize_window(x) if self.normalize else x, nan=0.0)
+        x = torch.nan_to_num(x if self.normalize is None else self.normalize(x), nan=0.0)
         return x if self.augment is None else self.augment(x)
 
 
@@ -341,7 +344,10 @@ class TimeSeriesDataModule(SSLDataModule):
             ``window``); a series shorter than one window is an error. Not combined with ``length``.
         stride: samples between window starts.
         min_length: the shortest series accepted (e.g. the model's patch length); shorter ones are an error.
-        normalize: zero mean and unit variance per channel of every sample (over its observed values).
+        normalize: ``True`` / ``"series"``: zero mean and unit variance per channel of every sample (over its
+            observed values); ``"dataset"``: every channel z-scored with the mean and standard deviation of all
+            observed values of the training file (``path``, before windowing and cropping; train and val splits),
+            as TS-JEPA's official code does with its CSV's; ``False``: the values as read.
         allow_missing: read NaN (``?`` in ``.ts`` files with ``@missing true``) as missing values, set to 0 after
             normalisation; otherwise a NaN is an error.
         scale_range, noise, crop_scale, time_mask: the view augmentation of joint-embedding methods: amplitude
@@ -363,7 +369,7 @@ class TimeSeriesDataModule(SSLDataModule):
         window: int | None = None,
         stride: int | None = None,
         min_length: int = 1,
-        normalize: bool = True,
+        normalize: bool | Literal["series", "dataset"] = True,
         allow_missing: bool = False,
         scale_range: tuple[float, float] = (0.8, 1.2),
         noise: float = 0.05,
@@ -387,6 +393,8 @@ class TimeSeriesDataModule(SSLDataModule):
             raise invalid("stride", "None without a window", repr(stride))
         if min_length < 1:
             raise invalid("min_length", "an integer >= 1", repr(min_length))
+        if normalize not in (True, False, "series", "dataset"):
+            raise invalid("normalize", "True, False, 'series' or 'dataset'", repr(normalize))
         if not 0 < scale_range[0] <= scale_range[1]:
             raise invalid("scale_range", "(low, high) with 0 < low <= high", repr(scale_range))
         if noise < 0:
@@ -504,20 +512,37 @@ class TimeSeriesDataModule(SSLDataModule):
             channel_names=data.channel_names,
         )
 
+    @property
+    def channel_statistics(self) -> tuple[Tensor, Tensor]:
+        """Per-channel mean and standard deviation ``(channels, 1)`` of every observed value of the training file
+        (population variance; a constant channel gets std 1); indexes the data on first use."""
+        values = np.concatenate([series.astype(np.float64) for series in self.train_file.series], axis=1)
+        mean = np.nanmean(values, axis=1)
+        std = np.nanstd(values, axis=1)
+        std = np.where(std > NORM_EPS, std, 1.0)
+        return torch.from_numpy(mean[:, None].astype(np.float32)), torch.from_numpy(std[:, None].astype(np.float32))
+
+    def normalizer(self) -> Transform | None:
+        """Per-series z-scoring (``normalize`` True or "series"), the training file's statistics ("dataset"), or
+        none."""
+        if self.normalize == "dataset":
+            return Standardize(*self.channel_statistics)
+        return normalize_window if self.normalize in (True, "series") else None
+
     def augmentation(self) -> Augment:
         """The random part of view transforms; override to change it."""
         return Augment(self.scale_range, 0.0, self.noise, self.time_mask, self.crop_scale)
 
     def train_transform(self) -> Transform:
         """The sample cropped / normalised only: JEPA's randomness is in its masks."""
-        return SeriesTransform(self.length, self.normalize)
+        return SeriesTransform(self.length, self.normalizer())
 
     def eval_transform(self) -> Transform:
-        return SeriesTransform(self.length, self.normalize)
+        return SeriesTransform(self.length, self.normalizer())
 
     def view_transform(self) -> Transform:
         """Crop to ``length``, normalise, then crop-resize, scale, jitter and time-mask."""
-        return SeriesTransform(self.length, self.normalize, self.augmentation())
+        return SeriesTransform(self.length, self.normalizer(), self.augmentation())
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
         return super()._loader(dataset, collate_fn=PadCollate(self.length), **kwargs)

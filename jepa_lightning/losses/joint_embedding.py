@@ -193,14 +193,22 @@ def vicreg(
 
 
 def tico(
-    z_a: Tensor, z_b: Tensor, covariance: Tensor | None, beta: float = 0.9, rho: float = 8.0
+    z_a: Tensor,
+    z_b: Tensor,
+    covariance: Tensor | None,
+    beta: float = 0.9,
+    rho: float = 8.0,
+    detach_batch_covariance: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """TiCo: ``1 - mean_n <z_a, z_b> + rho * mean_n z_a C z_a^T`` on L2-normalised embeddings (N, D).
 
-    ``C = beta * covariance + (1 - beta) * z_a^T z_a / N_global`` is the UPDATED running covariance, and the
-    gradient flows through its current-batch term, as in the paper's pseudo-code and Lightly's implementation
-    (which updates ``C``, computes the loss with it, then stores ``C.detach()``). ``covariance`` is the running
-    state (D, D), ``None`` at the first step (zeros); the second return value is ``C`` detached, to store.
+    ``C = beta * covariance + (1 - beta) * B`` with ``B = z_a^T z_a / N_global`` is the UPDATED running covariance.
+    By default the gradient flows through ``B`` (the covariance term is then cubic in ``z_a``): the paper's
+    pseudo-code leaves ``B`` attached and detaches only the stored ``C``, and so did Lightly's ``TiCoLoss`` before
+    v1.5.0. ``detach_batch_covariance=True`` detaches ``B`` (the term is then quadratic in ``z_a``), as Lightly does
+    since its pull request #1484, which reads the paper's figure that way. The paper publishes no official code.
+    Both give the same value. ``covariance`` is the running state (D, D), ``None`` at the first step (zeros); the
+    second return value is ``C`` detached, to store.
     ``z_b`` comes from the momentum branch (the caller gives it without gradient). Evaluated in at least
     float32 (``C`` too, whatever the embeddings' precision). Distributed semantics:
     all-reduces (sum) the local ``z_a^T z_a``, so ``C`` is the global-batch covariance and identical on every
@@ -210,6 +218,8 @@ def tico(
     dtype = torch.promote_types(z_a.dtype, torch.float32)
     z_a, z_b = F.normalize(z_a.to(dtype), dim=1), F.normalize(z_b.to(dtype), dim=1)
     batch_cov = all_reduce_sum(z_a.T @ z_a).to(dtype) / (z_a.shape[0] * world_size())
+    if detach_batch_covariance:
+        batch_cov = batch_cov.detach()
     if covariance is None:
         covariance = torch.zeros_like(batch_cov)
     c = beta * covariance.to(dtype) + (1 - beta) * batch_cov

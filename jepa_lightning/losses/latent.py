@@ -32,7 +32,7 @@ def latent_regression(
 ) -> Tensor:
     """Mean element-wise regression loss between predictions and (detached) targets ``(..., N, D)``.
 
-    ``beta`` is the smooth-L1 transition point (I-JEPA 1, Point-JEPA 2, TS-JEPA 0.5). ``valid`` ``(..., N)`` bool
+    ``beta`` is the smooth-L1 transition point (I-JEPA 1, Point-JEPA 2). ``valid`` ``(..., N)`` bool
     leaves out the target tokens that are padding: the mean is then over the valid tokens (0 when there are none).
     Distributed semantics: purely local, no communication; the mean over equal local batches, averaged by DDP's
     gradient all-reduce, equals the mean over the global batch.

@@ -10,6 +10,7 @@ from jepa_lightning.masks.series import (
     RandomPatchMaskSampler,
     SharedTimeSpanMaskSampler,
     TimeBlockMaskSampler,
+    TimeSpanUnionMaskSampler,
     TubeMaskSampler,
 )
 from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
@@ -30,6 +31,7 @@ __all__ = [
     "SharedTimeSpanMaskSampler",
     "TimeBlockMaskSampler",
     "TimeSpanMaskSampler",
+    "TimeSpanUnionMaskSampler",
     "TubeMaskSampler",
     "first_true_indices",
     "mask_generator",

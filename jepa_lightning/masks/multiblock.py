@@ -16,7 +16,13 @@ from jepa_lightning.tokens import TokenLayout
 def block_size(grid: tuple[int, int], scale: float, aspect: float, *, shrink_to_fit_strictly: bool) -> tuple[int, int]:
     """Height and width of a block covering ``scale`` of the grid with aspect ratio ``aspect`` (h / w).
 
-    I-JEPA shrinks blocks until they are strictly smaller than the grid; a context block may fill it.
+    ``area = int(H * W * scale)``, ``h = round(sqrt(area * aspect))``, ``w = round(sqrt(area / aspect))``, as
+    I-JEPA's ``MaskCollator._sample_block_size`` (facebookresearch/ijepa@52c1ae9 src/masks/multiblock.py), which
+    shrinks EVERY block, context included, until it is strictly smaller than the grid.
+    ``shrink_to_fit_strictly=True`` does that; ``False`` caps a side at the grid instead, so a context block of
+    scale near 1 may fill the grid (:class:`MultiBlockMaskSampler` does this on purpose: a fix of that upstream
+    bug, see there), and so may V-JEPA's blocks (``multiblock3d`` clips each side with ``min``). Sides are at
+    least 1.
     """
     height, width = grid
     area = int(height * width * scale)
@@ -29,7 +35,12 @@ def block_size(grid: tuple[int, int], scale: float, aspect: float, *, shrink_to_
 def block_masks(
     grid: tuple[int, int], size: tuple[int, int], shape: tuple[int, ...], generator: torch.Generator
 ) -> Tensor:
-    """Boolean masks ``(*shape, H, W)`` each holding one ``size`` block at a uniformly random position."""
+    """Boolean masks ``(*shape, H, W)`` each holding one ``size`` block at a uniformly random position.
+
+    Every position is possible, the last row and column included (``top`` in ``[0, H - h]``). I-JEPA's collator
+    draws ``top`` from ``randint(0, H - h)``, whose upper bound is exclusive, so its blocks never touch the last row
+    or column (facebookresearch/ijepa pull request #40); this is a named fix of that bug.
+    """
     (height, width), (h, w) = grid, size
     device = generator.device
     top = torch.randint(0, height - h + 1, shape, generator=generator, device=device)
@@ -44,12 +55,30 @@ def block_masks(
 class MultiBlockMaskSampler(MaskSampler):
     """I-JEPA's multi-block masks: ``num_targets`` target blocks and one large context block without them.
 
-    Per batch one target size is drawn (``r ~ U(0, 1)`` sets both scale and aspect ratio), per sample
-    ``num_targets`` blocks of that size at independent positions (they may overlap each other). The context
-    is one square block of scale ``U(context_scale)`` minus the union of the targets; samples keeping
-    ``min_context`` or fewer tokens redraw their context block (at most ``max_tries`` times, then the
-    requirement relaxes to one token, with a warning). Contexts are truncated to the batch's shortest so
-    they stack, keeping the first tokens in raster order as the official code does.
+    As the official ``MaskCollator`` (facebookresearch/ijepa@52c1ae95d05f743e000e8f10a1f3a79b10cff048,
+    src/masks/multiblock.py): per batch one target size and one context size, each from one uniform draw ``r``
+    (for the targets one ``r`` sets both scale and aspect ratio; the context is square), the target draw
+    first; per sample ``num_targets`` blocks of the target size at independent positions (they may
+    overlap each other); the context is one block of the context size minus the union of the targets; samples
+    keeping ``min_context`` or fewer tokens redraw their context block; targets and contexts are truncated to the
+    batch's shortest so they stack, keeping the first tokens in raster order. ``tests/masks/test_multiblock_parity.py``
+    re-types the official draw and checks all of this.
+
+    Four deliberate deviations, each a fix of an upstream bug:
+
+    1. Positions cover the whole grid (:func:`block_masks`); the official ``randint(0, H - h)`` never reaches the
+       last row or column, so the last row and column are never context nor target (facebookresearch/ijepa pull
+       request #40).
+    2. The context block may fill the grid: its sides are capped at the grid, not shrunk below it
+       (:func:`block_size`). Officially every block is strictly smaller than the grid, so ``context_scale``
+       (0.85, 1.0) on a 14 x 14 grid always gives a 13 x 13 block (86%), whatever the draw (pull request #40's
+       discussion), and with bug 1 always the same top-left one; here 13 x 13 or 14 x 14, anywhere.
+    3. ``min_context`` applies to the context only. The official ``min_keep`` also applies to target blocks,
+       which have one fixed size per batch: the check always passes or, for blocks of ``min_keep`` tokens or
+       fewer (small grids), loops forever.
+    4. No overlap fallback: a context that stays too small after ``max_tries`` redraws is kept (with a warning;
+       an empty one is an error). The official collator, after every 20 failed draws, drops one target's
+       exclusion, so the context may then contain target tokens (the prediction task leaks its answer).
     """
 
     def __init__(
@@ -144,8 +173,9 @@ class BlockUnionMaskSampler(MaskSampler):
     """V-JEPA's multi-block mask of one configuration on a 2-D grid (e.g. EEG channel groups x time patches): the
     target is the union of ``num_blocks`` blocks, the context everything else.
 
-    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, shrunk until
-    it is strictly smaller than the grid (:func:`block_size`, as V-JEPA does); per sample ``num_blocks`` blocks of
+    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, each side
+    clipped to the grid's (:func:`block_size` without I-JEPA's strict shrinking: V-JEPA's ``multiblock3d`` clips with
+    ``min``, so a long-range block may span every row); per sample ``num_blocks`` blocks of
     that size at independent positions (they may overlap). All masked tokens form one target group, predicted in one
     pass. A sample whose blocks leave no context redraws them (at most ``max_tries`` times, then an error). Contexts
     and targets are truncated to the batch's smallest, keeping the first tokens in raster order, as V-JEPA's collator
@@ -177,7 +207,7 @@ class BlockUnionMaskSampler(MaskSampler):
         grid = layout.shape
         r = float(torch.rand(1, generator=generator, device=generator.device))
         size = block_size(
-            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=True
+            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=False
         )
         masked = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)  # (B, N)
         for _ in range(self.max_tries):

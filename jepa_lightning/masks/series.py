@@ -3,11 +3,13 @@
 Token ``c * P + p`` is channel ``c``'s patch ``p`` (the channel-major order of :class:`ChannelPatchTokenizer`); a
 ``(P,)`` layout is treated as one channel. Most samplers choose time patches and expand them over every channel (a
 masked time patch is masked in all channels); :class:`RandomPatchMaskSampler` with ``share_channels=False`` draws
-per (sample, channel) as TS-JEPA does, and :class:`TubeMaskSampler` masks time spans in a subset of channels.
+per (sample, channel) (TS-JEPA's per-sample draw applied to each channel), and :class:`TubeMaskSampler` masks time
+spans in a subset of channels.
 
-:class:`AxisSpanMaskSampler` is the one span mechanism of the project's grids: time spans shared by all leads
-(ECG-JEPA Kim, :class:`SharedTimeSpanMaskSampler`) and A-JEPA's time spans and frequency bands
-(:mod:`~jepa_lightning.masks.time_frequency`) are its presets.
+:class:`AxisSpanMaskSampler` is the span mechanism of the project's grids: time spans shared by all leads
+(:class:`SharedTimeSpanMaskSampler`) and A-JEPA's time spans and frequency bands
+(:mod:`~jepa_lightning.masks.time_frequency`) are its presets. :class:`TimeSpanUnionMaskSampler` is ECG-JEPA
+(Kim)'s official mask: one union of time spans per batch.
 """
 
 from __future__ import annotations
@@ -173,11 +175,53 @@ class AxisSpanMaskSampler(MaskSampler):
 
 
 class SharedTimeSpanMaskSampler(AxisSpanMaskSampler):
-    """ECG-JEPA (Kim): ``num_targets`` contiguous time spans shared by all channels (leads), each a target group;
-    span ratio ``U(0.175, 0.225)`` of the time patches. :class:`AxisSpanMaskSampler` along time."""
+    """``num_targets`` contiguous time spans shared by all channels (leads), each a target group, drawn per sample;
+    span ratio ``U(0.175, 0.225)`` of the time patches (ECG-JEPA Kim's spans as I-JEPA-style target groups; Kim's
+    official mask is :class:`TimeSpanUnionMaskSampler`). :class:`AxisSpanMaskSampler` along time."""
 
     def __init__(self, num_targets: int = 4, span_ratio: tuple[float, float] = (0.175, 0.225)) -> None:
         super().__init__(axis=1, num_targets=num_targets, span_ratio=span_ratio)
+
+
+class TimeSpanUnionMaskSampler(MaskSampler):
+    """ECG-JEPA (Kim)'s official block mask: one mask for the whole batch, the union of ``num_spans`` time spans,
+    shared by all channels (leads), is one target group; the other time patches are the context.
+
+    Span ``i`` has its own ratio ``r_i ~ U(span_ratio)`` and ``L_i = max(1, floor(r_i * P))`` patches and starts
+    uniformly in ``[0, P - L_i - 1]`` (the official ``randperm(P - L_i)[0]``: the last patch is never masked, so a
+    context always remains); spans may overlap. Draws are made in the official order (per span: the ratio, then the
+    start's permutation), so a generator seeded like the official global one gives the official mask.
+    """
+
+    def __init__(self, num_spans: int = 4, span_ratio: tuple[float, float] = (0.175, 0.225)) -> None:
+        check_count("num_spans", num_spans)
+        check_range("span_ratio", span_ratio, limit="< 1")
+        self.num_spans = num_spans
+        self.span_ratio = span_ratio
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        grid = series_shape(layout, type(self).__name__)
+        patches = grid[1]
+        if patches < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 time patches, got {patches}")
+        sample_device = generator.device
+        masked = torch.zeros(patches, dtype=torch.bool, device=sample_device)
+        for _ in range(self.num_spans):
+            ratio = uniform_in(self.span_ratio, float(torch.rand(1, generator=generator, device=sample_device)))
+            length = max(1, int(patches * ratio))  # < patches, as ratio < 1
+            start = int(torch.randperm(patches - length, generator=generator, device=sample_device)[0])
+            masked[start : start + length] = True
+        steps = torch.arange(patches, device=sample_device)
+        context_idx = expand_across(steps[~masked], 1, grid).expand(batch_size, -1)
+        target_idx = expand_across(steps[masked], 1, grid).expand(batch_size, 1, -1)
+        return to_device((context_idx.contiguous(), target_idx.contiguous()), device)
 
 
 class TubeMaskSampler(MaskSampler):

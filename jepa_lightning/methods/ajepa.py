@@ -26,7 +26,10 @@ def audio_curriculum(start: float = 0.0, end: float = 1.0) -> CurriculumMaskSamp
 
 class AJEPA(JEPA):
     """A-JEPA: audio as a (frequency, time) grid of log-mel patches, I-JEPA machinery, L2 loss, curriculum masking.
-    The recipe follows the paper's text (no official code is published).
+    The recipe follows the paper's text: no official code is published, so nothing here is checked against code.
+    Unconfirmed (taken from I-JEPA where the text is silent or vague): the predictor's width and depth, the EMA
+    schedule, the optimiser and its schedule, the layer norm on the teacher's outputs, the time / frequency mask
+    sizes and the curriculum's schedule (see the deviations below).
 
     Defaults: 128 mel bins and 16 x 16 patches (:class:`~jepa_lightning.tokenizers.LogMelPatchTokenizer`; 10 s at
     16 kHz with a 10 ms hop gives an 8 x 62 grid), a ViT-B encoder, an I-JEPA predictor (384 wide, 6 deep,

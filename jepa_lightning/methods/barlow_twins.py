@@ -15,8 +15,14 @@ from jepa_lightning.methods.joint_embedding import JointEmbedding
 class BarlowTwins(JointEmbedding):
     """Barlow Twins (Zbontar et al., 2021): drive the cross-correlation of the two views to the identity.
 
-    Defaults: projector 3 x 8192 (BatchNorm + ReLU between), off-diagonal weight 0.0051. Deviation: AdamW
-    instead of LARS; use smaller projectors for small data (see the digits config).
+    Official code: facebookresearch/barlowtwins@8e8d284ca0bc02f88b92328e53f9b901e86b4a3c (``main.py``). Matches:
+    each view batch-normalised without affine parameters over the global batch (SyncBatchNorm), the
+    cross-correlation divided by the global batch, ``on_diag + lambd * off_diag`` with ``lambd`` 0.0051, projector
+    3 x 8192 with BatchNorm + ReLU between (``tests/losses/test_official_parity.py``).
+
+    Deviations: the projector's output layer has a bias (the official one has none; the batch normalisation in the
+    loss removes it anyway); AdamW instead of LARS (lr 0.2 for weights, 0.0048 for biases, weight decay 1e-6); use
+    smaller projectors for small data (see the digits config).
     """
 
     def __init__(

@@ -53,9 +53,12 @@ class SSLMethod(L.LightningModule):
     weight-decay schedule, ``embed(x) -> (B, D)`` and a ``predict_step`` that returns embeddings.
 
     The defaults are I-JEPA's (lr 1e-3 after a linear warmup from 2e-4 over 40 of 300 epochs, cosine to
-    1e-6; weight decay rising 0.04 -> 0.4). Schedules are functions of the optimizer step, so a resumed run
-    follows the same curve. Subclasses implement :meth:`embed` and ``training_step``; ``num_views`` says how
-    many augmented views the method needs from the datamodule (0: only ``batch["x"]``).
+    1e-6; weight decay rising 0.04 -> 0.4; ``betas`` and ``adam_eps`` are AdamW's, torch's defaults). Schedules
+    are functions of the optimizer step, so a resumed run follows the same curve. ``schedule_horizon`` stretches the
+    cosines of both over that many times the run (V-JEPA's ``ipe_scale`` 1.25: the run stops before they reach their
+    final values); the warmup stays a fraction of the run itself. Subclasses implement :meth:`embed` and
+    ``training_step``; ``num_views`` says how many augmented views the method needs from the datamodule (0: only
+    ``batch["x"]``).
 
     ``torch_compile=True`` compiles :meth:`compile_targets` with ``torch.compile`` (``compile_backend``, e.g.
     ``"aot_eager"`` to debug) when the trainer configures the model; weights and checkpoints are unchanged.
@@ -79,6 +82,8 @@ class SSLMethod(L.LightningModule):
         weight_decay: float = 0.04,
         final_weight_decay: float | None = 0.4,
         betas: tuple[float, float] = (0.9, 0.999),
+        adam_eps: float = 1e-8,
+        schedule_horizon: float = 1.0,
         torch_compile: bool = False,
         compile_backend: str = "inductor",
         stop_on_nonfinite_gradients: bool = False,
@@ -91,6 +96,8 @@ class SSLMethod(L.LightningModule):
                 f"learning rates must be lr > 0, warmup_start_lr >= 0, min_lr >= 0; got lr={lr}, "
                 f"warmup_start_lr={warmup_start_lr}, min_lr={min_lr}"
             )
+        if schedule_horizon < 1.0:
+            raise ValueError(f"schedule_horizon must be >= 1 (a multiple of the run), got {schedule_horizon}")
         self.input_spec = input_spec
         self.lr = lr
         self.warmup_start_lr = warmup_start_lr
@@ -99,6 +106,8 @@ class SSLMethod(L.LightningModule):
         self.weight_decay = weight_decay
         self.final_weight_decay = final_weight_decay
         self.betas = betas
+        self.adam_eps = adam_eps
+        self.schedule_horizon = schedule_horizon
         self.torch_compile = torch_compile
         self.compile_backend = compile_backend
         self.stop_on_nonfinite_gradients = stop_on_nonfinite_gradients
@@ -121,6 +130,18 @@ class SSLMethod(L.LightningModule):
     @property
     def total_steps(self) -> int:
         return max(int(self.trainer.estimated_stepping_batches), 1)
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs the run will take: its optimizer steps over the steps of one epoch (the last may be partial)."""
+        accumulation = max(self.trainer.accumulate_grad_batches, 1)
+        per_epoch = max(math.ceil(self.trainer.num_training_batches / accumulation), 1)
+        return max(math.ceil(self.total_steps / per_epoch), 1)
+
+    @property
+    def schedule_steps(self) -> int:
+        """Length of the learning-rate and weight-decay cosines: ``schedule_horizon`` times the run."""
+        return int(self.schedule_horizon * self.total_steps)
 
     @property
     def progress(self) -> float:
@@ -147,12 +168,12 @@ class SSLMethod(L.LightningModule):
         fused = devices <= FUSED_ADAMW_DEVICES and all(
             parameter.is_floating_point() for group in groups for parameter in group["params"]
         )
-        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, fused=fused or None)
+        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.adam_eps, fused=fused or None)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.build_optimizer()
-        total = self.total_steps
-        warmup = int(self.warmup_fraction * total)
+        warmup = int(self.warmup_fraction * self.total_steps)
+        total = self.schedule_steps
 
         def lr_factor(step: int) -> float:
             return warmup_cosine(step, total, warmup, self.warmup_start_lr, self.lr, self.min_lr) / self.lr
@@ -164,7 +185,7 @@ class SSLMethod(L.LightningModule):
         """Weight decay for optimizer step ``step``: constant, or a cosine to ``final_weight_decay``."""
         if self.final_weight_decay is None:
             return self.weight_decay
-        return warmup_cosine(step, self.total_steps, 0, 0.0, self.weight_decay, self.final_weight_decay)
+        return warmup_cosine(step, self.schedule_steps, 0, 0.0, self.weight_decay, self.final_weight_decay)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Set this step's weight decay, step, then run :meth:`after_optimizer_step` (once per real step)."""

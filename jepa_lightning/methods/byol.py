@@ -17,7 +17,13 @@ class BYOL(JointEmbedding):
     other view; ``2 - 2 cos``, symmetrised. Defaults: projector 4096 -> 256, predictor 4096 -> (projector
     output), EMA 0.996 -> 1 on a cosine. The target network's BatchNorm layers normalise with the batch's statistics
     during training, as in BYOL's official implementation (see :class:`~jepa_lightning.nn.EMATeacher`).
-    Deviation: AdamW instead of LARS.
+
+    Official code: google-deepmind/deepmind-research@4822a45504cb05042841a358f070bba35c6fbc24 (``byol/``). Matches:
+    the loss is ``regression_loss(p1, sg(z2)) + regression_loss(p2, sg(z1))`` averaged over the batch
+    (``tests/losses/test_official_parity.py``), the projector and predictor shapes (4096 hidden with BatchNorm,
+    256 out), the EMA's cosine from 0.996 to 1 (``configs/byol.py``'s 1000-epoch preset; 0.99 for 100-300 epochs,
+    0.97 for 40). Deviation: AdamW instead of LARS (1000 epochs: lr 0.2 x batch / 256, weight decay 1.5e-6; biases
+    and norms excluded from both).
     """
 
     def __init__(

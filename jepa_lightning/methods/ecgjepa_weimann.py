@@ -1,5 +1,7 @@
 """ECG-JEPA after Weimann and Conrad, "Self-Supervised Pre-Training with Joint-Embedding Predictive Architecture
-Boosts ECG Classification Performance", 2024 (official code: kweimann/ECG-JEPA, config ViTS_all)."""
+Boosts ECG Classification Performance", 2024 (arXiv 2410.13867); official code:
+kweimann/ECG-JEPA@504b4e5b55c2de3c6dca0492435b993a8f4a4013 (``configs/pretrain/ViTS_all.yaml``, ``pretrain.py``,
+``models/``, ``data/masks.py``, ``utils/schedules.py``, ``finetune.py``)."""
 
 from __future__ import annotations
 
@@ -16,21 +18,28 @@ from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer
 
 
 class ECGJEPAWeimann(JEPA):
-    """ECG-JEPA (Weimann and Conrad's recipe); ``x`` is ``(B, leads, T)`` from the ECG datamodule. The other
-    published ECG JEPA is :class:`~jepa_lightning.methods.ECGJEPA` (Kim).
+    """ECG-JEPA (Weimann and Conrad's recipe, config ViTS_all); ``x`` is ``(B, leads, T)`` from the ECG datamodule.
+    The other published ECG JEPA is :class:`~jepa_lightning.methods.ECGJEPA` (Kim).
 
     Defaults: 12 leads, 10 s at 500 Hz (the datamodule's settings); one token per 25 samples of all leads
-    (``Linear(leads * 25, D)``, the same map as their ``Conv1d``) -> 200 tokens, 1-D sin-cos positions; context =
-    ``ceil(k * P)`` patches, ``k ~ U(0.15, 0.25)``, the rest masked as blocks of at least 10 patches
-    (:class:`~jepa_lightning.masks.TimeBlockMaskSampler`), one target group; L1 loss on the teacher's output (which
-    ends in its final norm; no extra target norm); EMA 0.998 -> 0.9995; ViT-S encoder 384 wide, 8 layers, 6 heads;
-    predictor 192 wide, 8 layers, 6 heads; AdamW lr 1e-3 (warmup 10% from 0, cosine to 1e-6), betas (0.9, 0.99),
-    weight decay cosine 0.01 -> 0.1. With fewer leads the patch map takes ``leads * 25`` inputs.
+    (``Linear(leads * 25, D)``, the same map as their ``Conv1d``) -> 200 tokens, 1-D sin-cos positions added once;
+    context = ``ceil(k * P)`` patches, ``k ~ U(0.15, 0.25)`` per batch, the rest masked as blocks of at least 10
+    patches (:class:`~jepa_lightning.masks.TimeBlockMaskSampler`), one target group; L1 loss on the teacher's output
+    (which ends in its final norm; no extra target norm); EMA 0.998 -> 0.9995 linearly over the run; ViT-S encoder
+    384 wide, 8 layers, 6 heads; predictor 192 wide, 8 layers, 6 heads, positions once, no drop-path; AdamW lr 1e-3
+    (warmup over 10% of the run from 1e-6, cosine to 1e-6), betas (0.9, 0.99), eps 1e-6, weight decay cosine
+    0.01 -> 0.1 on the weights of linear maps only. Batch 2048 for 100k steps is the datamodule's and trainer's
+    setting. Readout: the mean of the teacher's tokens (their classifier's parameter-free option, ``attn_pooling:
+    False`` without a register). With fewer leads the patch map takes ``leads * 25`` inputs.
 
-    Deviations: the timm ViT blocks have qkv and other biases and no register token (the official code has
-    neither bias and one register token); the block layout is drawn in a vectorised way (number of blocks
-    uniform, lengths a random split) rather than by sequential interval splitting, with the same guarantees (exact
-    keep count, masked runs of >= 10 patches).
+    Deviations: the timm ViT blocks have biases in every linear map and LayerNorm and no register token (the
+    official ``bias: False``, ``qkv_bias: False``, one register token); the residual projections start at std
+    ``0.02 / sqrt(2 * layer)`` (I-JEPA's init; official: ``0.02 / sqrt(2 * depth)`` in every block); the official
+    evaluation trains an attentive pooler on the teacher's tokens of 2.5 s crops (a trained probe, not a readout;
+    here the probes read the mean); the block layout is drawn in a vectorised way (number of blocks uniform, lengths
+    a random split) rather than by sequential interval splitting, with the same guarantees (exact keep count, masked
+    runs of >= 10 patches); the teacher moves after each optimizer step, so the update towards the student after
+    ``k`` steps uses the momentum of step ``k - 1`` (officially, moved before each forward pass: of step ``k``).
     """
 
     def __init__(
@@ -47,11 +56,12 @@ class ECGJEPAWeimann(JEPA):
         ema_momentum: float = 0.998,
         final_ema_momentum: float = 0.9995,
         lr: float = 1e-3,
-        warmup_start_lr: float = 0.0,
+        warmup_start_lr: float = 1e-6,
         warmup_fraction: float = 0.1,
         weight_decay: float = 0.01,
         final_weight_decay: float | None = 0.1,
         betas: tuple[float, float] = (0.9, 0.99),
+        adam_eps: float = 1e-6,
         input_spec: InputSpec | None = None,
         **kwargs: Any,
     ) -> None:
@@ -76,6 +86,7 @@ class ECGJEPAWeimann(JEPA):
             weight_decay=weight_decay,
             final_weight_decay=final_weight_decay,
             betas=betas,
+            adam_eps=adam_eps,
             input_spec=input_spec,
             **kwargs,
         )

@@ -25,9 +25,13 @@ class IJEPA(JEPA):
     datamodule's default. Patch embedding and predictor are initialised like the encoder (its ``init``: the paper's
     trunc-normal by default; see :data:`~jepa_lightning.nn.init.WeightInit` for small models).
 
-    Deviations: the paper writes an L2 loss, its official code uses smooth-L1 (kept here); the predictor depth for
-    ViT-B is not given in the paper (6 here, as for ViT-H); the mask sampler's deviations from the official
-    collator are listed in :class:`~jepa_lightning.masks.MultiBlockMaskSampler`.
+    Official code: facebookresearch/ijepa@52c1ae95d05f743e000e8f10a1f3a79b10cff048 (the defaults above are its
+    ``configs/in1k_vith14_ep300.yaml``). Deviations: the paper writes an L2 loss, its official code uses smooth-L1
+    (kept here); the predictor depth for ViT-B is not given in the paper (6 here; the official ViT-H/14 config uses
+    12); the mask sampler fixes four upstream bugs of the official collator, listed in
+    :class:`~jepa_lightning.masks.MultiBlockMaskSampler`; ``init="ijepa"`` keeps the depth rescale of the residual
+    projections that the official training script's re-initialisation undoes
+    (:data:`~jepa_lightning.nn.init.WeightInit`).
     """
 
     def __init__(

@@ -32,6 +32,10 @@ DEFAULT_REGULARIZER_WEIGHT = {"none": 0.0, "sigreg": 0.05, "vicreg": 1.0}
 #: VICReg's covariance weight relative to its variance weight (1 / 25).
 VICREG_COVARIANCE_RATIO = 0.04
 
+#: Which network's tokens :meth:`JEPA.embed` reads: the target network (EMA teacher; I-JEPA, ECG-JEPA Weimann) or
+#: the student's encoder (ECG-JEPA Kim and Point-JEPA evaluate the student).
+ReadoutNetwork = Literal["target", "student"]
+
 #: Random-stream ids, so training and validation masks never coincide.
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -67,7 +71,8 @@ class JEPA(SSLMethod):
 
     Predictor: a :class:`~jepa_lightning.nn.JEPAPredictor` sized by the ``predictor_*`` arguments (heads default to
     the encoder's; initialised like the encoder), or any module built by ``predictor`` (a factory of the encoder
-    width), which then replaces it and the ``predictor_*`` arguments do not apply.
+    width), which then replaces it and the ``predictor_*`` arguments do not apply. ``predictor_drop_path_rate``,
+    ``predictor_dropout`` and ``predictor_attention_dropout`` regularise its blocks (Point-JEPA: 0.25, 0.1, 0.05).
 
     Against collapse: ``target_encoder="ema"`` (default) computes targets with an EMA teacher;
     ``target_encoder="student"`` uses the student itself under stop-gradient (no teacher, shared weights) and
@@ -77,10 +82,21 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
-    ``readout`` is what ``embed`` (probes, ``predict``) reads from the target network's tokens (see
-    :data:`~jepa_lightning.nn.functional.Readout`). Masks are drawn on the host from a generator seeded by
-    ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
-    ones, and sampling never waits for an accelerator.
+    ``target_final_norm=False`` takes the targets from the target encoder's last block before its final norm (then
+    ``target_norm``), as Point-JEPA does; the default reads the encoder's output (I-JEPA).
+
+    ``teacher_scope`` says what the EMA teacher averages: the whole student (``"backbone"``, tokenizer included) or
+    its encoder only (``"encoder"``, Point-JEPA's teacher: it encodes the student's own tokens and positions under no
+    gradient, so the tokenizer, trained by the student alone, is shared rather than averaged).
+
+    ``readout`` is what ``embed`` (probes, ``predict``) reads from the tokens of ``readout_network`` (see
+    :data:`~jepa_lightning.nn.functional.Readout`, :data:`ReadoutNetwork`): the target network (default) or the
+    student, on every token (the probes and validation run it in eval mode). ``predictor_positions_every_layer``,
+    ``predictor_drop_path_rate``, ``predictor_dropout`` and ``predictor_attention_dropout`` are the
+    :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer``, ``drop_path_rate``, ``dropout`` and
+    ``attention_dropout``. Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step,
+    micro-batch, rank)``: a resumed run draws the same masks, ranks draw different ones, and sampling never waits
+    for an accelerator.
 
     Padding (series of different lengths, :class:`~jepa_lightning.inputs.SeriesInput`): the tokenizer marks the
     tokens made only of padding (``Tokens.valid``); masks are drawn on the whole grid, then padding tokens drop out of
@@ -88,6 +104,9 @@ class JEPA(SSLMethod):
     out of the regularizer and out of every readout. A mask sampler whose targets are defined from the end of the grid
     (``relative_to_end``, e.g. :class:`~jepa_lightning.masks.ForecastMaskSampler`) is refused on padded batches:
     the end of a shorter series is not the end of the grid.
+
+    ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
+    optimizer step; the teacher still moves after every step.
     """
 
     def __init__(
@@ -100,15 +119,23 @@ class JEPA(SSLMethod):
         predictor_heads: int | None = None,
         predictor_attention: AttentionRule = "full",
         predictor_positions: PredictorPositions = "sincos",
+        predictor_positions_every_layer: bool = False,
+        predictor_drop_path_rate: float = 0.0,
+        predictor_dropout: float = 0.0,
+        predictor_attention_dropout: float = 0.0,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
+        readout_network: ReadoutNetwork = "target",
         target_norm: TargetNorm = "layer_norm",
+        target_final_norm: bool = True,
         loss: RegressionLoss = "smooth_l1",
         loss_beta: float = 1.0,
         ema_momentum: float = 0.996,
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
+        ema_interval: Literal["step", "epoch"] = "step",
         target_encoder: Literal["ema", "student"] = "ema",
+        teacher_scope: Literal["backbone", "encoder"] = "backbone",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
         regularizer_input: Literal["pooled", "tokens"] = "pooled",
@@ -126,8 +153,12 @@ class JEPA(SSLMethod):
                 "datamodule; in Python pass input_spec=datamodule.input_spec."
             )
         check_readout(readout)
+        if readout_network not in ("target", "student"):
+            raise ValueError(f"readout_network must be 'target' or 'student', got {readout_network!r}")
         if target_encoder not in ("ema", "student"):
             raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
+        if teacher_scope not in ("backbone", "encoder"):
+            raise ValueError(f"teacher_scope must be 'backbone' or 'encoder', got {teacher_scope!r}")
         if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
             raise ValueError(f"regularizer must be one of {sorted(DEFAULT_REGULARIZER_WEIGHT)}, got {regularizer!r}")
         if regularizer_input not in ("pooled", "tokens"):
@@ -151,11 +182,18 @@ class JEPA(SSLMethod):
             num_heads=predictor_heads or encoder.num_heads,
             attention=predictor_attention,
             positions=predictor_positions,
+            positions_every_layer=predictor_positions_every_layer,
             init=encoder.init,
+            drop_path_rate=predictor_drop_path_rate,
+            dropout=predictor_dropout,
+            attention_dropout=predictor_attention_dropout,
         )
         self.predictor = predictor(encoder.embed_dim)
+        self.teacher_scope = teacher_scope
         self.teacher = (
-            EMATeacher(self.student, ema_momentum, final_ema_momentum, ema_horizon) if target_encoder == "ema" else None
+            EMATeacher(self.ema_source, ema_momentum, final_ema_momentum, ema_horizon, interval=ema_interval)
+            if target_encoder == "ema"
+            else None
         )
         self.regularizer = regularizer
         self.regularizer_weight = (
@@ -165,7 +203,9 @@ class JEPA(SSLMethod):
         self.num_slices = num_slices
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.readout = readout
+        self.readout_network = readout_network
         self.target_norm = target_norm
+        self.target_final_norm = target_final_norm
         self.loss_kind = loss
         self.loss_beta = loss_beta
         self.mask_seed = mask_seed
@@ -186,8 +226,10 @@ class JEPA(SSLMethod):
         context = self.student.encoder(tokens, keep=context_idx)
         prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
         with torch.no_grad():
-            encoded, target_tokens = self.encode_targets(x)
+            encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
             target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
+            if not self.target_final_norm:  # the embeddings read the encoder's output, as embed() does
+                encoded = self.target_encoder_network.norm(encoded)
         target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
         loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
         stats = {
@@ -202,17 +244,42 @@ class JEPA(SSLMethod):
         return MaskedPrediction(loss, stats, encoded, target_tokens)
 
     @property
+    def ema_source(self) -> nn.Module:
+        """What the EMA teacher averages: the whole student (``teacher_scope="backbone"``) or its encoder only
+        (``"encoder"``: the teacher encodes the student's tokens, its tokenizer and positions shared)."""
+        return self.student.encoder if self.teacher_scope == "encoder" else self.student
+
+    @property
     def target_network(self) -> nn.Module:
-        """Where targets (and embeddings) come from: the EMA teacher (``x -> (B, N, D)``), or the student itself."""
+        """Where targets (and embeddings) come from: the EMA teacher, or the student itself; with
+        ``teacher_scope="encoder"`` the teacher is an encoder of the student's tokens, not ``x -> (B, N, D)``."""
         return self.teacher if self.teacher is not None else self.student
 
-    def encode_targets(self, x: ModelInput) -> tuple[Tensor, Tokens]:
-        """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
-        validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`)."""
+    @property
+    def target_encoder_network(self) -> TransformerEncoder:
+        """The transformer encoder of the :attr:`target_network`."""
         if self.teacher is None:
-            return self.student.encode(x)
+            return self.student.encoder
+        return self.teacher.module if self.teacher_scope == "encoder" else self.teacher.module.encoder
+
+    def encode_targets(
+        self, x: ModelInput, tokens: Tokens | None = None, *, final_norm: bool = True
+    ) -> tuple[Tensor, Tokens]:
+        """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
+        validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`).
+        With ``teacher_scope="encoder"`` the teacher encodes ``tokens``, the student's tokenization of ``x`` (made
+        here when None), as Point-JEPA's teacher does; a whole-backbone teacher (or the student) tokenizes ``x``
+        itself. ``final_norm=False``: the last block's output, before the encoder's final norm."""
+        if self.teacher is None:
+            tokens = self.student.tokenizer(x)
+            return self.student.encoder(tokens, final_norm=final_norm), tokens
+        if self.teacher_scope == "encoder":
+            tokens = self.student.tokenizer(x) if tokens is None else tokens
+            with self.teacher.frozen() as encoder:
+                return encoder(tokens, final_norm=final_norm), tokens
         with self.teacher.frozen() as teacher:
-            return teacher.encode(x)
+            tokens = teacher.tokenizer(x)
+            return teacher.encoder(tokens, final_norm=final_norm), tokens
 
     def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
         """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens
@@ -244,19 +311,24 @@ class JEPA(SSLMethod):
         generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
         step = self.masked_prediction(x, generator, regularize=False)
         self.log("val/loss", step.loss, prog_bar=True, batch_size=input_batch_size(x), sync_dist=True)
-        embedding = read_out(step.encoded, step.tokens.layout, self.readout, step.tokens.valid)
+        encoded, tokens = (step.encoded, step.tokens) if self.readout_network == "target" else self.student.encode(x)
+        embedding = read_out(encoded, tokens.layout, self.readout, tokens.valid)
         return {"loss": step.loss, "embedding": embedding.detach().float().flatten(1)}
 
     def after_optimizer_step(self, step: int) -> None:
         if self.teacher is None:
             return
-        momentum = self.teacher.momentum_at(step, self.total_steps)
-        self.teacher.update(self.student, momentum)
+        if self.teacher.interval == "epoch":
+            momentum = self.teacher.momentum_at(self.trainer.current_epoch, self.total_epochs)
+        else:
+            momentum = self.teacher.momentum_at(step, self.total_steps)
+        self.teacher.update(self.ema_source, momentum)
         self.log("train/ema_momentum", momentum, on_step=True, on_epoch=False)
 
     # -- embeddings ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed(self, x: ModelInput) -> Tensor:
-        """The ``readout`` of the target network's tokens (I-JEPA evaluates its EMA teacher)."""
-        encoded, tokens = self.encode_targets(x)
+        """The ``readout`` of the ``readout_network``'s tokens: the target network's (I-JEPA evaluates its EMA
+        teacher) or the student's (callers put the model in eval mode, as the probes do)."""
+        encoded, tokens = self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
         return read_out(encoded, tokens.layout, self.readout, tokens.valid)

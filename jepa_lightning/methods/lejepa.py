@@ -15,9 +15,24 @@ from jepa_lightning.methods.joint_embedding import JointEmbedding
 
 class LeJEPA(JointEmbedding):
     """LeJEPA (Balestriero & LeCun, 2025): SIGReg pushes projections towards an isotropic Gaussian, plus view
-    invariance to the mean projection; no teacher, no stop-gradient. ``lambda_`` 0.05, ``num_slices`` random
-    directions per step, identical on every rank (seeded by the optimizer step). Projections are not
-    L2-normalised. Default projector 2048 -> 2048 -> 128 with BatchNorm (unconfirmed widths).
+    invariance to the mean projection of the global views; no teacher, no stop-gradient.
+
+    Official code: rbalestr-lab/lejepa@eddffdd857a19726342ef6526e01021fb3c32cae (``lejepa/univariate/epps_pulley.py``,
+    ``lejepa/multivariate/slicing.py``, the training loop in ``MINIMAL.md``, the recipe in ``README.md``).
+    Defaults: ``lambda_`` 0.05 (the paper's; ``MINIMAL.md`` runs 0.02), SIGReg with ``num_slices`` 256 random unit
+    directions per step (identical on every rank, seeded by the optimizer step, as the library's
+    ``SlicingUnivariateTest`` does), Epps-Pulley on 17 knots over [0, 3]; ``num_views`` 4 views of one size, all of
+    them global (``num_global_views=None``), as ``MINIMAL.md``; projector 2048 -> 2048 -> 128 with BatchNorm
+    (``MINIMAL.md``'s ``ViTEncoder``); projections not L2-normalised; AdamW, lr 5e-4 with linear warmup from 1% of it
+    and a cosine to lr / 1000, weight decay 5e-2 (``README.md``'s recipe for ViTs; 5e-4 for ResNets).
+    ``tests/losses/test_official_parity.py`` checks the loss against the re-typed official one.
+
+    Deviations: the paper's ImageNet recipe has 2 global (224 px) + 6 local (98 px) views; views of different
+    resolution are not supported by the joint-embedding base (one forward pass over equally shaped views), so
+    ``num_views`` views share one size: set ``num_global_views=2`` with 8 views to take the centres from the first
+    two, but all 8 are then crops of one scale. Warmup is a fraction of the run (``warmup_fraction`` 0.1), not
+    ``MINIMAL.md``'s one epoch; ``MINIMAL.md`` anneals to an absolute ``eta_min=1e-3``, ``README.md`` to lr / 1000
+    (followed here); biases and normalisation parameters are not decayed (``MINIMAL.md`` decays every parameter).
     """
 
     def __init__(
@@ -25,13 +40,34 @@ class LeJEPA(JointEmbedding):
         lambda_: float = 0.05,
         num_slices: int = 256,
         projector_dims: Sequence[int] = (2048, 2048, 128),
+        num_views: int = 4,
+        num_global_views: int | None = None,
+        lr: float = 5e-4,
+        warmup_start_lr: float = 5e-6,
+        min_lr: float = 5e-7,
+        weight_decay: float = 5e-2,
         **kwargs: Any,
     ) -> None:
-        super().__init__(projector_dims=projector_dims, **kwargs)
+        """``num_global_views``: the invariance centres are the mean of the first ``num_global_views`` views
+        (``None``: all); ``kwargs``: the arguments of :class:`JointEmbedding`."""
+        if num_global_views is not None and not 1 <= num_global_views <= num_views:
+            raise ValueError(f"num_global_views must be in [1, num_views={num_views}], got {num_global_views}")
+        super().__init__(
+            projector_dims=projector_dims,
+            num_views=num_views,
+            lr=lr,
+            warmup_start_lr=warmup_start_lr,
+            min_lr=min_lr,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
         self.lambda_ = lambda_
         self.num_slices = num_slices
+        self.num_global_views = num_global_views
 
     def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         seed = self.trainer.global_step if self._trainer is not None else 0
-        parts = lejepa_loss(projections, self.lambda_, num_slices=self.num_slices, seed=seed)
+        parts = lejepa_loss(
+            projections, self.lambda_, num_slices=self.num_slices, seed=seed, num_global_views=self.num_global_views
+        )
         return parts.loss, {"invariance": parts.invariance, "sigreg": parts.sigreg}

@@ -16,7 +16,13 @@ from jepa_lightning.methods.joint_embedding import JointEmbedding
 class VICReg(JointEmbedding):
     """VICReg (Bardes et al., 2022): invariance + variance + covariance, weights 25 / 25 / 1.
 
-    Defaults: projector 3 x 8192. Deviation: AdamW instead of LARS.
+    Official code: facebookresearch/vicreg@4e12602fd495af83efd1631fbe82523e6db092e0 (``main_vicreg.py``). Matches:
+    the MSE invariance on the local batch, the variance hinge (unbiased, eps 1e-4) averaged and the covariance
+    penalty summed over the two views, both on the gathered global batch, weights 25 / 25 / 1, projector 3 x 8192
+    with BatchNorm + ReLU between (``tests/losses/test_official_parity.py``).
+
+    Deviations: the projector's output layer has a bias (the official one has none); AdamW instead of LARS (base lr
+    0.2 x batch / 256, weight decay 1e-6).
     """
 
     def __init__(

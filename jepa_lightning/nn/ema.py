@@ -20,7 +20,9 @@ class EMATeacher(nn.Module):
     are copied). Its parameters never require gradients, so optimizers built from trainable parameters
     skip them and DDP does not synchronise them; being a submodule, it is saved in the checkpoint.
     The momentum rises from ``momentum`` to ``final_momentum`` over ``horizon`` times the run (V-JEPA stretches
-    it over 1.25 runs), linearly (I-JEPA family) or along a half cosine (BYOL).
+    it over 1.25 runs), linearly (I-JEPA family) or along a half cosine (BYOL). The teacher moves after every
+    optimizer step; ``interval`` says what its schedule counts: optimizer steps (default) or epochs (TS-JEPA's
+    official code steps the momentum once per epoch and uses it for every step of that epoch).
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class EMATeacher(nn.Module):
         final_momentum: float = 1.0,
         horizon: float = 1.0,
         schedule: Literal["linear", "cosine"] = "linear",
+        interval: Literal["step", "epoch"] = "step",
     ) -> None:
         super().__init__()
         if not 0.0 <= momentum <= final_momentum <= 1.0:
@@ -40,6 +43,8 @@ class EMATeacher(nn.Module):
             raise ValueError(f"EMA horizon must be positive, got {horizon}")
         if schedule not in ("linear", "cosine"):
             raise ValueError(f"EMA schedule must be 'linear' or 'cosine', got {schedule!r}")
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"EMA interval must be 'step' or 'epoch', got {interval!r}")
         self.module = copy.deepcopy(student).requires_grad_(False)
         for layer in self.module.modules():
             if isinstance(layer, _BatchNorm):
@@ -48,6 +53,7 @@ class EMATeacher(nn.Module):
         self.final_momentum = final_momentum
         self.horizon = horizon
         self.schedule = schedule
+        self.interval = interval
 
     @contextmanager
     def frozen(self) -> Iterator[nn.Module]:
@@ -65,7 +71,8 @@ class EMATeacher(nn.Module):
                 layer.training = training
 
     def momentum_at(self, step: int, total_steps: int) -> float:
-        """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``."""
+        """Momentum of the update that follows optimizer step ``step`` (0-based) of ``total_steps``; with
+        ``interval="epoch"`` the caller passes the epoch (0-based) and the number of epochs instead."""
         fraction = min(1.0, step / max(total_steps * self.horizon, 1.0))
         if self.schedule == "cosine":
             fraction = 0.5 * (1.0 - math.cos(math.pi * fraction))

@@ -62,12 +62,16 @@ def transformer_blocks(
     mlp_ratio: float,
     drop_path_rate: float,
     *,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.0,
     norm_placement: NormPlacement = "pre",
     activation: Activation = "gelu",
     norm_eps: float = 1e-6,
 ) -> nn.ModuleList:
-    """ViT blocks (qkv bias) with a linearly increasing drop-path rate: pre-norm GELU with LayerNorm eps 1e-6 by
-    default; ``norm_placement="post"`` gives :class:`PostNormBlock`, ``activation`` the MLP's nonlinearity."""
+    """ViT blocks (qkv bias) with a linearly increasing drop-path rate, pre-norm GELU with LayerNorm eps 1e-6 by
+    default; ``dropout`` on the attention projection and the MLP's hidden and output features, ``attention_dropout``
+    on the attention weights (Point-JEPA: 0.1 and 0.05); ``norm_placement="post"`` gives :class:`PostNormBlock`,
+    ``activation`` the MLP's nonlinearity."""
     check_block_options(norm_placement, activation)
     norm = partial(nn.LayerNorm, eps=norm_eps)
     block = Block if norm_placement == "pre" else PostNormBlock
@@ -77,6 +81,8 @@ def transformer_blocks(
             num_heads,
             mlp_ratio=mlp_ratio,
             qkv_bias=True,
+            proj_drop=dropout,
+            attn_drop=attention_dropout,
             drop_path=drop_path_rate * i / max(depth - 1, 1),
             norm_layer=norm,
             act_layer=ACTIVATIONS[activation],
@@ -141,10 +147,11 @@ class TransformerEncoder(nn.Module):
     :data:`AttentionRule`); the mask is built from the layout coordinates of the tokens in the sequence, so it is
     right for a kept subset (the student's context) as for all tokens (the teacher). ``init`` picks the weight
     initialisation (:data:`~jepa_lightning.nn.init.WeightInit`: I-JEPA's trunc-normal by default, or xavier).
-    ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks (:func:`transformer_blocks`; pre-norm GELU,
-    eps 1e-6 by default); ``output_head=True`` follows the final norm with a linear layer and another LayerNorm
-    (T-JEPA's encoder: post-norm layers, then LayerNorm, Linear, LayerNorm).
-    Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
+    ``dropout`` / ``attention_dropout`` regularise the blocks (see :func:`transformer_blocks`; an EMA teacher runs
+    without them). ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks (pre-norm GELU, eps 1e-6 by
+    default); ``output_head=True`` follows the final norm with a linear layer and another LayerNorm (T-JEPA's
+    encoder: post-norm layers, then LayerNorm, Linear, LayerNorm). Use :meth:`from_size` for the standard ViT sizes
+    (tiny, small, base, large, huge).
     """
 
     def __init__(
@@ -157,6 +164,8 @@ class TransformerEncoder(nn.Module):
         positions_every_layer: bool = False,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
         *,
         norm_placement: NormPlacement = "pre",
         activation: Activation = "gelu",
@@ -179,6 +188,8 @@ class TransformerEncoder(nn.Module):
             num_heads,
             mlp_ratio,
             drop_path_rate,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
             norm_placement=norm_placement,
             activation=activation,
             norm_eps=norm_eps,
@@ -199,9 +210,10 @@ class TransformerEncoder(nn.Module):
         embed_dim, depth, num_heads = VIT_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
-    def forward(self, tokens: Tokens, keep: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
-        that ``tokens.valid`` marks as padding are left out of every token's attention."""
+        that ``tokens.valid`` marks as padding are left out of every token's attention. ``final_norm=False`` returns
+        the last block's output without the final norm (and output head; Point-JEPA's targets)."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
@@ -217,5 +229,7 @@ class TransformerEncoder(nn.Module):
         for block in self.blocks:
             inputs = x + positions if self.positions_every_layer else x
             x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
+        if not final_norm:
+            return x
         x = self.norm(x)
         return x if self.head is None else self.head(x)

@@ -13,9 +13,11 @@ from jepa_lightning.tokens import TokenLayout
 #: ``"mean"`` averages every token, ``(B, D)``; ``"rows"`` averages along the last axis of a 2-D token grid within
 #: each row of its first axis and concatenates the rows, ``(B, rows * D)``: it keeps which frequency band (a
 #: spectrogram's (frequency, time) grid) or which channel group (a series' (channel, time) grid) a feature comes
-#: from; ``"flatten"`` concatenates every token, ``(B, N * D)`` (T-JEPA's linear probe).
-Readout = Literal["mean", "rows", "flatten"]
-READOUTS = ("mean", "rows", "flatten")
+#: from; ``"flatten"`` concatenates every token, ``(B, N * D)`` (T-JEPA's linear probe); ``"max_mean"``
+#: concatenates the per-feature maximum and the mean over tokens, ``(B, 2 * D)`` (Point-JEPA's evaluation);
+#: ``"sum"`` adds every token, ``(B, D)`` (TS-JEPA's evaluation).
+Readout = Literal["mean", "rows", "flatten", "max_mean", "sum"]
+READOUTS = ("mean", "rows", "flatten", "max_mean", "sum")
 
 
 def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
@@ -50,15 +52,29 @@ def masked_mean(tokens: Tensor, valid: Tensor | None, dim: int = 1) -> Tensor:
     return (tokens * weight).sum(dim=dim) / weight.sum(dim=dim).clamp_min(1)
 
 
+def masked_max(tokens: Tensor, valid: Tensor | None, dim: int = 1) -> Tensor:
+    """Maximum of ``tokens`` over ``dim`` among the tokens that ``valid`` marks True (0 where none is); the plain
+    maximum when ``valid`` is None."""
+    if valid is None:
+        return tokens.amax(dim=dim)
+    keep = valid.unsqueeze(-1)
+    largest = tokens.masked_fill(~keep, float("-inf")).amax(dim=dim)
+    return torch.where(keep.any(dim=dim), largest, 0.0)
+
+
 def read_out(tokens: Tensor, layout: TokenLayout, readout: Readout, valid: Tensor | None = None) -> Tensor:
     """One vector per sample from encoded ``tokens`` ``(B, N, D)`` laid out as ``layout`` (see :data:`Readout`).
 
-    ``valid`` ``(B, N)`` (padding tokens False) keeps padding out: means count only valid tokens, and ``"flatten"``
-    sets the features of padding tokens to 0."""
+    ``valid`` ``(B, N)`` (padding tokens False) keeps padding out: means and maxima count only valid tokens, and
+    ``"flatten"`` and ``"sum"`` set the features of padding tokens to 0."""
+    check_readout(readout)
     if readout == "mean":
         return masked_mean(tokens, valid)
-    if readout == "flatten":
-        return (tokens if valid is None else tokens * valid.unsqueeze(-1)).flatten(1)
+    if readout == "max_mean":
+        return torch.cat([masked_max(tokens, valid), masked_mean(tokens, valid)], dim=-1)
+    if readout in ("flatten", "sum"):
+        kept = tokens if valid is None else tokens * valid.unsqueeze(-1)
+        return kept.flatten(1) if readout == "flatten" else kept.sum(dim=1)
     if len(layout.shape) != 2 or layout.num_tokens != tokens.shape[1]:
         raise ValueError(
             f"readout='rows' needs every token of a 2-D token grid, got layout {layout.kind!r} of shape "

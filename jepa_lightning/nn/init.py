@@ -9,8 +9,13 @@ from torch import nn
 
 #: How :class:`~jepa_lightning.nn.TransformerEncoder` and :class:`~jepa_lightning.nn.JEPAPredictor` (and, in
 #: :class:`~jepa_lightning.methods.IJEPA`, patch embedding and predictor follow the encoder's) start: ``"ijepa"``
-#: (the paper's code, the default) trunc-normal std 0.02 weights with each block's residual output projections
-#: divided by ``sqrt(2 * layer)``; ``"xavier"`` (MAE, timm / lightly's masked ViT) xavier-uniform weights, a
+#: (the default) trunc-normal std 0.02 weights with each block's residual output projections divided by
+#: ``sqrt(2 * layer)``, the init of I-JEPA's model classes (``VisionTransformer._init_weights`` + ``fix_init_weight``,
+#: facebookresearch/ijepa@52c1ae9 src/models/vision_transformer.py). Deviation: the official training script then
+#: re-initialises every Linear with trunc-normal 0.02 (``src/helper.py::init_model``), which undoes the depth
+#: rescale, so the released checkpoints started without it; we keep the model class's rescale (the init it
+#: defines, and what every measured number here used); ``tests/nn/test_init_parity.py`` asserts the difference.
+#: ``"xavier"`` (MAE, timm / lightly's masked ViT) xavier-uniform weights, a
 #: patch / conv embedding initialised as the linear map it is (fan-in = channels x kernel). The two nearly agree
 #: at the paper's scale (xavier's std for ViT-H's qkv is 0.0198), but 0.02 ignores the fan-in: in a 96-wide ViT
 #: on 4 x 4 grey patches, patch tokens start ~6x weaker than the positions and each block changes the residual

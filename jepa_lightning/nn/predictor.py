@@ -38,12 +38,14 @@ class JEPAPredictor(nn.Module):
     ``positions="mlp"`` learns them from continuous coordinates of ``coord_dim`` dims (Point-JEPA's centres).
     ``attention`` restricts attention by the layout coordinates of the context tokens and target slots (see
     :data:`~jepa_lightning.nn.encoder.AttentionRule`): ``"same_channel"`` on a (lead, time) grid makes the
-    predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``init`` picks the weight
-    initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is trunc-normal 0.02 under both.
-    ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks and norms as in
-    :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the blocks' output through LayerNorm,
-    Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full encoder stack, its output head
-    included, then normalises again).
+    predictor work lead by lead, as ECG-JEPA (Kim)'s predictor does, in one batched pass. ``positions_every_layer``
+    adds the positions to the input of every block instead of once (ECG-JEPA Kim's predictor, like its encoder).
+    ``init`` picks the weight initialisation (:data:`~jepa_lightning.nn.init.WeightInit`); the mask token is
+    trunc-normal 0.02 under both. ``drop_path_rate``, ``dropout`` and ``attention_dropout`` regularise the blocks
+    (see :func:`~jepa_lightning.nn.encoder.transformer_blocks`); ``norm_placement``, ``activation`` and ``norm_eps``
+    shape the blocks and norms as in :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the
+    blocks' output through LayerNorm, Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full
+    encoder stack, its output head included, then normalises again).
     """
 
     def __init__(
@@ -58,6 +60,9 @@ class JEPAPredictor(nn.Module):
         coord_dim: int = 3,
         attention: AttentionRule = "full",
         init: WeightInit = "ijepa",
+        positions_every_layer: bool = False,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
         *,
         norm_placement: NormPlacement = "pre",
         activation: Activation = "gelu",
@@ -74,6 +79,7 @@ class JEPAPredictor(nn.Module):
         self.embed_dim = embed_dim
         self.predictor_dim = predictor_dim
         self.attention = attention
+        self.positions_every_layer = positions_every_layer
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
         self.blocks = transformer_blocks(
@@ -82,6 +88,8 @@ class JEPAPredictor(nn.Module):
             num_heads,
             mlp_ratio,
             drop_path_rate,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
             norm_placement=norm_placement,
             activation=activation,
             norm_eps=norm_eps,
@@ -121,10 +129,17 @@ class JEPAPredictor(nn.Module):
             positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
         else:
             positions = self.position_mlp(layout.coords.to(context.dtype))
-        x = self.embed(context) + gather_tokens(positions, context_idx)
-        x = x.repeat(groups, 1, 1)
-        queries = self.mask_token + gather_mask_major(positions, target_idx)
-        x = torch.cat([x, queries], dim=1)
+        context_positions = gather_tokens(positions, context_idx)
+        target_positions = gather_mask_major(positions, target_idx)
+        if self.positions_every_layer:  # the sequence's positions, added before each block below
+            x = self.embed(context).repeat(groups, 1, 1)
+            x = torch.cat([x, self.mask_token.expand(x.shape[0], per_group, -1)], dim=1)
+            sequence_positions = torch.cat([context_positions.repeat(groups, 1, 1), target_positions], dim=1)
+        else:
+            x = self.embed(context) + context_positions
+            x = x.repeat(groups, 1, 1)
+            queries = self.mask_token + target_positions
+            x = torch.cat([x, queries], dim=1)
         mask = None
         if self.attention != "full":
             context_coords = gather_tokens(layout.coords, context_idx).repeat(groups, 1, 1)
@@ -137,7 +152,8 @@ class JEPAPredictor(nn.Module):
                 mask, torch.cat([context_valid, gather_mask_major(keys, target_idx)], 1)[..., 0]
             )
         for block in self.blocks:
-            x = block(x) if mask is None else block(x, attn_mask=mask)
+            inputs = x + sequence_positions if self.positions_every_layer else x
+            x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))

@@ -124,11 +124,19 @@ class PointPatchTokenizer(Tokenizer):
     Positions are a learned MLP ``3 -> 128 -> embed_dim`` of the centres, ``(B, M, D)``. FPS starts at the point with
     the smallest coordinate sum, so the grouping is deterministic and independent of the order of the input points:
     a JEPA's student and EMA teacher tokenize the same cloud separately and must form identical groups. Pass a
-    ``generator`` for Point-JEPA's random start (then share it between the two tokenizations).
+    ``generator`` for Point-JEPA's random start (then share it between the two tokenizations), or set
+    ``random_start=True`` to start at a random point (global RNG) in training mode, as Point-JEPA's FPS does, when
+    the cloud is tokenized once per step (a JEPA with ``teacher_scope="encoder"``); evaluation stays deterministic.
     """
 
     def __init__(
-        self, spec: InputSpec, embed_dim: int, num_groups: int = 64, group_size: int = 32, sequence: bool = True
+        self,
+        spec: InputSpec,
+        embed_dim: int,
+        num_groups: int = 64,
+        group_size: int = 32,
+        sequence: bool = True,
+        random_start: bool = False,
     ) -> None:
         super().__init__()
         spec.require("channels")
@@ -139,6 +147,7 @@ class PointPatchTokenizer(Tokenizer):
         self.num_groups = num_groups
         self.group_size = group_size
         self.sequence = sequence
+        self.random_start = random_start
         self.embed = MiniPointNet(spec.channels, embed_dim)
         self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, embed_dim))
 
@@ -159,7 +168,8 @@ class PointPatchTokenizer(Tokenizer):
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tokens:
         self._check(x)
         xyz = x[..., :3]
-        start = None if generator is not None else xyz.sum(-1).argmin(dim=1)
+        random = generator is not None or (self.random_start and self.training)
+        start = None if random else xyz.sum(-1).argmin(dim=1)
         centre_idx = farthest_point_sampling(xyz, self.num_groups, generator=generator, start=start)
         centres = _gather_points(xyz, centre_idx)  # (B, M, 3)
         if self.sequence:

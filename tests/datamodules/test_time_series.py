@@ -305,3 +305,33 @@ def test_options_that_do_not_fit(tmp_path):
         TimeSeriesDataModule(length=10, window=10)
     with pytest.raises(ValueError, match="test_path: expected None with the default data set"):
         TimeSeriesDataModule(test_path="x.ts")
+
+
+def test_dataset_normalisation_uses_the_training_files_statistics_per_channel(tmp_path):
+    """``normalize="dataset"`` (TS-JEPA's official z-scoring): every sample, test ones too, shifted and scaled by
+    the mean and standard deviation of all values of the training file, per channel; amplitudes between series kept."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 2, 40)) * np.array([1.0, 10.0])[:, None] + np.array([5.0, -3.0])[:, None]
+    x[0] *= 3.0  # one loud series: per-series normalisation would hide it
+    np.savez(tmp_path / "train.npz", x=x, y=np.arange(6) % 2)
+    np.savez(tmp_path / "test.npz", x=x[:2] + 1.0, y=np.arange(2))
+    datamodule = TimeSeriesDataModule(
+        path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"), normalize="dataset", val_fraction=0
+    )
+    datamodule.setup("fit")
+    mean, std = datamodule.channel_statistics
+    flat = x.transpose(1, 0, 2).reshape(2, -1)
+    np.testing.assert_allclose(mean[:, 0].numpy(), flat.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(std[:, 0].numpy(), flat.std(1), rtol=1e-5)
+    transform = datamodule.eval_transform()
+    for i in range(6):
+        expected = (x[i] - flat.mean(1)[:, None]) / flat.std(1)[:, None]
+        np.testing.assert_allclose(transform(torch.from_numpy(x[i]).float()).numpy(), expected, rtol=1e-4, atol=1e-5)
+    test = datamodule.test_source[0][0]
+    expected = (x[0] + 1.0 - flat.mean(1)[:, None]) / flat.std(1)[:, None]
+    np.testing.assert_allclose(transform(test).numpy(), expected, rtol=1e-4, atol=1e-5)
+    series = TimeSeriesDataModule(path=str(tmp_path / "train.npz"), normalize="series", val_fraction=0)
+    series.setup("fit")
+    assert torch.allclose(series.eval_transform()(torch.from_numpy(x[0]).float()).std(-1), torch.ones(2), atol=0.02)
+    with pytest.raises(ValueError, match="normalize"):
+        TimeSeriesDataModule(normalize="global")

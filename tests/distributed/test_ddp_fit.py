@@ -48,11 +48,12 @@ class RecordReplicaState(L.Callback):
 
 @pytest.mark.parametrize(
     "regularizer",
-    [[], ["--model.regularizer=vicreg", "--model.regularizer_input=tokens"]],
-    ids=["plain", "token_vicreg"],
+    [[], ["--model.regularizer=vicreg", "--model.regularizer_input=tokens"], ["--model.teacher_scope=encoder"]],
+    ids=["plain", "token_vicreg", "encoder_teacher"],
 )
 def test_two_process_ddp_keeps_replicas_identical_and_draws_rank_specific_masks(tmp_path, regularizer):
-    """Also with VICReg on every context token, whose token counts differ between the ranks."""
+    """Also with VICReg on every context token, whose token counts differ between the ranks, and with an EMA teacher
+    of the encoder only (the shared tokenizer is trained by the student alone)."""
     command = [
         sys.executable,
         "-m",

@@ -70,6 +70,9 @@ CASES: dict[str, Case] = {
     "vicreg_covariance": lambda z: (vicreg_covariance(z[0]),),
     "vicreg_token_terms": _token_terms,
     "tico": lambda z: tico(z[0], z[1], _initial_covariance(), beta=0.7, rho=3.0),
+    "tico_detached_batch_covariance": lambda z: tico(
+        z[0], z[1], _initial_covariance(), beta=0.7, rho=3.0, detach_batch_covariance=True
+    ),
     "sigreg": lambda z: (sigreg(z[0], num_slices=16, seed=5),),
     "lejepa_loss": lambda z: tuple(lejepa_loss(z, lambda_=0.3, num_slices=16, seed=9, num_global_views=2)),
     "whitened_mse": lambda z: (whitened_mse(z[0], z[1]),),

@@ -5,6 +5,7 @@ from jepa_lightning.masks import (
     ForecastMaskSampler,
     RandomPatchMaskSampler,
     SharedTimeSpanMaskSampler,
+    TimeSpanUnionMaskSampler,
     mask_generator,
 )
 from jepa_lightning.tokenizers import TokenLayout, grid_coords
@@ -19,7 +20,12 @@ def sample(sampler, shape=(3, 40), batch: int = 16, seed: int = 0, step: int = 0
     return sampler(layout(shape), batch, mask_generator(seed, step, 0, "cpu"), "cpu")
 
 
-SAMPLERS = [RandomPatchMaskSampler(), ForecastMaskSampler(0.25), SharedTimeSpanMaskSampler()]
+SAMPLERS = [
+    RandomPatchMaskSampler(),
+    ForecastMaskSampler(0.25),
+    SharedTimeSpanMaskSampler(),
+    TimeSpanUnionMaskSampler(),
+]
 
 
 def time_columns(idx: torch.Tensor, patches: int) -> set[int]:
@@ -87,6 +93,16 @@ def test_shared_spans_are_contiguous_in_time(step):
     assert context.shape[1] == 3 * fewest
 
 
+@pytest.mark.parametrize("step", range(3))
+def test_span_union_is_one_group_shared_by_the_batch_and_never_masks_the_last_patch(step):
+    context, targets = sample(TimeSpanUnionMaskSampler(), (3, 40), step=step)
+    assert targets.shape[:2] == (16, 1) and (targets == targets[:1]).all() and (context == context[:1]).all()
+    masked = time_columns(targets[0, 0], 40)
+    assert 39 not in masked and sorted(context[0].tolist() + targets[0, 0].tolist()) == list(range(120))
+    # 4 spans of floor(U(0.175, 0.225) * 40) = 7..9 patches: between 7 (all overlapping) and 36 masked patches
+    assert 7 <= len(masked) <= 36
+
+
 @pytest.mark.parametrize("sampler", SAMPLERS, ids=lambda s: type(s).__name__)
 def test_seeded_determinism(sampler):
     first, second = sample(sampler, seed=3, step=7), sample(sampler, seed=3, step=7)
@@ -118,6 +134,8 @@ def test_no_per_sample_loop(sampler):
         (lambda: ForecastMaskSampler(1.5), "target_ratio"),
         (lambda: SharedTimeSpanMaskSampler(span_ratio=(0.3, 0.1)), "span_ratio"),
         (lambda: SharedTimeSpanMaskSampler(num_targets=0), "num_targets"),
+        (lambda: TimeSpanUnionMaskSampler(num_spans=0), "num_spans"),
+        (lambda: TimeSpanUnionMaskSampler(span_ratio=(0.5, 1.0)), "span_ratio"),
     ],
 )
 def test_bad_arguments(factory, message):
@@ -132,3 +150,5 @@ def test_bad_layouts():
         sample(SharedTimeSpanMaskSampler(), shape=(3, 8))
     with pytest.raises(ValueError, match="no context"):
         sample(ForecastMaskSampler(0.9), shape=(3, 2))
+    with pytest.raises(ValueError, match="at least 2 time patches"):
+        sample(TimeSpanUnionMaskSampler(), shape=(3, 1))

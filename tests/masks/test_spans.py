@@ -34,7 +34,7 @@ def test_targets_are_contiguous_spans_of_one_length(step):
     num_tokens = 64
     _, targets = sample(batch=32, num_tokens=num_tokens, step=step)
     length = targets.shape[-1]
-    assert round(0.15 * num_tokens) <= length <= round(0.2 * num_tokens)
+    assert int(0.15 * num_tokens) <= length <= int(0.2 * num_tokens)
     assert torch.equal(targets - targets[..., :1], torch.arange(length).expand_as(targets))
 
 
@@ -56,7 +56,7 @@ def test_context_ratio_within_range(step):
     context, targets = sample(batch=16, num_tokens=num_tokens, step=step)
     fewest_remaining = min(len(remaining_tokens(targets[b], num_tokens)) for b in range(16))
     # one context ratio per batch; the shortest context sets the stacked length
-    assert round(0.4 * fewest_remaining) <= context.shape[1] <= round(0.75 * fewest_remaining)
+    assert int(0.4 * fewest_remaining) <= context.shape[1] <= int(0.75 * fewest_remaining)
 
 
 def test_context_window_positions_vary():
@@ -66,7 +66,7 @@ def test_context_window_positions_vary():
     for step in range(200):
         context, targets = sampler(layout, 1, mask_generator(0, step, 0, "cpu"), "cpu")
         remaining = remaining_tokens(targets[0], num_tokens)
-        assert context.shape[1] == max(1, round(0.4 * len(remaining)))
+        assert context.shape[1] == max(1, int(0.4 * len(remaining)))
         starts_at_first |= context[0, 0].item() == remaining[0]
         ends_at_last |= context[0, -1].item() == remaining[-1]
     assert starts_at_first and ends_at_last
@@ -122,3 +122,11 @@ def test_shortest_valid_sequence_keeps_one_context_token():
     context, targets = sample(batch=64, num_tokens=2, num_targets=1)
     assert context.shape == (64, 1) and targets.shape == (64, 1, 1)
     assert (context != targets[:, 0]).all()
+
+
+def test_batch_shared_masks_are_one_mask_for_every_sample():
+    context, targets = sample(batch=16, batch_shared=True)
+    assert (context == context[:1]).all() and (targets == targets[:1]).all()
+    assert set(context[0].tolist()).isdisjoint(targets[0].flatten().tolist())
+    _, per_sample_targets = sample(batch=16)
+    assert not (per_sample_targets == per_sample_targets[:1]).all()

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 from jepa_lightning.masks import mask_generator
 from jepa_lightning.methods import JEPA
 from jepa_lightning.methods.base import warmup_cosine
-from jepa_lightning.nn import EMATeacher, JEPAPredictor
+from jepa_lightning.nn import EMATeacher, JEPAPredictor, TransformerEncoder
 from jepa_lightning.nn.functional import read_out
 from jepa_lightning.tokens import TokenLayout
 from tests.conftest import fast_trainer, tiny_ijepa
@@ -33,6 +33,49 @@ def test_teacher_is_outside_the_optimizer_and_in_the_checkpoint():
     assert trainable.isdisjoint(id(p) for p in model.teacher.parameters())
     assert trainable == {id(p) for p in model.student.parameters()} | {id(p) for p in model.predictor.parameters()}
     assert any(key.startswith("teacher.module.encoder.blocks.0") for key in model.state_dict())
+
+
+def test_encoder_scope_teacher_shares_the_students_tokenizer_and_averages_only_the_encoder(digits_batch):
+    torch.manual_seed(0)
+    model = tiny_ijepa(teacher_scope="encoder")
+    assert model.ema_source is model.student.encoder and not hasattr(model.teacher.module, "tokenizer")
+    trainable = {id(p) for group in model.parameter_groups() for p in group["params"]}
+    assert trainable.isdisjoint(id(p) for p in model.teacher.parameters())
+    assert {k for k in model.state_dict() if k.startswith("teacher.")} == {
+        f"teacher.module.{k}" for k in model.student.encoder.state_dict()
+    }
+    tokens = model.student.tokenizer(digits_batch)
+    encoded, _ = model.encode_targets(digits_batch)
+    torch.testing.assert_close(encoded, model.teacher.module(tokens))  # the student's tokens, not a copy's
+    torch.testing.assert_close(model.embed(digits_batch), encoded.mean(1))
+    loss, *_ = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    loss.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.student.tokenizer.proj.weight.grad is not None
+    before = {k: v.clone() for k, v in model.teacher.module.state_dict().items()}
+    tokenizer_before = {k: v.clone() for k, v in model.student.tokenizer.state_dict().items()}
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    model.teacher.update(model.ema_source, 0.5)
+    for name, value in model.teacher.module.state_dict().items():
+        torch.testing.assert_close(value, 0.5 * before[name] + 0.5 * model.student.encoder.state_dict()[name])
+    for name, value in model.student.tokenizer.state_dict().items():
+        torch.testing.assert_close(value, tokenizer_before[name] + 1.0)  # the update left the shared tokenizer alone
+    with pytest.raises(ValueError, match="teacher_scope"):
+        tiny_ijepa(teacher_scope="tokenizer")
+
+
+def test_the_teacher_runs_without_dropout(digits_batch):
+    torch.manual_seed(0)
+    model = tiny_ijepa(
+        encoder=TransformerEncoder(embed_dim=32, depth=2, num_heads=2, dropout=0.5, attention_dropout=0.5),
+        teacher_scope="encoder",
+    )
+    assert model.training
+    first, _ = model.encode_targets(digits_batch)
+    second, _ = model.encode_targets(digits_batch)
+    torch.testing.assert_close(first, second)
 
 
 def test_embed_is_the_pooled_teacher_representation(digits_batch):
@@ -168,9 +211,7 @@ def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.teacher.update(model.student, 0.99)
+        model.teacher.update(model.ema_source, 0.99)
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
-    student_groups = model.student.tokenizer(clouds).layout.coords
-    teacher_groups = model.teacher.module.tokenizer(clouds).layout.coords
-    torch.testing.assert_close(student_groups, teacher_groups)
+    assert model.teacher.module is not model.student.encoder and not hasattr(model.teacher.module, "tokenizer")

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from datamodules import ImageDataModule
+from jepa_lightning.losses import lejepa_loss
 from jepa_lightning.methods import BYOL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
 from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
@@ -208,3 +209,29 @@ def test_student_targets_without_regularizer_are_refused():
         jepa(target_encoder="student")
     with pytest.raises(ValueError, match="regularizer must be one of"):
         jepa(regularizer="dropout")
+
+
+def test_lejepa_defaults_are_the_official_recipe_and_pass_num_global_views():
+    model = build(LeJEPA)
+    assert (model.num_views, model.num_global_views) == (4, None)
+    assert (model.lr, model.min_lr, model.weight_decay, model.final_weight_decay) == (5e-4, 5e-7, 5e-2, None)
+    model = build(LeJEPA, num_views=3, num_global_views=1)
+    g = torch.Generator().manual_seed(0)
+    projections = [torch.randn(8, 32, generator=g) for _ in range(3)]
+    _, parts = model.objective(projections, [])
+    expected = lejepa_loss(projections, model.lambda_, num_slices=64, seed=0, num_global_views=1)
+    torch.testing.assert_close(parts["invariance"], expected.invariance)
+    assert not torch.allclose(parts["invariance"], lejepa_loss(projections, num_slices=64, seed=0).invariance)
+    with pytest.raises(ValueError, match="num_global_views"):
+        build(LeJEPA, num_views=2, num_global_views=3)
+
+
+def test_tico_preset_passes_its_covariance_gradient_choice():
+    views = two_views(batch=8)
+    grads = []
+    for detach in (False, True):
+        model = build(TiCo, detach_batch_covariance=detach)
+        loss, _ = model.objective(model.each_view(model.network, views), views)
+        loss.backward()
+        grads.append(model.projector[-1].weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])

@@ -118,3 +118,48 @@ def test_predictor_learns_positions_from_continuous_coordinates():
     assert predictor.position_mlp[0].weight.grad is not None
     with pytest.raises(ValueError, match="positions must be"):
         JEPAPredictor(embed_dim=32, positions="learned")
+
+
+def test_predictor_positions_every_layer_are_added_before_each_block():
+    torch.manual_seed(0)
+    grid, dim = (2, 4), 16
+    layout = TokenLayout("grid", grid, grid_coords(grid))
+    context_idx, target_idx = torch.tensor([[0, 1, 4, 5]]), torch.tensor([[[2, 3], [6, 7]]])
+    context = torch.randn(1, 4, dim)
+    every = JEPAPredictor(dim, 8, depth=2, num_heads=2, positions_every_layer=True).eval()
+    positions = sincos_embedding(layout.coords, 8)
+    sequence = torch.cat(
+        [gather_tokens(positions, context_idx).repeat(2, 1, 1), gather_mask_major(positions, target_idx)], 1
+    )
+    x = torch.cat([every.embed(context).repeat(2, 1, 1), every.mask_token.expand(2, 2, -1)], dim=1)
+    for block in every.blocks:
+        x = block(x + sequence)
+    expected = every.proj(every.norm(x[:, -2:]))
+    torch.testing.assert_close(every(context, layout, context_idx, target_idx), expected)
+    once = JEPAPredictor(dim, 8, depth=2, num_heads=2).eval()
+    once.load_state_dict(every.state_dict())
+    assert not torch.allclose(once(context, layout, context_idx, target_idx), expected)
+    # with one block both add the positions exactly once
+    every.blocks, once.blocks = every.blocks[:1], once.blocks[:1]
+    torch.testing.assert_close(
+        every(context, layout, context_idx, target_idx), once(context, layout, context_idx, target_idx)
+    )
+
+
+def test_dropout_options_reach_every_block_and_default_to_none():
+    encoder = TransformerEncoder(embed_dim=32, depth=2, num_heads=2, dropout=0.1, attention_dropout=0.05)
+    predictor = JEPAPredictor(32, predictor_dim=16, depth=2, num_heads=2, dropout=0.1, attention_dropout=0.05)
+    for block in [*encoder.blocks, *predictor.blocks]:
+        assert (block.attn.attn_drop.p, block.attn.proj_drop.p, block.mlp.drop1.p, block.mlp.drop2.p) == (
+            0.05,
+            0.1,
+            0.1,
+            0.1,
+        )
+    x = tokens()
+    encoder.eval()
+    torch.testing.assert_close(encoder(x), encoder(x))  # no dropout in evaluation
+    encoder.train()
+    assert not torch.allclose(encoder(x), encoder(x))
+    default = TransformerEncoder(embed_dim=32, depth=2, num_heads=2)
+    assert all(block.attn.attn_drop.p == block.mlp.drop1.p == 0.0 for block in default.blocks)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,63 @@ def test_gradients_reach_projection():
     tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=24)
     tokenizer(series()).features.sum().backward()
     assert tokenizer.proj.weight.grad is not None
+
+
+# official: Sennadir/TS_JEPA@830ee5c3a7d4e85623bd5a07992732be7fda9bc2 src/models/tokenizer.py::TS_Tokenizer
+class OfficialTSTokenizer(torch.nn.Module):
+    def __init__(self, dim_in, kernel_size, embed_dim):
+        super().__init__()
+        self.proj = torch.nn.Conv1d(1, embed_dim, kernel_size=kernel_size, stride=kernel_size, padding=0)
+        self.fc = torch.nn.Linear(embed_dim * ((dim_in - kernel_size) // kernel_size + 1), embed_dim)
+
+    def forward(self, x):
+        batch_size, num_patches, length_patch = x.shape
+        x = self.proj(x.view(-1, 1, length_patch))
+        x = self.fc(x.view(x.size(0), -1))
+        return x.view(batch_size, num_patches, -1)
+
+
+# official: Sennadir/TS_JEPA@830ee5c3a7d4e85623bd5a07992732be7fda9bc2 src/models/encoder.py::Encoder.init_embed
+def official_sincos(embed_dim, num_patches):
+    omega = np.arange(embed_dim // 2, dtype=float) / (embed_dim / 2.0)
+    omega = 1.0 / 10000**omega
+    out = np.einsum("m,d->md", np.arange(num_patches, dtype=float), omega)
+    return torch.from_numpy(np.concatenate([np.sin(out), np.cos(out)], axis=1)).float()
+
+
+def test_conv_embedding_matches_the_official_tokenizer_with_copied_weights():
+    """320 samples of one variable -> 10 patches of 32 -> Conv1d(1, D, 3, stride 3) + Linear(10 D, D), 1-D sin-cos."""
+    univariate = InputSpec(modality="time_series", channels=1)
+    ours = ChannelPatchTokenizer(
+        univariate, embed_dim=48, patch_length=32, channel_independent=False, instance_norm=False, embedding="conv"
+    )
+    official = OfficialTSTokenizer(32, 3, 48)
+    assert ours.proj.conv.weight.shape == official.proj.weight.shape == (48, 1, 3)
+    assert ours.proj.fc.weight.shape == official.fc.weight.shape == (48, 480)
+    official.load_state_dict(
+        {"proj." + k: v for k, v in ours.proj.conv.state_dict().items()}
+        | {"fc." + k: v for k, v in ours.proj.fc.state_dict().items()}
+    )
+    x = series(batch=4, channels=1, length=320)
+    tokens = ours(x)
+    expected = official(x.reshape(4, 10, 32))
+    assert torch.allclose(tokens.features, expected, atol=1e-5)
+    assert not torch.allclose(expected[:, 0], expected[:, 1])  # patches differ, so the order is checked
+    assert tokens.layout.shape == (10,)
+    assert torch.allclose(tokens.positions, official_sincos(48, 10), atol=1e-6)
+
+
+def test_conv_embedding_reads_every_channel_of_a_mixing_patch_and_keeps_the_default_conv_init():
+    tokenizer = ChannelPatchTokenizer(SPEC, embed_dim=16, patch_length=24, channel_independent=False, embedding="conv")
+    assert tokenizer.proj.conv.weight.shape == (16, 3, 3)
+    assert tokenizer.proj.conv.weight.abs().max() > 0.1  # kaiming-uniform bound 1/3, not truncated-normal 0.02
+    assert tokenizer.proj.fc.weight.std() < 0.03
+    x = series()
+    normed = tokenizer.normalise(x)
+    patch = normed[1, :, 24:48]  # (C, L)
+    expected = tokenizer.proj.fc(tokenizer.proj.conv(patch[None]).flatten(1))[0]
+    assert torch.allclose(tokenizer(x).features[1, 1], expected, atol=1e-5)
+    grouped = ChannelPatchTokenizer(SPEC, embed_dim=16, patch_length=24, embedding="conv")
+    assert grouped.proj.conv.weight.shape == (16, 1, 3) and grouped(x).features.shape == (2, 12, 16)
+    with pytest.raises(ValueError, match="embedding"):
+        ChannelPatchTokenizer(SPEC, embed_dim=16, patch_length=24, embedding="mlp")
