@@ -352,10 +352,23 @@ def budget_args(steps: int, root: str) -> list[str]:
     ]
 
 
+class RefusedConfigError(RuntimeError):
+    """The command line refused a run's arguments (jsonargparse exits instead of raising)."""
+
+
 def build(method: Method, data_args: list[str], seed: int, budget: int, root: str):
-    """The CLI of one run: the example config, the method's and the data set's overrides, the seed and the budget."""
+    """The CLI of one run: the example config, the method's and the data set's overrides, the seed and the budget.
+    A refused argument raises :class:`RefusedConfigError` with the parser's message (it would otherwise exit the panel,
+    its message muted by :func:`quiet`)."""
     args = [f"--config={CONFIGS / method.config}", *method.model_args, *data_args, f"--seed_everything={seed}"]
-    cli = build_cli([*args, *budget_args(budget, root)], run=False)
+    messages = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):
+            cli = build_cli([*args, *budget_args(budget, root)], run=False)
+    except SystemExit as exit_:
+        text = messages.getvalue()
+        reason = " ".join(text[text.find("error:") :].split()) if "error:" in text else f"exit status {exit_.code}"
+        raise RefusedConfigError(f"{method.config}: {reason}") from None
     # The config's probe report would probe twice more inside the budget; the panel probes outside it.
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, LinearProbeReport)]
     return cli
