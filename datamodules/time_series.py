@@ -32,6 +32,7 @@ import importlib.util
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -512,10 +513,11 @@ class TimeSeriesDataModule(SSLDataModule):
             channel_names=data.channel_names,
         )
 
-    @property
+    @cached_property
     def channel_statistics(self) -> tuple[Tensor, Tensor]:
         """Per-channel mean and standard deviation ``(channels, 1)`` of every observed value of the training file
-        (population variance; a constant channel gets std 1); indexes the data on first use."""
+        (population variance; a constant channel gets std 1); indexes the data on first use, and is computed once
+        for the train, eval and view transforms that all normalise with it."""
         values = np.concatenate([series.astype(np.float64) for series in self.train_file.series], axis=1)
         mean = np.nanmean(values, axis=1)
         std = np.nanstd(values, axis=1)
