@@ -1,4 +1,4 @@
-"""Joint-embedding objectives: SimCLR, Barlow Twins, VICReg, TiCo, BYOL, LeJEPA (SIGReg), spectral whitening.
+"""Joint-embedding objectives: SimCLR, Barlow Twins, VICReg, TiCo, BYOL, LeJEPA (SIGReg), INTL (IterNorm whitening).
 
 All functions take LOCAL tensors (this rank's batch) and do their own communication through
 ``jepa_lightning.distributed``, whose autograd-aware collectives make the DDP-averaged gradient equal to the
@@ -10,8 +10,9 @@ checks this, the all-reduce based objectives take the global batch size as ``wor
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -314,45 +315,82 @@ def lejepa_loss(
     return LeJEPALoss(lambda_ * reg + (1 - lambda_) * invariance, invariance, reg)
 
 
-def _spectral(z: Tensor, zg: Tensor, power: float, eps: float) -> Tensor:
-    """Centre local ``z`` with the gathered ``zg``'s mean and apply ``cov(zg) ** power``, in float64 (MPS: float32)."""
-    n = zg.shape[0]
-    if n < 2:
-        raise ValueError(f"a spectral transform needs at least 2 samples in the global batch, got {n}")
-    work = torch.float32 if z.device.type == "mps" else torch.float64
-    mean = zg.mean(dim=0)
-    zc = (zg - mean).to(work)
-    evals, evecs = torch.linalg.eigh(zc.T @ zc / (n - 1))
-    transform = (evecs * (evals.clamp_min(0) + eps).pow(power)) @ evecs.T
-    return (z - mean).to(work) @ transform
+class INTLLoss(NamedTuple):
+    """INTL total and its unweighted terms (for logging)."""
+
+    loss: Tensor
+    invariance: Tensor
+    trace: Tensor
 
 
-def spectral_transform(z: Tensor, power: float = -0.5, eps: float = 1e-5) -> Tensor:
-    """Map (N, D) embeddings through a power of their covariance: ``(z - mean) U diag((lambda + eps)^power) U^T``.
+#: The axis IterNorm whitens, named as INTL's official code names it: ``"channel"`` (its ``axis=0``, the default)
+#: centres each sample over its channels and whitens the (N, N) Gram matrix of the batch; ``"batch"`` (``axis=1``)
+#: centres each channel over the batch and whitens the (D, D) covariance.
+WhiteningAxis = Literal["channel", "batch"]
 
-    ``power = -0.5`` whitens ("Modulate Your Spectrum": a function of the covariance eigenvalues applied before
-    the invariance loss). Differentiable through ``torch.linalg.eigh``, computed in float64 (float32 on MPS);
-    it needs a global batch larger than D (degenerate eigenvalues make the eigh gradient undefined).
-    Distributed semantics: gathers ``z`` (autograd-aware) for the mean and covariance; returns this rank's rows.
+
+def iternorm(z: Tensor, axis: WhiteningAxis = "channel", iterations: int = 4) -> Tensor:
+    """IterNorm whitening of (N, D) embeddings by Newton iterations (Huang et al., 2019), as INTL applies it.
+
+    With ``S`` the covariance along ``axis`` (see :data:`WhiteningAxis`; unbiased) and ``S_n = S / tr(S)``,
+    ``P_0 = I`` and ``P_{k+1} = 1.5 P_k - 0.5 P_k^3 S_n``; after ``iterations`` steps ``P / sqrt(tr(S))``
+    approximates ``S^{-1/2}``, which multiplies the centred embeddings. A few iterations only partly whiten:
+    INTL's trace loss does the rest. Purely local: the caller passes the global batch.
     """
-    return _spectral(z, gather(z), power, eps).to(z.dtype)
+    if axis not in ("channel", "batch"):
+        raise ValueError(f"axis must be 'channel' or 'batch', got {axis!r}")
+    if z.ndim != 2:
+        raise ValueError(f"iternorm expects (N, D) embeddings, got shape {tuple(z.shape)}")
+    x = z - z.mean(dim=1 if axis == "channel" else 0, keepdim=True)
+    if axis == "channel":
+        x = x.T
+    if x.shape[0] < 2:
+        raise ValueError(f"IterNorm needs at least 2 entries along the centred axis, got {x.shape[0]}")
+    sigma = x.T @ x / (x.shape[0] - 1)
+    trace = torch.diagonal(sigma).sum()
+    sigma_norm = sigma / trace
+    projection = torch.eye(sigma.shape[0], dtype=sigma.dtype, device=sigma.device)
+    for _ in range(iterations):
+        projection = 1.5 * projection - 0.5 * torch.linalg.matrix_power(projection, 3) @ sigma_norm
+    whitened = x @ (projection / trace.sqrt())
+    return whitened.T if axis == "channel" else whitened
 
 
-def whitening(z: Tensor, eps: float = 1e-5) -> Tensor:
-    """ZCA whitening of (N, D) embeddings over the global batch: ``spectral_transform`` with power -1/2."""
-    return spectral_transform(z, -0.5, eps)
+def trace_loss(w: Tensor, axis: WhiteningAxis = "channel") -> Tensor:
+    """INTL's trace loss ``sum_d (var_d - 1)^2`` of whitened (N, D) embeddings along ``axis``: the unbiased variance
+    of each channel over the batch (``"batch"``), or of each sample over its channels (``"channel"``). Purely local."""
+    x = w.T if axis == "channel" else w
+    variance = (x - x.mean(dim=0)).square().sum(dim=0) / (x.shape[0] - 1)
+    return (variance - 1).square().sum()
 
 
-def whitened_mse(z1: Tensor, z2: Tensor, power: float = -0.5, eps: float = 1e-5) -> Tensor:
-    """Normalised MSE between spectrally transformed views: ``mean_n ||w1_n - w2_n||^2`` for unit ``w`` (W-MSE).
+def intl_trade_off(batch_size: int, dim: int, axis: WhiteningAxis = "channel") -> float:
+    """INTL's default trace-loss weight: ``0.01 * (log2(n) - 3)`` with ``n`` the global batch size (channel
+    whitening) or the embedding width (batch whitening), as in the official ``cal_trade_off``."""
+    return 0.01 * (math.log2(batch_size if axis == "channel" else dim) - 3)
 
-    Each view is transformed with its own covariance (``spectral_transform``) and L2-normalised, so the value is
-    ``2 - 2 * mean_n cos``, returned in at least float32. Distributed semantics: gathers both views once
-    (autograd-aware) for the covariances; the distance is a local mean (equal local batches, so DDP's averaging
-    gives the global mean).
+
+@full_precision
+def intl_loss(
+    z1: Tensor,
+    z2: Tensor,
+    trade_off: float | None = None,
+    axis: WhiteningAxis = "channel",
+    iterations: int = 4,
+) -> INTLLoss:
+    """INTL (Weng et al., "Modulate Your Spectrum in Self-Supervised Learning", ICLR 2024) for two views (N, D).
+
+    Each view is whitened over the global batch by :func:`iternorm`; the loss is the normalised MSE
+    ``2 - 2 * mean_n cos(w1_n, w2_n)`` plus ``trade_off * (trace_loss(w1) + trace_loss(w2))``, with ``trade_off``
+    from :func:`intl_trade_off` when None. Distributed semantics: gathers both views once (autograd-aware), as the
+    official code gathers before whitening; every term is computed on the global batch and is identical on every
+    rank.
     """
-    _check_pair(z1, z2, "whitened_mse")
-    zg = gather(torch.stack([z1, z2], dim=1))
-    w1 = F.normalize(_spectral(z1, zg[:, 0], power, eps), dim=1)
-    w2 = F.normalize(_spectral(z2, zg[:, 1], power, eps), dim=1)
-    return (w1 - w2).square().sum(dim=1).mean().to(torch.promote_types(z1.dtype, torch.float32))
+    _check_pair(z1, z2, "intl_loss")
+    zg = gather(torch.stack([z1, z2]).transpose(0, 1))
+    w1, w2 = (iternorm(zg[:, v], axis, iterations) for v in range(2))
+    if trade_off is None:
+        trade_off = intl_trade_off(zg.shape[0], zg.shape[-1], axis)
+    invariance = 2 - 2 * F.cosine_similarity(w1, w2, dim=1).mean()
+    trace = trace_loss(w1, axis) + trace_loss(w2, axis)
+    return INTLLoss(invariance + trade_off * trace, invariance, trace)

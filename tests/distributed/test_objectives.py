@@ -16,17 +16,16 @@ import torch.distributed as dist
 from jepa_lightning import distributed
 from jepa_lightning.losses import (
     barlow_twins,
+    intl_loss,
     lejepa_loss,
     nt_xent,
     sigreg,
     slice_directions,
-    spectral_transform,
     tico,
     vicreg,
     vicreg_covariance,
     vicreg_token_terms,
     vicreg_variance,
-    whitened_mse,
 )
 from tests.distributed import run_on_ranks
 
@@ -42,13 +41,6 @@ Case = Callable[[list[torch.Tensor]], tuple[torch.Tensor, ...]]
 def _initial_covariance() -> torch.Tensor:
     a = torch.randn(OUT_DIM, OUT_DIM, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     return a @ a.T / OUT_DIM
-
-
-def _row_weights(z: torch.Tensor) -> torch.Tensor:
-    """Fixed per-sample weights for this rank's rows of a global (GLOBAL_BATCH, OUT_DIM) weight matrix."""
-    full = torch.linspace(-1, 1, GLOBAL_BATCH * OUT_DIM, dtype=z.dtype).reshape(GLOBAL_BATCH, OUT_DIM)
-    n = z.shape[0]
-    return full[distributed.rank() * n : (distributed.rank() + 1) * n]
 
 
 def _token_terms(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -75,8 +67,8 @@ CASES: dict[str, Case] = {
     ),
     "sigreg": lambda z: (sigreg(z[0], num_slices=16, seed=5),),
     "lejepa_loss": lambda z: tuple(lejepa_loss(z, lambda_=0.3, num_slices=16, seed=9, num_global_views=2)),
-    "whitened_mse": lambda z: (whitened_mse(z[0], z[1]),),
-    "spectral_transform": lambda z: ((spectral_transform(z[0], power=0.5) * _row_weights(z[0])).sum(1).mean(),),
+    "intl_channel": lambda z: tuple(intl_loss(z[0], z[1])),
+    "intl_batch": lambda z: tuple(intl_loss(z[0], z[1], axis="batch")),
 }
 
 

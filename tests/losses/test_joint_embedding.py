@@ -12,18 +12,19 @@ from jepa_lightning import distributed
 from jepa_lightning.losses import (
     barlow_twins,
     byol_loss,
+    intl_loss,
+    intl_trade_off,
+    iternorm,
     lejepa_loss,
     nt_xent,
     sigreg,
     slice_directions,
-    spectral_transform,
     tico,
+    trace_loss,
     vicreg,
     vicreg_covariance,
     vicreg_token_terms,
     vicreg_variance,
-    whitened_mse,
-    whitening,
 )
 
 
@@ -105,10 +106,9 @@ def ref_sigreg(z: np.ndarray, directions: np.ndarray, num_knots: int = 17, t_max
     return float(np.mean(statistics))
 
 
-def ref_power(z: np.ndarray, power: float, eps: float) -> np.ndarray:
-    centred = z - z.mean(0)
-    evals, evecs = np.linalg.eigh(np.cov(z.T))
-    return centred @ evecs @ np.diag((np.maximum(evals, 0) + eps) ** power) @ evecs.T
+def ref_inverse_sqrt(sigma: np.ndarray) -> np.ndarray:
+    evals, evecs = np.linalg.eigh(sigma)
+    return evecs @ np.diag(evals**-0.5) @ evecs.T
 
 
 # ---------------------------------------------------------------- distributed helpers, single process
@@ -314,42 +314,61 @@ def test_lejepa_loss_matches_reference():
         assert out.loss.item() == pytest.approx(0.2 * reg + 0.8 * invariance, rel=1e-10)
 
 
-# ---------------------------------------------------------------- spectral transform / whitening
+# ---------------------------------------------------------------- INTL: IterNorm and trace loss
 
 
-@pytest.mark.parametrize("power", [-0.5, 0.5, 1.0])
-def test_spectral_transform_matches_reference(power):
-    z = _pair(n=40, d=5)[0] @ torch.randn(5, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    np.testing.assert_allclose(spectral_transform(z, power, 1e-5).numpy(), ref_power(z.numpy(), power, 1e-5), rtol=1e-8)
+@pytest.mark.parametrize("axis", ["channel", "batch"])
+def test_iternorm_converges_to_zca_whitening(axis):
+    """Newton's iterations approach ``S^{-1/2}`` of the covariance along the axis: after 12 of them on a
+    well-conditioned batch the result is the eigendecomposition's whitening (numpy). (This uncoupled iteration
+    drifts off again after a few dozen: the official code runs 4.)"""
+    n, d = (6, 40) if axis == "channel" else (40, 6)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64) + 0.5
+    w = iternorm(z, axis, iterations=12).numpy()
+    x = z.numpy() - z.numpy().mean(axis=1 if axis == "channel" else 0, keepdims=True)
+    x = x.T if axis == "channel" else x
+    expected = x @ ref_inverse_sqrt(x.T @ x / (x.shape[0] - 1))
+    np.testing.assert_allclose(w, expected.T if axis == "channel" else expected, rtol=0, atol=1e-6)
 
 
-def test_whitening_gives_identity_covariance():
-    z = torch.randn(500, 8, generator=torch.Generator().manual_seed(0)) @ torch.randn(8, 8) + 3.0
-    w = whitening(z, eps=1e-8).double()
-    torch.testing.assert_close(torch.cov(w.T), torch.eye(8, dtype=torch.float64), atol=1e-4, rtol=0)
-    assert w.dtype == torch.float64
-    assert whitening(z).dtype == z.dtype
+def test_iternorm_with_few_iterations_only_partly_whitens_and_the_trace_loss_sees_it():
+    """4 iterations leave the variances below 1 (the trace loss is positive); 12 drive it to 0."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(40, 6, generator=g, dtype=torch.float64) @ torch.diag(
+        torch.linspace(0.5, 2, 6, dtype=torch.float64)
+    )
+    assert trace_loss(iternorm(z, "batch", 4), "batch").item() > 0.1
+    assert trace_loss(iternorm(z, "batch", 12), "batch").item() == pytest.approx(0.0, abs=1e-12)
 
 
-def test_whitened_mse_matches_reference_and_is_zero_for_identical_views():
-    z1, z2 = _pair(n=30, d=4)
-    w1, w2 = ref_power(z1.numpy(), -0.5, 1e-5), ref_power(z2.numpy(), -0.5, 1e-5)
-    w1 /= np.linalg.norm(w1, axis=1, keepdims=True)
-    w2 /= np.linalg.norm(w2, axis=1, keepdims=True)
-    expected = np.mean([np.sum((a - b) ** 2) for a, b in zip(w1, w2)])
-    assert whitened_mse(z1, z2).item() == pytest.approx(expected, rel=1e-8)
-    assert whitened_mse(z1, z1).item() == pytest.approx(0.0, abs=1e-12)
+def test_trace_loss_matches_its_formula():
+    w = _pair(n=9, d=4)[0]
+    by_channel = ((np.var(w.numpy(), axis=0, ddof=1) - 1) ** 2).sum()
+    by_sample = ((np.var(w.numpy(), axis=1, ddof=1) - 1) ** 2).sum()
+    assert trace_loss(w, "batch").item() == pytest.approx(by_channel, rel=1e-12)
+    assert trace_loss(w, "channel").item() == pytest.approx(by_sample, rel=1e-12)
 
 
-def test_whitened_mse_gradient_is_correct():
-    z1, z2 = _pair(n=10, d=3)
-    torch.autograd.gradcheck(whitened_mse, (z1.requires_grad_(), z2.requires_grad_()), fast_mode=True)
+def test_intl_loss_terms_and_default_trade_off():
+    z1, z2 = _pair(n=16, d=5)
+    w1, w2 = iternorm(z1), iternorm(z2)
+    out = intl_loss(z1, z2)
+    cos = torch.nn.functional.cosine_similarity(w1, w2, dim=1).mean()
+    assert out.invariance.item() == pytest.approx(2 - 2 * cos.item(), rel=1e-12)
+    assert out.trace.item() == pytest.approx((trace_loss(w1) + trace_loss(w2)).item(), rel=1e-12)
+    assert intl_trade_off(16, 5, "channel") == pytest.approx(0.01)  # 0.01 * (log2(16) - 3)
+    assert intl_trade_off(16, 256, "batch") == pytest.approx(0.05)
+    assert out.loss.item() == pytest.approx(out.invariance.item() + 0.01 * out.trace.item(), rel=1e-12)
+    assert intl_loss(z1, z1).invariance.item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="axis"):
+        iternorm(z1, "rows")
 
 
 # ---------------------------------------------------------------- errors and gradients
 
 
-@pytest.mark.parametrize("loss", [nt_xent, barlow_twins, vicreg, byol_loss, whitened_mse])
+@pytest.mark.parametrize("loss", [nt_xent, barlow_twins, vicreg, byol_loss, intl_loss])
 def test_mismatched_views_raise(loss):
     with pytest.raises(ValueError, match="equal shape"):
         loss(torch.randn(4, 3), torch.randn(5, 3))
@@ -358,8 +377,8 @@ def test_mismatched_views_raise(loss):
 def test_too_small_batches_raise():
     with pytest.raises(ValueError, match="at least 2 samples"):
         vicreg_variance(torch.randn(1, 3))
-    with pytest.raises(ValueError, match="at least 2 samples"):
-        whitening(torch.randn(1, 3))
+    with pytest.raises(ValueError, match="at least 2 entries"):
+        iternorm(torch.randn(1, 3), "batch")
     with pytest.raises(ValueError, match=r"\(\.\.\., N, K\)"):
         sigreg(torch.randn(5))
     with pytest.raises(ValueError, match="one shape"):
@@ -374,8 +393,9 @@ def test_too_small_batches_raise():
         lambda a, b: vicreg(a, b).loss,
         lambda a, b: tico(a, b, None)[0],
         lambda a, b: lejepa_loss([a, b], num_slices=8, seed=0).loss,
+        lambda a, b: intl_loss(a, b).loss,
     ],
-    ids=["nt_xent", "barlow_twins", "vicreg", "tico", "lejepa"],
+    ids=["nt_xent", "barlow_twins", "vicreg", "tico", "lejepa", "intl"],
 )
 def test_gradients_match_finite_differences(loss):
     z1, z2 = _pair(n=6, d=3)

@@ -42,3 +42,19 @@ def test_target_normalisations():
     assert normalize_targets(x, "none") is x
     with pytest.raises(ValueError, match="unknown target normalisation"):
         normalize_targets(x, "batch_norm")  # type: ignore[arg-type]
+
+
+def test_cosine_is_one_minus_the_cosine_per_token_averaged():
+    g = torch.Generator().manual_seed(0)
+    prediction, target = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)
+    cosines = (prediction * target).sum(-1) / (prediction.norm(dim=-1) * target.norm(dim=-1))
+    assert latent_regression(prediction, target, "cosine").item() == pytest.approx(
+        (1 - cosines).mean().item(), rel=1e-6
+    )
+    # scale-free per token, 0 for parallel vectors, 2 for opposite ones
+    assert latent_regression(3 * target, target, "cosine").item() == pytest.approx(0.0, abs=1e-6)
+    assert latent_regression(-target, 0.5 * target, "cosine").item() == pytest.approx(2.0, rel=1e-6)
+    valid = torch.tensor([[True, True, False, False, False], [True, False, False, False, False]])
+    expected = (1 - cosines)[valid].mean()
+    ours = latent_regression(prediction, target, "cosine", valid=valid)
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -4,11 +4,23 @@ compared numerically on fixed inputs. Where we deliberately differ, the test say
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from jepa_lightning.losses import barlow_twins, byol_loss, lejepa_loss, nt_xent, sigreg, slice_directions, tico, vicreg
+from jepa_lightning.losses import (
+    barlow_twins,
+    byol_loss,
+    intl_loss,
+    lejepa_loss,
+    nt_xent,
+    sigreg,
+    slice_directions,
+    tico,
+    vicreg,
+)
 
 
 def views(num: int = 2, n: int = 16, d: int = 8, seed: int = 0) -> list[torch.Tensor]:
@@ -277,3 +289,71 @@ def test_tico_default_keeps_the_gradient_through_the_batch_covariance_that_light
         extra = 8.0 * 0.1 * ((fixed @ (normed.T @ normed / len(normed))) * fixed).sum(1).mean()
         extra.backward()
         torch.testing.assert_close(grad - a.grad, zn.grad, rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------- INTL
+
+INTL = "winci-ai/INTL@0aa69af20a263d1d714e45bc835925a84dc11956"
+
+
+# official: winci-ai/INTL@0aa69af20a263d1d714e45bc835925a84dc11956 methods/whitening.py::Whitening2d.forward and
+# Whitening2dIterNorm.whiten_matrix (one process: FullGatherLayer is the identity)
+def official_iternorm(x, axis, iterations=4):
+    w_dim = x.size(-1)
+    m = x.mean(0 if axis == 1 else 1)
+    m = m.view(1, -1) if axis == 1 else m.view(-1, 1)
+    xn = x - m
+    if axis == 1:
+        eye = torch.eye(w_dim).type(xn.type()).reshape(1, w_dim, w_dim).repeat(1, 1, 1)
+        xn_g = xn.reshape(-1, 1, w_dim).permute(1, 0, 2)
+    else:
+        eye = torch.eye(x.size(0)).type(xn.type()).reshape(1, x.size(0), x.size(0)).repeat(1, 1, 1)
+        xn_g = xn.reshape(-1, 1, w_dim).permute(1, 2, 0)
+    sigma = torch.bmm(xn_g.permute(0, 2, 1), xn_g) / (xn_g.shape[1] - 1)
+    trace = sigma.diagonal(offset=0, dim1=-1, dim2=-2).sum(-1)
+    trace = trace.reshape(sigma.size(0), 1, 1)
+    sigma_norm = sigma * trace.reciprocal()
+    projection = eye
+    for _ in range(iterations):
+        projection = torch.baddbmm(projection, torch.matrix_power(projection, 3), sigma_norm, beta=1.5, alpha=-0.5)
+    matrix = projection.mul_(trace.reciprocal().sqrt())
+    decorrelated = torch.bmm(xn_g, matrix)
+    if axis == 1:
+        return decorrelated.permute(1, 0, 2).reshape(-1, w_dim)
+    return decorrelated.permute(2, 0, 1).reshape(-1, w_dim)
+
+
+# official: winci-ai/INTL@0aa69af20a263d1d714e45bc835925a84dc11956 methods/intl.py::TL
+def official_trace_loss(x, axis):
+    if axis == 0:
+        x = x.T
+    N, _ = x.size()
+    x = x - x.mean(dim=0)
+    d = torch.pow(x, 2).sum(axis=0) / (N - 1)
+    return d.add_(-1).pow_(2).sum()
+
+
+# official: winci-ai/INTL@0aa69af20a263d1d714e45bc835925a84dc11956 methods/intl.py::INTL.forward (projections given),
+# methods/base.py::norm_mse_loss and cal_trade_off (bs: the global batch, emb: the projection width)
+def official_intl(projections, axis, bs, emb):
+    trade_off = (math.log2(bs) - 3) * 0.01 if axis == 0 else (math.log2(emb) - 3) * 0.01
+    t = [official_iternorm(p, axis) for p in projections]
+    tl = [official_trace_loss(x, axis) for x in t]
+    loss = 0
+    for i in range(1, len(projections)):
+        x0, x1 = F.normalize(t[i]), F.normalize(t[0])
+        loss += 2 - 2 * (x0 * x1).sum(dim=-1).mean() + trade_off * (tl[i] + tl[0])
+    return loss / (len(projections) - 1)
+
+
+@pytest.mark.parametrize(("axis", "official_axis", "n", "d"), [("channel", 0, 16, 64), ("batch", 1, 64, 16)])
+def test_intl_matches_the_official_loss_and_gradient(axis, official_axis, n, d):
+    z1, z2 = (v.requires_grad_() for v in views(2, n=n, d=d))
+    ours = intl_loss(z1, z2, axis=axis)
+    ours.loss.backward()
+    grads = z1.grad.clone(), z2.grad.clone()
+    z1.grad = z2.grad = None
+    reference = official_intl([z1, z2], official_axis, n, d)
+    reference.backward()
+    assert ours.loss.item() == pytest.approx(reference.item(), rel=1e-10)
+    torch.testing.assert_close(grads, (z1.grad, z2.grad), rtol=1e-8, atol=1e-12)

@@ -215,3 +215,19 @@ def test_point_jepa_learns_on_a_fixed_batch_of_clouds():
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     assert model.teacher.module is not model.student.encoder and not hasattr(model.teacher.module, "tokenizer")
+
+
+def test_cosine_latent_loss_is_selectable_and_trains(digits_batch):
+    torch.manual_seed(0)
+    model = tiny_ijepa(loss="cosine")
+    optimizer = torch.optim.AdamW(model.parameter_groups(), lr=2e-3)
+    losses = []
+    for step in range(30):
+        loss, *_ = model.masked_prediction(digits_batch, mask_generator(0, step % 4, 0, "cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.teacher.update(model.student, 0.99)
+        losses.append(loss.item())
+    assert all(0 <= value <= 2 for value in losses)
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from datamodules import ImageDataModule
-from jepa_lightning.losses import lejepa_loss
-from jepa_lightning.methods import BYOL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
+from jepa_lightning.losses import intl_loss, lejepa_loss
+from jepa_lightning.methods import BYOL, INTL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
 from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
 from tests.conftest import DIGITS_16, fast_trainer
@@ -24,6 +24,7 @@ SMALL_HEADS = {
     # beta=0: the covariance is the current batch's, so the objective does not drift while its running state warms up
     TiCo: {"projector_dims": [64, 32], "ema_momentum": 0.9, "beta": 0.0},
     LeJEPA: {"projector_dims": [64, 32], "num_slices": 64},
+    INTL: {"projector_dims": [64, 64]},
 }
 
 
@@ -235,3 +236,16 @@ def test_tico_preset_passes_its_covariance_gradient_choice():
         loss.backward()
         grads.append(model.projector[-1].weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])
+
+
+def test_intl_compares_every_view_with_the_first_as_the_official_forward_does():
+    model = build(INTL)
+    views = two_views(batch=16) * 2  # views 0, 1, 0, 1: the pair (0, 2) is identical, so its invariance is 0
+    projections = model.each_view(model.network, views)
+    loss, parts = model.objective(projections, views)
+    pairs = [intl_loss(projections[0], z) for z in projections[1:]]
+    assert pairs[1].invariance.item() == pytest.approx(0.0, abs=1e-5)
+    assert loss.item() == pytest.approx(sum(p.loss.item() for p in pairs) / 3, rel=1e-6)
+    assert parts["trace"].item() == pytest.approx(sum(p.trace.item() for p in pairs) / 3, rel=1e-6)
+    with pytest.raises(ValueError, match="axis"):
+        build(INTL, axis="rows")
