@@ -12,6 +12,7 @@ from jepa_lightning.methods.intl import INTL
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
 from jepa_lightning.methods.lejepa import LeJEPA
+from jepa_lightning.methods.njepa import NJEPA
 from jepa_lightning.methods.pointjepa import PointJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
@@ -27,6 +28,7 @@ __all__ = [
     "IJEPA",
     "INTL",
     "JEPA",
+    "NJEPA",
     "TJEPA",
     "TSJEPA",
     "BarlowTwins",

@@ -92,9 +92,10 @@ class JEPA(SSLMethod):
     ``readout`` is what ``embed`` (probes, ``predict``) reads from the tokens of ``readout_network`` (see
     :data:`~jepa_lightning.nn.functional.Readout`, :data:`ReadoutNetwork`): the target network (default) or the
     student, on every token (the probes and validation run it in eval mode). ``predictor_positions_every_layer``,
-    ``predictor_drop_path_rate``, ``predictor_dropout`` and ``predictor_attention_dropout`` are the
-    :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer``, ``drop_path_rate``, ``dropout`` and
-    ``attention_dropout``. Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step,
+    ``predictor_drop_path_rate``, ``predictor_dropout``, ``predictor_attention_dropout`` and
+    ``predictor_mask_noise_levels`` are the :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer``,
+    ``drop_path_rate``, ``dropout``, ``attention_dropout`` and ``mask_noise_levels`` (N-JEPA's noise on the mask
+    tokens' positions). Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step,
     micro-batch, rank)``: a resumed run draws the same masks, ranks draw different ones, and sampling never waits
     for an accelerator.
 
@@ -123,6 +124,7 @@ class JEPA(SSLMethod):
         predictor_drop_path_rate: float = 0.0,
         predictor_dropout: float = 0.0,
         predictor_attention_dropout: float = 0.0,
+        predictor_mask_noise_levels: int = 0,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
         readout_network: ReadoutNetwork = "target",
@@ -187,6 +189,7 @@ class JEPA(SSLMethod):
             drop_path_rate=predictor_drop_path_rate,
             dropout=predictor_dropout,
             attention_dropout=predictor_attention_dropout,
+            mask_noise_levels=predictor_mask_noise_levels,
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope

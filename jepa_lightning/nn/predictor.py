@@ -25,6 +25,15 @@ from jepa_lightning.tokens import TokenLayout, sincos_embedding
 PredictorPositions = Literal["sincos", "mlp"]
 
 
+def cosine_noise_schedule(levels: int) -> Tensor:
+    """``alpha_bar`` of ``levels`` noise levels ``t_k = k / levels`` (k = 0 .. levels - 1) on the cosine schedule of
+    improved DDPM (Nichol and Dhariwal, 2021; offset s = 0.008): 1 (clean) at k = 0, falling towards 0 (all noise)."""
+    s = 0.008
+    t = torch.arange(levels, dtype=torch.float64) / levels
+    f = torch.cos((t + s) / (1 + s) * torch.pi / 2).square()
+    return (f / f[0]).float()
+
+
 class JEPAPredictor(nn.Module):
     """Narrow transformer that predicts target-token representations from the encoded context.
 
@@ -46,6 +55,11 @@ class JEPAPredictor(nn.Module):
     shape the blocks and norms as in :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the
     blocks' output through LayerNorm, Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full
     encoder stack, its output head included, then normalises again).
+
+    ``mask_noise_levels`` > 0 (N-JEPA) noises the mask tokens' position embeddings in training, diffusion-style:
+    each (sample, target group) draws a level ``k`` uniformly from :func:`cosine_noise_schedule` and its target
+    positions become ``sqrt(alpha_bar_k) p + sqrt(1 - alpha_bar_k) eps`` with ``eps ~ N(0, I)`` (global RNG, like
+    dropout); in eval mode the positions are clean. 0 (default) leaves them untouched.
     """
 
     def __init__(
@@ -68,6 +82,7 @@ class JEPAPredictor(nn.Module):
         activation: Activation = "gelu",
         norm_eps: float = 1e-6,
         output_head: bool = False,
+        mask_noise_levels: int = 0,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -80,6 +95,7 @@ class JEPAPredictor(nn.Module):
         self.predictor_dim = predictor_dim
         self.attention = attention
         self.positions_every_layer = positions_every_layer
+        self.mask_noise_levels = mask_noise_levels
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
         self.blocks = transformer_blocks(
@@ -131,6 +147,8 @@ class JEPAPredictor(nn.Module):
             positions = self.position_mlp(layout.coords.to(context.dtype))
         context_positions = gather_tokens(positions, context_idx)
         target_positions = gather_mask_major(positions, target_idx)
+        if self.training and self.mask_noise_levels > 0:
+            target_positions = self.noised(target_positions)
         if self.positions_every_layer:  # the sequence's positions, added before each block below
             x = self.embed(context).repeat(groups, 1, 1)
             x = torch.cat([x, self.mask_token.expand(x.shape[0], per_group, -1)], dim=1)
@@ -157,3 +175,10 @@ class JEPAPredictor(nn.Module):
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))
+
+    def noised(self, positions: Tensor) -> Tensor:
+        """``positions`` ``(M * B, Nt, Dp)`` with one noise level per row (see ``mask_noise_levels``)."""
+        alpha_bar = cosine_noise_schedule(self.mask_noise_levels).to(positions.device, positions.dtype)
+        level = torch.randint(self.mask_noise_levels, (positions.shape[0], 1, 1), device=positions.device)
+        a = alpha_bar[level]
+        return a.sqrt() * positions + (1 - a).sqrt() * torch.randn_like(positions)
