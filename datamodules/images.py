@@ -192,6 +192,19 @@ def simclr_augmentation(image_size: tuple[int, int], channels: int, flip: bool) 
     return v2.Compose(steps)
 
 
+class Speckle(torch.nn.Module):
+    """Multiplicative speckle of a ``looks``-look intensity SAR image: ``x * n`` with ``n ~ Gamma(looks, 1 / looks)``
+    (mean 1, variance ``1 / looks``), drawn per pixel from the global RNG (each worker's), on [0, 1] intensities."""
+
+    def __init__(self, looks: float) -> None:
+        super().__init__()
+        self.looks = looks
+
+    def forward(self, image: Tensor) -> Tensor:
+        shape = torch.full_like(image, self.looks)
+        return image * torch.distributions.Gamma(shape, shape).sample()
+
+
 class ArrayImageSource(SampleSource):
     """Images held in memory as ``uint8 (N, C, H, W)``, converted to ``channels`` on load when they differ."""
 
@@ -250,6 +263,8 @@ class ImageDataModule(SSLDataModule):
             (exactly for in-memory sources, from up to 1,000 images for folders).
         crop_scale: area range of the training RandomResizedCrop (I-JEPA's only augmentation of ``x``).
         view_flip: whether augmented views are randomly flipped horizontally.
+        speckle_looks: multiplicative speckle (:class:`Speckle`, ``looks``-look Gamma noise of mean 1) on every image
+            of every transform, before normalisation, to make optical images SAR-like; ``None`` (default): none.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule` (``batch_size``,
             ``num_workers``, ``val_fraction``, ``seed``, ``num_views``, ``drop_last``, ``predict_split``).
     """
@@ -266,6 +281,7 @@ class ImageDataModule(SSLDataModule):
         std: list[float] | None = None,
         crop_scale: tuple[float, float] = (0.3, 1.0),
         view_flip: bool = True,
+        speckle_looks: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -281,6 +297,8 @@ class ImageDataModule(SSLDataModule):
             raise invalid("mean/std", "both or neither", f"mean={mean!r}, std={std!r}")
         if std is not None and min(std) <= 0:
             raise invalid("std", "positive values", repr(std))
+        if speckle_looks is not None and speckle_looks <= 0:
+            raise invalid("speckle_looks", "None or a positive number of looks", repr(speckle_looks))
         if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
             raise invalid("crop_scale", "(low, high) with 0 < low <= high <= 1", repr(crop_scale))
         self.path = path
@@ -291,6 +309,7 @@ class ImageDataModule(SSLDataModule):
         self.on_bad_file = on_bad_file
         self.crop_scale = crop_scale
         self.view_flip = view_flip
+        self.speckle_looks = speckle_looks
         self._user_stats = (list(mean), list(std)) if mean is not None and std is not None else None
         self._stats: tuple[list[float], list[float]] | None = None
         self._inferred_channels: int | None = None
@@ -431,9 +450,12 @@ class ImageDataModule(SSLDataModule):
             self._stats = channel_moments(batches)
         return self._stats
 
-    def _normalize(self) -> v2.Normalize:
+    def _normalize(self) -> Transform:
+        """Speckle (when ``speckle_looks`` is set), then the per-channel normalisation, of [0, 1] float images."""
         mean, std = self.normalisation()
-        return v2.Normalize(mean, std)
+        if self.speckle_looks is None:
+            return v2.Normalize(mean, std)
+        return v2.Compose([Speckle(self.speckle_looks), v2.Normalize(mean, std)])
 
     def train_transform(self) -> Transform:
         """I-JEPA's training transform: random resized crop, then normalisation (no flip, no colour)."""

@@ -15,6 +15,7 @@ from jepa_lightning.masks.series import (
 )
 from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
 from jepa_lightning.masks.time_frequency import FrequencyBandMaskSampler, TimeSpanMaskSampler
+from jepa_lightning.masks.windows import LocalWindowMaskSampler
 
 __all__ = [
     "AxisSpanMaskSampler",
@@ -24,6 +25,7 @@ __all__ = [
     "FeatureSubsetMaskSampler",
     "ForecastMaskSampler",
     "FrequencyBandMaskSampler",
+    "LocalWindowMaskSampler",
     "MaskSampler",
     "MultiBlockMaskSampler",
     "RandomChoiceMaskSampler",

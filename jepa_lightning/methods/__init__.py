@@ -14,6 +14,7 @@ from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_ml
 from jepa_lightning.methods.lejepa import LeJEPA
 from jepa_lightning.methods.njepa import NJEPA
 from jepa_lightning.methods.pointjepa import PointJEPA
+from jepa_lightning.methods.sarjepa import SARJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
@@ -29,6 +30,7 @@ __all__ = [
     "INTL",
     "JEPA",
     "NJEPA",
+    "SARJEPA",
     "TJEPA",
     "TSJEPA",
     "BarlowTwins",

@@ -26,6 +26,7 @@ from jepa_lightning.tokens import TokenizerFactory, Tokens
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
 PredictorFactory = Callable[[int], nn.Module]
 
+
 #: Default weight of each anti-collapse regularizer (LeJEPA's lambda; VICReg's variance weight relative to its
 #: invariance weight).
 DEFAULT_REGULARIZER_WEIGHT = {"none": 0.0, "sigreg": 0.05, "vicreg": 1.0}
@@ -82,6 +83,13 @@ class JEPA(SSLMethod):
     top of the EMA teacher. ``regularizer_input="tokens"`` applies VICReg to every context token instead of the
     per-sample mean, for readouts that read more than the mean (rows, flattened tokens).
 
+    ``target_encoder="fixed"``: the targets are a fixed function of the input, ``target_features``, a module
+    ``x -> (B, N, F)`` with one row per token and a method ``feature_dim(input_spec) -> F`` (e.g.
+    :class:`~jepa_lightning.tokenizers.GradientTargets`, SAR-JEPA's multi-scale gradients per patch): no teacher is
+    built (nothing of it in the optimiser or the checkpoint), no regularizer is needed (the targets cannot collapse),
+    the default predictor outputs ``target_features.feature_dim(input_spec)`` per token, ``target_final_norm`` does
+    not apply, and the embeddings are the student's (``readout_network="student"``).
+
     ``target_final_norm=False`` takes the targets from the target encoder's last block before its final norm (then
     ``target_norm``), as Point-JEPA does; the default reads the encoder's output (I-JEPA).
 
@@ -136,7 +144,8 @@ class JEPA(SSLMethod):
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
         ema_interval: Literal["step", "epoch"] = "step",
-        target_encoder: Literal["ema", "student"] = "ema",
+        target_encoder: Literal["ema", "student", "fixed"] = "ema",
+        target_features: nn.Module | None = None,
         teacher_scope: Literal["backbone", "encoder"] = "backbone",
         regularizer: Literal["none", "sigreg", "vicreg"] = "none",
         regularizer_weight: float | None = None,
@@ -157,8 +166,17 @@ class JEPA(SSLMethod):
         check_readout(readout)
         if readout_network not in ("target", "student"):
             raise ValueError(f"readout_network must be 'target' or 'student', got {readout_network!r}")
-        if target_encoder not in ("ema", "student"):
-            raise ValueError(f"target_encoder must be 'ema' or 'student', got {target_encoder!r}")
+        if target_encoder not in ("ema", "student", "fixed"):
+            raise ValueError(f"target_encoder must be 'ema', 'student' or 'fixed', got {target_encoder!r}")
+        if (target_encoder == "fixed") != (target_features is not None):
+            raise ValueError(
+                "target_encoder='fixed' and target_features go together: fixed targets are computed by "
+                f"target_features (got target_encoder={target_encoder!r}, target_features={target_features!r})"
+            )
+        if target_encoder == "fixed" and readout_network != "student":
+            raise ValueError(
+                "target_encoder='fixed' has no target network to read embeddings from: set readout_network='student'"
+            )
         if teacher_scope not in ("backbone", "encoder"):
             raise ValueError(f"teacher_scope must be 'backbone' or 'encoder', got {teacher_scope!r}")
         if regularizer not in DEFAULT_REGULARIZER_WEIGHT:
@@ -175,7 +193,7 @@ class JEPA(SSLMethod):
                 "target_encoder='student' (no teacher) collapses without a regularizer: set regularizer='sigreg' "
                 "or 'vicreg'"
             )
-        self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler"])
+        self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler", "target_features"])
         self.student = TokenBackbone(tokenizer(input_spec, encoder.embed_dim), encoder)
         predictor = predictor or partial(
             JEPAPredictor,
@@ -190,6 +208,7 @@ class JEPA(SSLMethod):
             dropout=predictor_dropout,
             attention_dropout=predictor_attention_dropout,
             mask_noise_levels=predictor_mask_noise_levels,
+            output_dim=None if target_features is None else target_features.feature_dim(input_spec),
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope
@@ -198,6 +217,7 @@ class JEPA(SSLMethod):
             if target_encoder == "ema"
             else None
         )
+        self.target_features = target_features
         self.regularizer = regularizer
         self.regularizer_weight = (
             DEFAULT_REGULARIZER_WEIGHT[regularizer] if regularizer_weight is None else regularizer_weight
@@ -229,9 +249,12 @@ class JEPA(SSLMethod):
         context = self.student.encoder(tokens, keep=context_idx)
         prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
         with torch.no_grad():
-            encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
+            if self.target_features is not None:
+                encoded, target_tokens = self.fixed_targets(x, tokens), tokens
+            else:
+                encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
             target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
-            if not self.target_final_norm:  # the embeddings read the encoder's output, as embed() does
+            if not self.target_final_norm and self.target_features is None:  # embeddings read the encoder's output
                 encoded = self.target_encoder_network.norm(encoded)
         target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
         loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
@@ -245,6 +268,17 @@ class JEPA(SSLMethod):
             stats["regularizer"] = penalty.detach()
             loss = loss + self.regularizer_weight * penalty
         return MaskedPrediction(loss, stats, encoded, target_tokens)
+
+    def fixed_targets(self, x: ModelInput, tokens: Tokens) -> Tensor:
+        """The ``target_features`` of ``x``, one row per token of ``tokens`` ``(B, N, F)``, without gradient."""
+        with torch.no_grad():
+            features = self.target_features(x)
+        if features.shape[:2] != tokens.features.shape[:2]:
+            raise ValueError(
+                f"target_features gave {tuple(features.shape)} for tokens {tuple(tokens.features.shape)}: it must "
+                "give one row per token, in the tokenizer's order (e.g. the same patch size)"
+            )
+        return features
 
     @property
     def ema_source(self) -> nn.Module:

@@ -59,7 +59,8 @@ class JEPAPredictor(nn.Module):
     ``mask_noise_levels`` > 0 (N-JEPA) noises the mask tokens' position embeddings in training, diffusion-style:
     each (sample, target group) draws a level ``k`` uniformly from :func:`cosine_noise_schedule` and its target
     positions become ``sqrt(alpha_bar_k) p + sqrt(1 - alpha_bar_k) eps`` with ``eps ~ N(0, I)`` (global RNG, like
-    dropout); in eval mode the positions are clean. 0 (default) leaves them untouched.
+    dropout); in eval mode the positions are clean. 0 (default) leaves them untouched. ``output_dim`` is the width
+    of the predictions (default ``embed_dim``; fixed targets of another width set it).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class JEPAPredictor(nn.Module):
         norm_eps: float = 1e-6,
         output_head: bool = False,
         mask_noise_levels: int = 0,
+        output_dim: int | None = None,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -120,7 +122,7 @@ class JEPAPredictor(nn.Module):
             else None
         )
         self.norm = nn.LayerNorm(predictor_dim, eps=norm_eps)
-        self.proj = nn.Linear(predictor_dim, embed_dim)
+        self.proj = nn.Linear(predictor_dim, output_dim or embed_dim)
         self.position_mlp = (
             nn.Sequential(nn.Linear(coord_dim, 128), nn.GELU(), nn.Linear(128, predictor_dim))
             if positions == "mlp"

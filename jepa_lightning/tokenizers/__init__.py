@@ -4,6 +4,7 @@ names are re-exported here for convenience."""
 
 from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
+from jepa_lightning.tokenizers.gradients import GradientTargets, ratio_gradient_magnitude
 from jepa_lightning.tokenizers.images import PatchTokenizer2d
 from jepa_lightning.tokenizers.point_clouds import (
     MiniPointNet,
@@ -19,6 +20,7 @@ from jepa_lightning.tokens import Tokenizer, TokenizerFactory, TokenLayout, Toke
 __all__ = [
     "ChannelPatchTokenizer",
     "FeatureTokenizer",
+    "GradientTargets",
     "InputSpec",
     "LogMelPatchTokenizer",
     "MiniPointNet",
@@ -36,6 +38,7 @@ __all__ = [
     "input_batch_size",
     "knn_group",
     "model_input",
+    "ratio_gradient_magnitude",
     "sequence_order",
     "sincos_embedding",
 ]

@@ -12,7 +12,7 @@ from PIL import Image, ImageFile
 from torch import Tensor
 
 from datamodules import ImageDataModule
-from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
+from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, Speckle
 
 
 def write_images(folder: Path, count: int, mode: str = "RGB", size: tuple[int, int] = (6, 5), suffix: str = ".png"):
@@ -313,3 +313,20 @@ def test_mean_std_length_is_checked_against_inferred_channels(tmp_path: Path) ->
     write_images(tmp_path, 2, mode="RGB")
     with pytest.raises(ValueError, match="mean: expected 3 value"):
         ImageDataModule(str(tmp_path), mean=[0.5], std=[0.2]).setup("fit")
+
+
+def test_speckle_multiplies_every_transform_by_unit_mean_gamma_noise() -> None:
+    torch.manual_seed(0)
+    noise = Speckle(4.0)(torch.ones(200_000))
+    assert noise.min() >= 0
+    assert noise.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert noise.var().item() == pytest.approx(1 / 4, rel=0.03)  # Gamma(L, 1/L): variance 1 / L
+    clean = ImageDataModule(image_size=8, batch_size=64, num_views=0, mean=[0.0], std=[1.0])
+    noisy = ImageDataModule(image_size=8, batch_size=64, num_views=0, mean=[0.0], std=[1.0], speckle_looks=4.0)
+    x, _ = gather(clean.eval_dataloader("train"))
+    y, _ = gather(noisy.eval_dataloader("train"))
+    assert torch.equal(y == 0, x == 0)  # multiplicative: black stays black
+    ratio = y[x > 0.2] / x[x > 0.2]
+    assert ratio.mean().item() == pytest.approx(1.0, abs=0.02) and ratio.std().item() == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(ValueError, match="speckle_looks"):
+        ImageDataModule(speckle_looks=0)
