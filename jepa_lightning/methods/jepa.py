@@ -107,6 +107,10 @@ class JEPA(SSLMethod):
 
     ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
     optimizer step; the teacher still moves after every step.
+
+    ``activation_checkpointing=True`` recomputes the blocks' activations of the student encoder and the default
+    predictor in the backward pass instead of keeping them (less memory for long token sequences such as video, one
+    more forward of those blocks per step; loss and gradients unchanged). A ``predictor`` factory sets its own.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class JEPA(SSLMethod):
         regularizer_input: Literal["pooled", "tokens"] = "pooled",
         num_slices: int = 256,
         mask_seed: int = 0,
+        activation_checkpointing: bool = False,
         input_spec: InputSpec | None = None,
         **kwargs: Any,
     ) -> None:
@@ -174,6 +179,8 @@ class JEPA(SSLMethod):
                 "or 'vicreg'"
             )
         self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler"])
+        if activation_checkpointing:
+            encoder.activation_checkpointing = True
         self.student = TokenBackbone(tokenizer(input_spec, encoder.embed_dim), encoder)
         predictor = predictor or partial(
             JEPAPredictor,
@@ -187,6 +194,7 @@ class JEPA(SSLMethod):
             drop_path_rate=predictor_drop_path_rate,
             dropout=predictor_dropout,
             attention_dropout=predictor_attention_dropout,
+            activation_checkpointing=activation_checkpointing,
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope
@@ -330,5 +338,15 @@ class JEPA(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The ``readout`` of the ``readout_network``'s tokens: the target network's (I-JEPA evaluates its EMA
         teacher) or the student's (callers put the model in eval mode, as the probes do)."""
-        encoded, tokens = self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
+        encoded, tokens = self.readout_tokens(x)
         return read_out(encoded, tokens.layout, self.readout, tokens.valid)
+
+    @torch.no_grad()
+    def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
+        """The ``readout_network``'s encoded tokens ``(B, N, D)`` and their validity (attentive probes)."""
+        encoded, tokens = self.readout_tokens(x)
+        return encoded, tokens.valid
+
+    def readout_tokens(self, x: ModelInput) -> tuple[Tensor, Tokens]:
+        """Every token of ``x`` encoded by the ``readout_network``, and its tokens (layout, validity)."""
+        return self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)

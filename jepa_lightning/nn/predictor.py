@@ -14,6 +14,7 @@ from jepa_lightning.nn.encoder import (
     attention_mask,
     check_attention_rule,
     restrict_to_valid_keys,
+    run_block,
     transformer_blocks,
 )
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -45,7 +46,7 @@ class JEPAPredictor(nn.Module):
     (see :func:`~jepa_lightning.nn.encoder.transformer_blocks`); ``norm_placement``, ``activation`` and ``norm_eps``
     shape the blocks and norms as in :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the
     blocks' output through LayerNorm, Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full
-    encoder stack, its output head included, then normalises again).
+    encoder stack, its output head included, then normalises again). ``activation_checkpointing`` as in the encoder.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class JEPAPredictor(nn.Module):
         activation: Activation = "gelu",
         norm_eps: float = 1e-6,
         output_head: bool = False,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -80,6 +82,7 @@ class JEPAPredictor(nn.Module):
         self.predictor_dim = predictor_dim
         self.attention = attention
         self.positions_every_layer = positions_every_layer
+        self.activation_checkpointing = activation_checkpointing
         self.embed = nn.Linear(embed_dim, predictor_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
         self.blocks = transformer_blocks(
@@ -153,7 +156,7 @@ class JEPAPredictor(nn.Module):
             )
         for block in self.blocks:
             inputs = x + sequence_positions if self.positions_every_layer else x
-            x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
+            x = run_block(block, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))
