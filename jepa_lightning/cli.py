@@ -21,7 +21,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.base import SSLDataModule
-from jepa_lightning.callbacks.attentive_probe import datamodule_attentive_probe_accuracy
+from jepa_lightning.callbacks.attentive_probe import (
+    OFFICIAL_SETTINGS,
+    AttentiveProbeSettings,
+    datamodule_attentive_probe_accuracy,
+)
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
@@ -103,6 +107,7 @@ class SSLTrainer(L.Trainer):
         ckpt_path: str | None = None,
         split: str = "val",
         head: Literal["linear", "attentive"] = "linear",
+        attentive: AttentiveProbeSettings = OFFICIAL_SETTINGS,
     ) -> float:
         """Probe frozen representations: fitted on the training split, accuracy on ``split``.
 
@@ -113,6 +118,8 @@ class SSLTrainer(L.Trainer):
             split: held-out split to score on: "val" or "test".
             head: "linear": logistic regression on the pooled embeddings (``embed``); "attentive": V-JEPA's
                 attentive probe, a cross-attention head trained on the encoder's tokens (``embed_tokens``).
+            attentive: how the attentive head is trained (``--attentive.epochs``, ``.lr``, ...; the official recipe
+                by default).
         """
         if head not in ("linear", "attentive"):
             raise ConfigurationError(f"probe head must be 'linear' or 'attentive', got {head!r}")
@@ -121,7 +128,7 @@ class SSLTrainer(L.Trainer):
             model.load_state_dict(checkpoint["state_dict"])
         model.to(self.strategy.root_device)
         if head == "attentive":
-            accuracy = datamodule_attentive_probe_accuracy(model, datamodule, split)
+            accuracy = datamodule_attentive_probe_accuracy(model, datamodule, split, attentive)
         else:
             accuracy = datamodule_probe_accuracy(model, datamodule, split)
         for logger in self.loggers:

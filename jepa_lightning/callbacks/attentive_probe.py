@@ -104,10 +104,14 @@ class AttentiveProbeSettings:
             raise ValueError("epochs, batch_size and depth must be >= 1 and lr > 0")
 
 
+#: The official recipe.
+OFFICIAL_SETTINGS = AttentiveProbeSettings()
+
+
 def fit_attentive_probe(
     train: TokenSet,
     num_heads: int,
-    settings: AttentiveProbeSettings = AttentiveProbeSettings(),
+    settings: AttentiveProbeSettings = OFFICIAL_SETTINGS,
     device: torch.device | str = "cpu",
 ) -> AttentiveClassifier:
     """An :class:`AttentiveClassifier` trained on the labelled samples of ``train``; the same ``settings.seed`` gives
@@ -166,7 +170,7 @@ def attentive_probe_accuracy(
     train: TokenSet,
     test: TokenSet,
     num_heads: int,
-    settings: AttentiveProbeSettings = AttentiveProbeSettings(),
+    settings: AttentiveProbeSettings = OFFICIAL_SETTINGS,
     device: torch.device | str = "cpu",
 ) -> float:
     """Accuracy on the labelled samples of ``test`` of the attentive probe fitted on ``train``."""
@@ -184,7 +188,7 @@ def datamodule_attentive_probe_accuracy(
     model: L.LightningModule,
     datamodule: L.LightningDataModule,
     split: str = "val",
-    settings: AttentiveProbeSettings = AttentiveProbeSettings(),
+    settings: AttentiveProbeSettings = OFFICIAL_SETTINGS,
 ) -> float:
     """Attentive-probe accuracy of the model's frozen tokens on ``split``, trained on the training split (evaluation
     transforms), on the model's device; any jepa-lightning datamodule (``eval_dataloader(split)``)."""
