@@ -19,8 +19,9 @@ class VJEPA(JEPA):
     """V-JEPA: video clips ``(B, C, T, H, W)`` as 3-D grids of tubelets, multi-block masks through time, EMA target
     encoder; for :class:`~datamodules.video.VideoDataModule`.
 
-    Defaults, those of the official ViT-L pretraining config (facebookresearch/jepa@51c59d518fc63c08464af6de585f78ac0c7ed4d5,
-    ``configs/pretrain/vitl16.yaml``, ``app/vjepa/train.py``): tubelets of 2 frames x 16 x 16 pixels embedded by a
+    Defaults, those of the official ViT-L pretraining config
+    (facebookresearch/jepa@51c59d518fc63c08464af6de585f78ac0c7ed4d5, ``configs/pretrain/vitl16.yaml``,
+    ``app/vjepa/train.py``): tubelets of 2 frames x 16 x 16 pixels embedded by a
     ``Conv3d`` with fixed 3-D sin-cos positions (:class:`~jepa_lightning.tokenizers.TubeletTokenizer`, the
     ``uniform_power`` split of the width); encoder ViT-L (1024 wide, 24 layers, 16 heads); predictor 384 wide and
     12 deep with the encoder's head count and one learned mask token per mask configuration; both mask
