@@ -218,13 +218,14 @@ def moving_digits(num_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     speed = rng.uniform(*SPEED, size=(count, 2))
     velocity = np.stack([np.sin(angle), np.cos(angle)], axis=-1) * speed[..., None]
     clips = np.zeros((count, num_frames, CANVAS, CANVAS), dtype=np.uint8)
+    index, offsets = np.arange(count)[:, None, None], np.arange(DIGIT)
     for frame in range(num_frames):
-        corners = np.round(position).astype(np.int64)
-        for clip in range(count):
-            for which, scan in enumerate((scans[clip], scans[partners[clip]])):
-                top, left = corners[clip, which]
-                window = clips[clip, frame, top : top + DIGIT, left : left + DIGIT]
-                np.maximum(window, scan, out=window)
+        corners = np.round(position).astype(np.int64)  # (N, 2 digits, (top, left))
+        for which, scan in enumerate((scans, scans[partners])):
+            rows = (corners[:, which, 0, None] + offsets)[:, :, None]
+            cols = (corners[:, which, 1, None] + offsets)[:, None, :]
+            canvas = clips[:, frame]
+            canvas[index, rows, cols] = np.maximum(canvas[index, rows, cols], scan)
         position += velocity
         low, high = position < 0, position > limit
         position = np.where(low, -position, np.where(high, 2 * limit - position, position))
