@@ -414,6 +414,8 @@ class VideoDataModule(SSLDataModule):
 
         def probe(entry: Path) -> tuple[int, int]:
             kind = video_kind(entry)
+            if kind in ("file", "frames") and decoded not in (1, 3):
+                raise invalid(entry, f"an array, as decoded videos have 1 or 3 channels, not {decoded}", kind)
             if kind == "file":
                 return probe_video(entry, decoded)
             if kind == "frames":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from jepa_lightning.cli import build_cli
 from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import MultiMaskSampler, RandomChoiceMaskSampler, vjepa_multiblock
 from jepa_lightning.methods import VJEPA
@@ -83,3 +85,12 @@ def test_one_configuration_per_batch_keeps_one_mask_token_and_trains():
     loss.backward()
     assert model.predictor.mask_token.grad is not None and torch.isfinite(loss)
     assert model.embed(torch.randn(2, 3, 8, 32, 32)).shape == (2, 48)
+
+
+def test_the_moving_digits_config_builds_and_links_the_clip_size_into_the_tokenizer():
+    config = Path(__file__).parents[2] / "examples" / "configs" / "vjepa_moving_digits.yaml"
+    cli = build_cli(["--config", str(config), "--trainer.logger=false"], run=False)
+    assert type(cli.model).__name__ == "VJEPA" and type(cli.datamodule).__name__ == "VideoDataModule"
+    assert cli.model.input_spec == cli.datamodule.input_spec and cli.model.input_spec.frames == 8
+    assert cli.model.student.tokenizer.grid_shape == (4, 4, 4)
+    assert cli.model.mask_sampler.num_configurations == 2
