@@ -410,16 +410,15 @@ class VideoDataModule(SSLDataModule):
         elif not held_out and any(label >= 0 for label in labels):
             self._num_classes = max(labels) + 1
         kinds = [video_kind(entry) for entry in entries]
-        decoded = self._channels or 3
 
         def probe(entry: Path) -> tuple[int, int]:
             kind = video_kind(entry)
-            if kind in ("file", "frames") and decoded not in (1, 3):
-                raise invalid(entry, f"an array, as decoded videos have 1 or 3 channels, not {decoded}", kind)
+            if kind in ("file", "frames") and channels not in (1, 3):
+                raise invalid(entry, f"an array, as decoded videos have 1 or 3 channels, not {channels}", kind)
             if kind == "file":
-                return probe_video(entry, decoded)
+                return probe_video(entry, channels)
             if kind == "frames":
-                return probe_frames(entry, decoded)
+                return probe_frames(entry, channels)
             if kind == "array":
                 return probe_array(entry)
             raise invalid(entry, "a video file, an NPY / NPZ array or a folder of frames", "none of these")
