@@ -34,7 +34,10 @@ class VJEPA(JEPA):
     biases and norms); the EMA, learning-rate and weight-decay schedules stretched over 1.25x the run
     (``ipe_scale``: ``ema_horizon`` and ``schedule_horizon``). The recipe clips gradients at norm 10
     (``clip_grad``): a Trainer setting here, ``gradient_clip_val: 10``. Augmentation (a random resized crop shared
-    by every frame of a clip, scale 0.3-1, aspect 0.75-1.35, and a horizontal flip) is the datamodule's.
+    by every frame of a clip, scale 0.3-1, aspect 0.75-1.35, and a horizontal flip) is the datamodule's. The official
+    clips are 16 frames taken every 4th (``sampling_rate``), cropped to 224 and normalised with ImageNet's mean and
+    std: ``VideoDataModule(frames_per_clip=16, frame_step=4, image_size=224, mean=[0.485, 0.456, 0.406],
+    std=[0.229, 0.224, 0.225])``; the datamodule's defaults (every frame, statistics of the data) suit small data.
 
     Deviations:
 
