@@ -9,6 +9,7 @@ from jepa_lightning.callbacks.linear_probe import (
     embed_loader,
     linear_probe_accuracy,
 )
+from jepa_lightning.callbacks.link_prediction import LinkPredictionReport, link_prediction_auc
 from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
 from jepa_lightning.callbacks.progress import LineProgressBar
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
@@ -18,6 +19,7 @@ __all__ = [
     "EmbeddingWriter",
     "LineProgressBar",
     "LinearProbeReport",
+    "LinkPredictionReport",
     "OnlineKNNProbe",
     "OnlineLinearProbe",
     "RankMeMonitor",
@@ -28,4 +30,5 @@ __all__ = [
     "embed_loader",
     "knn_predict",
     "linear_probe_accuracy",
+    "link_prediction_auc",
 ]
