@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from sklearn.metrics import roc_auc_score
 
 from jepa_lightning.callbacks.linear_probe import embed_loader
@@ -46,7 +46,11 @@ class LinkPredictionReport(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         initial = "" if self.initial_auc is None else f"{self.initial_auc:.4f} at initialisation -> "
-        rank_zero_info(f"Link prediction ROC-AUC (cosine of node embeddings): {initial}{self.final_auc:.4f} pretrained")
+        self._report(f"Link prediction ROC-AUC (cosine of node embeddings): {initial}{self.final_auc:.4f} pretrained")
+
+    @rank_zero_only
+    def _report(self, line: str) -> None:
+        print(line, flush=True)
 
     def state_dict(self) -> dict[str, float | None]:
         return {"initial_auc": self.initial_auc}

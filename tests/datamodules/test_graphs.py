@@ -155,10 +155,10 @@ def test_graph_level_batches_and_splits():
     ("change", "message"),
     [
         (lambda t, e: t.drop(columns=["kind"]), r"nodes.csv: columns: expected the columns .*'kind'"),
-        (lambda t, e: t.assign(a=[float("nan")] + list(t.a[1:])), r"nodes.csv: column 'a': expected a feature value"),
-        (lambda t, e: t.assign(a=["x"] + list(t.a[1:])), r"nodes.csv: column 'a': expected numbers"),
-        (lambda t, e: t.assign(id=["n1"] + list(t.id[1:])), r"nodes.csv: column 'id': expected one distinct id"),
-        (lambda t, e: t.assign(kind=[None] + list(t.kind[1:])), r"nodes.csv: column 'kind': expected a label"),
+        (lambda t, e: t.assign(a=[float("nan"), *list(t.a[1:])]), r"nodes.csv: column 'a': expected a feature value"),
+        (lambda t, e: t.assign(a=["x", *list(t.a[1:])]), r"nodes.csv: column 'a': expected numbers"),
+        (lambda t, e: t.assign(id=["n1", *list(t.id[1:])]), r"nodes.csv: column 'id': expected one distinct id"),
+        (lambda t, e: t.assign(kind=[None, *list(t.kind[1:])]), r"nodes.csv: column 'kind': expected a label"),
     ],
 )
 def test_bad_node_tables_fail_naming_file_and_field(tmp_path, change, message):
