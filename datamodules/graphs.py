@@ -265,6 +265,11 @@ def read_edge_list(path: Path, columns: Sequence[str], ids: dict[str, int] | Non
     return torch.tensor([[known[a] for a in source], [known[b] for b in target]], dtype=torch.long), names
 
 
+def pair_codes(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """One integer per edge that is the same for both of its directions."""
+    return edge_index.min(0).values * num_nodes + edge_index.max(0).values
+
+
 class Csr:
     """Incoming edges of a graph in compressed rows: the sources of node ``v`` are ``col[rowptr[v]:rowptr[v + 1]]``."""
 
@@ -343,13 +348,18 @@ class NodeBatcher:
         return batch
 
     def sampled(self, seeds: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        """The sampled neighbourhood of ``seeds``: its features, relabelled edges and the seeds' positions (first)."""
+        """The sampled neighbourhood of ``seeds``: its features, relabelled edges and the seeds' positions (first).
+        Hop ``h`` samples the incoming edges of the nodes first reached at hop ``h - 1`` (torch-geometric's
+        ``NeighborLoader`` semantics)."""
         frontier, sources, targets = seeds, [], []
+        visited = torch.zeros(self.num_nodes, dtype=torch.bool).index_fill_(0, seeds, True)
         for cap in self.num_neighbors or []:
             src, dst = self.csr.sample(frontier, cap, generator)
             sources.append(src)
             targets.append(dst)
-            frontier = first_occurrences(src)
+            reached = first_occurrences(src)
+            frontier = reached[~visited[reached]]  # each node's neighbours are sampled once, at its first hop
+            visited[frontier] = True
         src, dst = torch.cat([seeds[:0], *sources]), torch.cat([seeds[:0], *targets])
         nodes = first_occurrences(torch.cat([seeds, src]))
         local = torch.full((self.num_nodes,), -1, dtype=torch.long)
@@ -557,8 +567,7 @@ class GraphDataModule(SSLDataModule):
         chosen = pairs[
             :, torch.randperm(pairs.shape[1], generator=generator)[: max(1, round(self.link_fraction * pairs.shape[1]))]
         ]
-        code = lambda e: e.min(0).values * graph.num_nodes + e.max(0).values  # noqa: E731
-        keep = ~torch.isin(code(edge_index), code(chosen))
+        keep = ~torch.isin(pair_codes(edge_index, graph.num_nodes), pair_codes(chosen, graph.num_nodes))
         self.link_edges = chosen
         return Data(x=graph.x, edge_index=edge_index[:, keep], y=graph.y, num_nodes=graph.num_nodes)
 

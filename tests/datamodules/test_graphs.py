@@ -59,8 +59,7 @@ def test_sampled_neighbourhoods_are_real_capped_and_reproducible():
     first, again = next(iter(loader)), next(iter(loader))
     for key in ("x", "edge_index", "seeds", "node"):
         torch.testing.assert_close(first[key], again[key])  # the same epoch samples the same neighbourhoods
-    nodes = torch.cat([first["node"], torch.tensor([], dtype=torch.long)])
-    x = first["x"]
+    nodes, x = first["node"], first["x"]
     assert (first["seeds"] == torch.arange(8)).all()
     # recover global ids of the subgraph's nodes through their (distinct) one-hot features
     ids = x.argmax(1)
@@ -68,7 +67,7 @@ def test_sampled_neighbourhoods_are_real_capped_and_reproducible():
     edges = {(int(ids[s]), int(ids[t])) for s, t in first["edge_index"].T.tolist()}
     assert edges <= real
     incoming = torch.bincount(first["edge_index"][1], minlength=len(ids))[:8]
-    assert incoming.max() <= 2 + 2  # at most 2 per hop (hop 2 may add more to a seed reached again)
+    assert incoming.max() <= 2  # a seed's neighbours are sampled once, at most 2 of them
     loader.sampler.set_epoch(1)
     other = next(iter(loader))
     assert not torch.equal(other["node"], first["node"])
@@ -87,10 +86,8 @@ def test_inductive_split_hides_other_splits_nodes():
     dm = karate(graph_split="inductive")
     train = set(dm.indices("train").tolist())
     batch = next(iter(dm.train_dataloader()))
-    graph = KarateClub()[0]
     visible = {int(i) for i in batch["x"].argmax(1)}
     assert visible == train and len(batch["x"]) == len(train)
-    assert (graph.x[list(train)].argmax(1) >= 0).all()
     val = next(iter(dm.eval_dataloader("val")))
     assert len(val["x"]) == len(dm.indices("val"))
 
