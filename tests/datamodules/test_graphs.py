@@ -195,3 +195,14 @@ def test_wordnet_synsets_glosses_and_hypernyms():
     assert batch["pair"].shape == (16, 32) and batch["x"].shape[1] == 512
     # a tree closed under hypernyms: connected, one edge fewer than nodes (both directions stored)
     assert dm.graph.edge_index.shape[1] >= 2 * (dm.graph.num_nodes - 1)
+
+
+def test_similarity_rows_are_congrats_mutual_neighbour_cosines():
+    dm = karate(graph_similarity=True)
+    batch = next(iter(dm.train_dataloader()))
+    # official: wwbrannon/congrat@029844dcdfbd19315fc38cc8a161886745205e0d
+    # src/clip_graph/data/dataset.py::GraphDatasetMixin.compute_mutuals
+    adjacency = torch.zeros(34, 34).index_put_(tuple(dm.graph.edge_index), torch.tensor(1.0))
+    mutual = torch.nn.functional.normalize(adjacency @ adjacency.T, p=2, dim=1)
+    torch.testing.assert_close(batch["similarity"], mutual[batch["node"]])
+    torch.testing.assert_close(batch["similarity"] @ mutual.T, (mutual @ mutual.T)[batch["node"]])
