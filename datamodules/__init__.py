@@ -10,6 +10,7 @@ from datamodules.audio import AudioDataModule
 from datamodules.base import EpochSeededSampler, ResumableLoader, SampleSource, SSLDataModule
 from datamodules.ecg import ECGDataModule
 from datamodules.eeg import EEGDataModule
+from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
 from datamodules.point_clouds import PointCloudDataModule
 from datamodules.tabular import TabularDataModule
@@ -21,6 +22,7 @@ __all__ = [
     "ECGDataModule",
     "EEGDataModule",
     "EpochSeededSampler",
+    "GraphDataModule",
     "ImageDataModule",
     "PointCloudDataModule",
     "ResumableLoader",

@@ -15,6 +15,7 @@ from jepa_lightning.callbacks.linear_probe import (
     embed_loader,
     linear_probe_accuracy,
 )
+from jepa_lightning.callbacks.link_prediction import LinkPredictionReport, link_prediction_auc
 from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
 from jepa_lightning.callbacks.progress import LineProgressBar
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
@@ -25,6 +26,7 @@ __all__ = [
     "EmbeddingWriter",
     "LineProgressBar",
     "LinearProbeReport",
+    "LinkPredictionReport",
     "OnlineAttentiveProbe",
     "OnlineKNNProbe",
     "OnlineLinearProbe",
@@ -38,4 +40,5 @@ __all__ = [
     "embed_loader",
     "knn_predict",
     "linear_probe_accuracy",
+    "link_prediction_auc",
 ]
