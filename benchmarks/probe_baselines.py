@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torch_geometric.nn import global_mean_pool
 
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
 from jepa_lightning.cli import build_cli
-from jepa_lightning.inputs import SeriesInput, TabularInput, model_input
+from jepa_lightning.inputs import GraphInput, SeriesInput, TabularInput, model_input
 
 
 def one_hot_columns(codes: torch.Tensor, categories: tuple[int, ...]) -> torch.Tensor:
@@ -41,6 +42,8 @@ def raw_features(loader: DataLoader, categories: tuple[int, ...] = ()) -> tuple[
             x = torch.cat([x.numeric.nan_to_num(0.0), one_hot_columns(x.categorical, categories)], dim=1)
         elif isinstance(x, SeriesInput):
             x = x.values  # zero-padded, as the model's tokenizer sees it
+        elif isinstance(x, GraphInput):  # a node's own features; a graph's mean node features
+            x = x.x[x.seeds] if x.batch is None else global_mean_pool(x.x, x.batch, size=x.seeds.shape[0])
         rows.extend(x.flatten(1).float())
         labels.append(batch["y"])
     width = max(row.numel() for row in rows)

@@ -10,16 +10,19 @@ from datamodules.audio import AudioDataModule
 from datamodules.base import EpochSeededSampler, ResumableLoader, SampleSource, SSLDataModule
 from datamodules.ecg import ECGDataModule
 from datamodules.eeg import EEGDataModule
+from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
 from datamodules.point_clouds import PointCloudDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.time_series import TimeSeriesDataModule
+from datamodules.video import VideoDataModule
 
 __all__ = [
     "AudioDataModule",
     "ECGDataModule",
     "EEGDataModule",
     "EpochSeededSampler",
+    "GraphDataModule",
     "ImageDataModule",
     "PointCloudDataModule",
     "ResumableLoader",
@@ -27,4 +30,5 @@ __all__ = [
     "SampleSource",
     "TabularDataModule",
     "TimeSeriesDataModule",
+    "VideoDataModule",
 ]

@@ -21,7 +21,10 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step.
+    patch length when the model is built instead of at the first step. Video: ``frames`` per clip (with ``channels``
+    and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built. Graphs: ``channels`` is
+    the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
+    ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
     """
 
     modality: str
@@ -34,6 +37,8 @@ class InputSpec:
     categories: tuple[int, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     length: int | None = None
+    frames: int | None = None
+    vocab_size: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
@@ -68,29 +73,62 @@ class SeriesInput(NamedTuple):
     lengths: Tensor
 
 
-#: What tokenizers, backbones and ``embed`` take: a tensor in the modality's canonical layout, table rows, or padded
-#: series with their lengths.
-ModelInput = Tensor | TabularInput | SeriesInput
+class GraphInput(NamedTuple):
+    """A batch of graph items: the node features ``x`` float ``(N, F)`` of the (sub)graph that message passing sees,
+    its ``edge_index`` long ``(2, E)`` (source row, target row; torch-geometric's layout) and ``seeds`` long ``(B,)``.
+    Node-level items (``batch`` is None): item ``b`` is node ``seeds[b]`` of ``x``. Graph-level items: ``batch`` long
+    ``(N,)`` says which item each node belongs to, and ``seeds`` is ``arange(B)`` (it carries the item count without a
+    host-device synchronisation)."""
+
+    x: Tensor
+    edge_index: Tensor
+    seeds: Tensor
+    batch: Tensor | None = None
+
+
+#: What tokenizers, backbones and ``embed`` take: a tensor in the modality's canonical layout, table rows, padded
+#: series with their lengths, or graph items.
+ModelInput = Tensor | TabularInput | SeriesInput | GraphInput
 
 
 def model_input(batch: Mapping[str, Any]) -> ModelInput:
     """The model's input of a batch: ``batch["x"]``; a :class:`TabularInput` when the batch also holds categorical
     codes ``batch["x_cat"]`` (the tabular batch contract); a :class:`SeriesInput` when it holds the valid lengths of
-    padded series ``batch["lengths"]`` (the time-series batch contract)."""
+    padded series ``batch["lengths"]`` (the time-series batch contract); a :class:`GraphInput` when it holds an
+    ``batch["edge_index"]`` (the graph batch contract: ``x``, ``edge_index``, ``seeds`` and, for graph-level items,
+    ``batch``)."""
     if "x_cat" in batch:
         return TabularInput(batch["x"], batch["x_cat"])
     if "lengths" in batch:
         return SeriesInput(batch["x"], batch["lengths"])
+    if "edge_index" in batch:
+        return GraphInput(batch["x"], batch["edge_index"], batch["seeds"], batch.get("batch"))
     return batch["x"]
+
+
+def paired_input(batch: Mapping[str, Any]) -> Tensor:
+    """The second modality of a paired batch (the paired batch contract): ``batch["pair"]``, one entry per item of
+    ``batch["x"]`` in the same order (e.g. the token ids ``(B, L)`` of each node's text, 0 = padding). Two-tower
+    methods contrast the two; probes and ``embed`` read ``batch["x"]``."""
+    if "pair" not in batch:
+        raise ValueError(
+            "a two-tower method needs paired batches (batch['pair'], the second modality of each item); this "
+            "datamodule gives none (for graphs: configure the node texts, e.g. text_column=... or wordnet=...)"
+        )
+    return batch["pair"]
 
 
 def input_batch_size(x: ModelInput) -> int:
     """Number of samples of a model input."""
+    if isinstance(x, GraphInput):
+        return x.seeds.shape[0]
     return x[0].shape[0] if isinstance(x, (TabularInput, SeriesInput)) else x.shape[0]
 
 
 def concat_inputs(inputs: Sequence[ModelInput]) -> ModelInput:
     """Model inputs (e.g. augmented views) concatenated along the batch, field by field for table rows and series."""
+    if isinstance(inputs[0], GraphInput):
+        raise ValueError("graph inputs are not concatenated as views: their seeds index each view's own subgraph")
     if isinstance(inputs[0], (TabularInput, SeriesInput)):
         return type(inputs[0])(*(torch.cat(parts) for parts in zip(*inputs)))
     return torch.cat(list(inputs))

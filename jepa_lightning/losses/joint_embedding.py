@@ -91,6 +91,107 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.1) -> Tensor:
     return F.cross_entropy(logits, positive_idx)
 
 
+SIMILARITY_WEIGHTS = ("identity", "exp", "exp_thick_tail")
+
+
+def _cross_modal_logits(z1: Tensor, z2: Tensor, logit_scale: Tensor | float, normalize: bool) -> tuple[Tensor, Tensor]:
+    """Logits ``(N, N_global)`` of this rank's items of each modality against the gathered items of the other."""
+    if normalize:
+        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    keys = gather(torch.stack([z1, z2], dim=1))
+    return logit_scale * z1 @ keys[:, 1].T, logit_scale * z2 @ keys[:, 0].T
+
+
+def clip_loss(
+    z1: Tensor,
+    z2: Tensor,
+    logit_scale: Tensor | float,
+    targets: Tensor | tuple[Tensor, Tensor] | None = None,
+    normalize: bool = True,
+) -> Tensor:
+    """CLIP's symmetric InfoNCE between two modalities ``(N, D)`` of the same N items (row i of both is item i).
+
+    Each local item of one modality is scored against the gathered items of the other (``N_global`` candidates,
+    logits ``logit_scale * cos``) and must pick its own partner, at offset ``rank * N``; the loss is the mean of the
+    two directions' mean cross-entropies. ``targets`` ``(N, N_global)`` replaces the one-hot partner by a
+    distribution over the gathered items, for both directions, or a pair of them: the targets of ``z1``'s queries,
+    then of ``z2``'s (e.g. ConGraT's :func:`similarity_targets`, whose columns belong to the nodes and rows to the
+    texts). ``normalize=False`` takes embeddings that are already normalised (ConGraT drops out
+    after normalising). Distributed semantics: gathers both modalities (autograd-aware); the mean over ranks (DDP)
+    is the single-process loss on the global batch.
+    """
+    _check_pair(z1, z2, "clip_loss")
+    logits12, logits21 = _cross_modal_logits(z1, z2, logit_scale, normalize)
+    if targets is None:
+        targets = rank() * z1.shape[0] + torch.arange(z1.shape[0], device=z1.device)
+    targets12, targets21 = targets if isinstance(targets, tuple) else (targets, targets)
+    for soft in (targets12, targets21):
+        if soft.is_floating_point() and soft.shape != logits12.shape:
+            raise ValueError(
+                f"clip_loss targets must be (N, N_global) = {tuple(logits12.shape)}, got {tuple(soft.shape)}"
+            )
+    return 0.5 * (F.cross_entropy(logits12, targets12) + F.cross_entropy(logits21, targets21))
+
+
+def supervised_clip_loss(
+    z1: Tensor, z2: Tensor, labels: Tensor, logit_scale: Tensor | float, normalize: bool = True
+) -> Tensor:
+    """Cross-modal supervised contrastive term (SupCon's "L_out", Khosla et al. 2020, across two modalities): each
+    labelled local item of one modality treats every gathered item of the other modality with its label as a
+    positive, ``-mean_p log softmax(logits)_p``; items labelled -1 are no query and no positive. Returns 0 when no
+    item of the global batch is labelled.
+
+    Distributed semantics: gathers both modalities and the labels; the sum over this rank's queries is divided by
+    the global query count (all-reduced) and multiplied by the world size, so the mean over ranks (DDP) is the mean
+    over every labelled query of the global batch, whatever the share of labels on each rank.
+    """
+    _check_pair(z1, z2, "supervised_clip_loss")
+    logits12, logits21 = _cross_modal_logits(z1, z2, logit_scale, normalize)
+    keys = gather(labels)
+    positive = (labels[:, None] == keys[None, :]) & (labels[:, None] >= 0)
+    per_query = positive.sum(1)
+    queries = per_query > 0
+    total = torch.zeros((), dtype=logits12.dtype, device=z1.device)
+    for logits in (logits12, logits21):
+        log_p = logits.log_softmax(dim=1).masked_fill(~positive, 0.0)
+        total = total + (log_p.sum(1)[queries] / per_query[queries]).sum()
+    count = all_reduce_sum(queries.sum().to(logits12.dtype).detach()) * 2
+    return -total * world_size() / count.clamp(min=1)
+
+
+def similarity_targets(sims: Tensor, own: Tensor, alpha: float, weights: str = "identity") -> tuple[Tensor, Tensor]:
+    """ConGraT's graph-similarity label smoothing: soft targets ``alpha * s + (1 - alpha) * onehot`` for both
+    directions, each ``(N, N_global)``.
+
+    ``sims`` ``(N, N_global)`` holds the similarity of each local item to every gathered item (ConGraT: the cosine of
+    their rows of ``A A^T``, mutual neighbours), ``own`` ``(N,)`` each item's own column. The own entries are
+    zeroed and each row's k-th largest similarity weighted by ``weights`` ("identity": 1, "exp": ``exp(-k)``,
+    "exp_thick_tail": ``exp(-k / sqrt(N_global))``), giving the weighted matrix ``W``. Returns ``(rows, columns)``:
+    ``s`` from this rank's rows of ``W`` (ConGraT's row targets, for the queries of the modality whose ranking it
+    is: the texts) and from its columns (ConGraT's column targets, ``W^T``: the nodes), each with its minimum
+    subtracted and L1-normalised. With weights other than "identity" ``W`` is not symmetric and the two differ.
+    Distributed semantics: gathers the weighted rows (no gradient) to read the columns. Computed without gradient.
+    """
+    if weights not in SIMILARITY_WEIGHTS:
+        raise ValueError(f"similarity weights must be one of {SIMILARITY_WEIGHTS}, got {weights!r}")
+    with torch.no_grad():
+        n, n_global = sims.shape
+        rows = torch.arange(n, device=sims.device)
+        onehot = torch.zeros_like(sims).index_put_((rows, own), torch.ones_like(rows, dtype=sims.dtype))
+        sims = sims.masked_fill(onehot.bool(), 0.0)
+        k = torch.arange(n_global, device=sims.device, dtype=sims.dtype)
+        scale = {"identity": torch.ones_like(k), "exp": (-k).exp(), "exp_thick_tail": (-k / n_global**0.5).exp()}
+        order = torch.argsort(sims, dim=1, descending=True)
+        weighted = (sims.gather(1, order) * scale[weights]).gather(1, order.argsort(1))
+        columns = gather(weighted)[:, own].T
+
+        def smoothed(w: Tensor) -> Tensor:
+            spread = F.normalize(w - w.min(dim=1, keepdim=True).values, p=1, dim=1)
+            return alpha * spread + (1 - alpha) * onehot
+
+        return smoothed(weighted), smoothed(columns)
+
+
 @full_precision
 def barlow_twins(z1: Tensor, z2: Tensor, lambda_offdiag: float = 0.0051, eps: float = 1e-5) -> Tensor:
     """Barlow Twins: ``sum_i (1 - c_ii)^2 + lambda * sum_{i != j} c_ij^2`` for the cross-correlation ``c`` (D, D).

@@ -4,6 +4,7 @@ from jepa_lightning.methods.ajepa import AJEPA
 from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.methods.byol import BYOL
+from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
@@ -19,7 +20,9 @@ from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
 from jepa_lightning.methods.tsjepa import TSJEPA
+from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
+from jepa_lightning.methods.vjepa import VJEPA
 
 __all__ = [
     "AJEPA",
@@ -33,7 +36,9 @@ __all__ = [
     "SARJEPA",
     "TJEPA",
     "TSJEPA",
+    "VJEPA",
     "BarlowTwins",
+    "ConGraT",
     "ECGJEPAWeimann",
     "JointEmbedding",
     "LeJEPA",
@@ -41,6 +46,7 @@ __all__ = [
     "SSLMethod",
     "SimCLR",
     "TiCo",
+    "TwoTower",
     "VICReg",
     "projection_mlp",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.nn.backbones import TimmBackbone
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone
 from jepa_lightning.nn.ema import EMATeacher
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
@@ -143,3 +143,12 @@ class JointEmbedding(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The online backbone's pooled representation ``(B, D)``."""
         return self.backbone(x)
+
+    @torch.no_grad()
+    def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
+        """A :class:`~jepa_lightning.nn.PooledTokenBackbone`'s encoded tokens before pooling, and their validity;
+        other backbones' pooled representation as a single token."""
+        if isinstance(self.backbone, PooledTokenBackbone):
+            encoded, tokens = self.backbone.tokens.encode(x)
+            return encoded, tokens.valid
+        return super().embed_tokens(x)

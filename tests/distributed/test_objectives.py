@@ -16,11 +16,14 @@ import torch.distributed as dist
 from jepa_lightning import distributed
 from jepa_lightning.losses import (
     barlow_twins,
+    clip_loss,
     intl_loss,
     lejepa_loss,
     nt_xent,
     sigreg,
+    similarity_targets,
     slice_directions,
+    supervised_clip_loss,
     tico,
     vicreg,
     vicreg_covariance,
@@ -49,6 +52,23 @@ def _token_terms(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     return variance + covariance, variance, covariance
 
 
+def _labels(z: torch.Tensor) -> torch.Tensor:
+    """This rank's labels of a fixed global labelling: three classes, and unlabelled (-1) rows mostly on rank 1."""
+    full = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, -1, 2, -1, -1, 0, -1, 1, 2])
+    n = z.shape[0]
+    return full[distributed.rank() * n : (distributed.rank() + 1) * n]
+
+
+def _smoothed_clip(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """CLIP with ConGraT's targets smoothed by similarities of the third view ("exp" weights: rows and columns
+    differ, so the columns need the other rank's rows)."""
+    rows = torch.nn.functional.normalize(z[2].detach(), dim=1)
+    sims = rows @ distributed.gather(rows).T
+    own = distributed.rank() * rows.shape[0] + torch.arange(rows.shape[0])
+    row_targets, column_targets = similarity_targets(sims, own, alpha=0.3, weights="exp")
+    return (clip_loss(z[0], z[1], 3.0, (column_targets, row_targets)),)
+
+
 #: Rank 0 holds rows [0, 5) and rank 1 rows [5, 16): token counts differ between ranks, as JEPA contexts do.
 UNEVEN_ROWS = (slice(0, 5), slice(5, GLOBAL_BATCH))
 
@@ -56,6 +76,9 @@ UNEVEN_ROWS = (slice(0, 5), slice(5, GLOBAL_BATCH))
 # must equal the single-process value (a local mean, or identical on every rank).
 CASES: dict[str, Case] = {
     "nt_xent": lambda z: (nt_xent(z[0], z[1], 0.5),),
+    "clip_loss": lambda z: (clip_loss(z[0], z[1], torch.tensor(2.0, dtype=torch.float64)),),
+    "clip_loss_smoothed": _smoothed_clip,
+    "supervised_clip_loss": lambda z: (supervised_clip_loss(z[0], z[1], _labels(z[0]), 2.0),),
     "barlow_twins": lambda z: (barlow_twins(z[0], z[1], 0.1),),
     "vicreg": lambda z: tuple(vicreg(z[0], z[1])),
     "vicreg_variance": lambda z: (vicreg_variance(z[0] * 0.3),),

@@ -1,0 +1,104 @@
+"""Two-tower encoders for graphs with node texts: a graph attention network over node features and edges, and a
+small transformer over the token ids of each node's text (ConGraT's two towers)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, global_mean_pool
+
+from jepa_lightning.inputs import GraphInput, InputSpec
+
+
+class GATLayer(nn.Module):
+    """ConGraT's GAT block: ``GATConv`` (heads concatenated) -> ``Linear`` -> GELU -> ``Linear`` -> ``LayerNorm``."""
+
+    def __init__(self, width: int, heads: int, dropout: float, feedforward: int) -> None:
+        super().__init__()
+        self.conv = GATConv(width, width, heads=heads, dropout=dropout, concat=True)
+        self.linear1 = nn.Linear(width * heads, feedforward)
+        self.linear2 = nn.Linear(feedforward, width)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.norm(self.linear2(F.gelu(self.linear1(self.conv(x, edge_index)))))
+
+
+class GATEncoder(nn.Module):
+    """Graph attention network node encoder (ConGraT's ``GATMod``): input dropout, a linear embedding of the node
+    features scaled by ``sqrt(hidden)``, then ``num_layers`` residual :class:`GATLayer` s; the items of a
+    :class:`~jepa_lightning.inputs.GraphInput` are read out as their seed nodes' states (node level) or the mean over
+    their nodes (graph level). ``embed_dim`` = ``hidden``. Defaults: the ConGraT paper's (hidden 64, 3 layers, 2
+    heads, dropout 0.3, feed-forward 128)."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        hidden: int = 64,
+        num_layers: int = 3,
+        heads: int = 2,
+        dropout: float = 0.3,
+        feedforward: int = 128,
+    ) -> None:
+        super().__init__()
+        spec.require("channels")
+        if num_layers < 1:
+            raise ValueError(f"GATEncoder needs num_layers >= 1, got {num_layers}")
+        self.embed_dim = hidden
+        self.dropout = nn.Dropout(dropout)
+        self.embed = nn.Linear(spec.channels, hidden)  # type: ignore[arg-type]  # required above
+        self.layers = nn.ModuleList(GATLayer(hidden, heads, dropout, feedforward) for _ in range(num_layers))
+
+    def nodes(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """The state ``(N, hidden)`` of every node of the (sub)graph."""
+        h = self.embed(self.dropout(x)) * math.sqrt(self.embed_dim)
+        for layer in self.layers:
+            h = h + layer(h, edge_index)
+        return h
+
+    def forward(self, graph: GraphInput) -> Tensor:
+        h = self.nodes(graph.x, graph.edge_index)
+        if graph.batch is None:
+            return h[graph.seeds]
+        return global_mean_pool(h, graph.batch, size=graph.seeds.shape[0])
+
+
+class TextEncoder(nn.Module):
+    """A small transformer over token ids ``(B, L)`` (0 = padding), trained from scratch: token + learned position
+    embeddings, pre-norm transformer layers, mean over the non-padding tokens, L2-normalised (ConGraT's sentence
+    embedding: mean pooling, normalised). ``embed_dim`` = ``width``."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        width: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        max_length: int = 64,
+        dropout: float = 0.1,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        spec.require("vocab_size")
+        self.embed_dim = width
+        self.max_length = max_length
+        self.normalize = normalize
+        self.tokens = nn.Embedding(spec.vocab_size, width, padding_idx=0)  # type: ignore[arg-type]  # required above
+        self.positions = nn.Parameter(torch.zeros(1, max_length, width))
+        nn.init.trunc_normal_(self.positions, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 4 * width, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(width), enable_nested_tensor=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        if ids.ndim != 2 or ids.shape[1] > self.max_length:
+            raise ValueError(f"TextEncoder expects token ids (B, L <= {self.max_length}), got {tuple(ids.shape)}")
+        valid = ids != 0
+        h = self.encoder(self.tokens(ids) + self.positions[:, : ids.shape[1]], src_key_padding_mask=~valid)
+        weights = valid.unsqueeze(-1).to(h.dtype)
+        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return F.normalize(pooled, dim=1) if self.normalize else pooled
