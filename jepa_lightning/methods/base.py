@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from jepa_lightning.distributed import all_reduce_sum
 from jepa_lightning.inputs import InputSpec, ModelInput, model_input
+
+#: Which network ``jepa-lightning export`` writes: the EMA teacher (``"target"``) or the trained one (``"student"``).
+ExportedNetwork = Literal["target", "student"]
 
 #: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
 FUSED_ADAMW_DEVICES = {"cpu", "cuda"}
@@ -260,6 +263,12 @@ class SSLMethod(L.LightningModule):
     def embed(self, x: ModelInput) -> Tensor:
         """Representation ``(B, D)`` of a batch of inputs (see :func:`model_input`), used by probes and ``predict``."""
         raise NotImplementedError
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The network :meth:`embed` reads, as a module ``x -> (B, D)`` sharing this model's weights, for
+        ``jepa-lightning export``: ``network`` picks the EMA teacher (``"target"``) or the trained network
+        (``"student"``); None: the one :meth:`embed` reads."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which of its networks is the encoder")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return {"embedding": self.embed(model_input(batch)), "y": batch["y"]}

@@ -1,6 +1,6 @@
 """Modality-agnostic networks: encoder, predictor, EMA teacher."""
 
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -13,6 +13,7 @@ __all__ = [
     "PooledTokenBackbone",
     "TimmBackbone",
     "TokenBackbone",
+    "TokenEncoder",
     "TransformerEncoder",
     "cross_pattern_attention_mask",
     "gather_mask_major",
