@@ -264,10 +264,15 @@ class SSLMethod(L.LightningModule):
         """Representation ``(B, D)`` of a batch of inputs (see :func:`model_input`), used by probes and ``predict``."""
         raise NotImplementedError
 
+    @property
+    def embed_network(self) -> ExportedNetwork:
+        """The network :meth:`embed` reads: the trained one, unless a method says otherwise."""
+        return "student"
+
     def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
         """The network :meth:`embed` reads, as a module ``x -> (B, D)`` sharing this model's weights, for
         ``jepa-lightning export``: ``network`` picks the EMA teacher (``"target"``) or the trained network
-        (``"student"``); None: the one :meth:`embed` reads."""
+        (``"student"``); None: :attr:`embed_network`."""
         raise NotImplementedError(f"{type(self).__name__} does not say which of its networks is the encoder")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:

@@ -333,11 +333,15 @@ class JEPA(SSLMethod):
         encoded, tokens = self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
         return read_out(encoded, tokens.layout, self.readout, tokens.valid)
 
+    @property
+    def embed_network(self) -> ExportedNetwork:
+        return self.readout_network
+
     def export_network(self, network: ExportedNetwork | None = None) -> TokenEncoder:
         """Tokenizer + encoder of the target network (the EMA teacher; the student without one) or of the student,
-        with this model's ``readout``; None: the ``readout_network``, so the result computes :meth:`embed`. A
+        with this model's ``readout``; None: the ``readout_network``, so that the result computes :meth:`embed`. A
         teacher of the encoder only (``teacher_scope="encoder"``) is exported with the student's tokenizer."""
-        network = network or self.readout_network
+        network = network or self.embed_network
         if network not in ("target", "student"):
             raise ValueError(f"network must be 'target' or 'student', got {network!r}")
         if network == "student" or self.teacher is None:

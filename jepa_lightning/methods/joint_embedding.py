@@ -148,7 +148,7 @@ class JointEmbedding(SSLMethod):
         """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
         (``"target"``, methods with ``ema_momentum``); a :class:`~jepa_lightning.nn.PooledTokenBackbone` as the
         equivalent :class:`~jepa_lightning.nn.TokenEncoder` (mean readout)."""
-        network = network or "student"
+        network = network or self.embed_network
         if network not in ("target", "student"):
             raise ValueError(f"network must be 'target' or 'student', got {network!r}")
         if network == "target" and self.teacher is None:
