@@ -7,6 +7,7 @@ from jepa_lightning.methods.byol import BYOL
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
+from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
@@ -29,6 +30,7 @@ __all__ = [
     "TSJEPA",
     "BarlowTwins",
     "ECGJEPAWeimann",
+    "FineTune",
     "JointEmbedding",
     "LeJEPA",
     "PointJEPA",
