@@ -63,10 +63,12 @@ class FineTune(SSLMethod):
 
     The encoder comes from an exported file (``encoder``: the ``.safetensors`` of ``jepa-lightning export``, rebuilt by
     :func:`~jepa_lightning.load_encoder`) or from a fit checkpoint (``pretrained_config``, the fit config, and
-    ``ckpt_path``; ``network`` as for export). The head is a linear layer (after ``head_dropout``) on the encoder's
-    embedding: a classifier over ``input_spec.num_classes`` classes trained with cross-entropy (``label_smoothing``),
-    or, with ``task="regression"`` (``"auto"``: when the data has no classes), ``num_outputs`` values trained with
-    the mean squared error. Samples without a label (``y = -1``; NaN for regression) are left out of the loss.
+    ``ckpt_path``; ``network`` as for export). The head is a linear layer on the encoder's embedding, standardised
+    first by a BatchNorm without affine parameters (``head_norm``, MAE's linear-probing head; the package's linear
+    probe standardises its features too) and passed through ``head_dropout``: a classifier over
+    ``input_spec.num_classes`` classes trained with cross-entropy (``label_smoothing``), or, with
+    ``task="regression"`` (``"auto"``: when the data has no classes), ``num_outputs`` values trained with the mean
+    squared error. Samples without a label (``y = -1``; NaN for regression) are left out of the loss.
 
     Optimisation is :class:`SSLMethod`'s (AdamW, warmup + cosine, no decay on biases and norms) with layer-wise
     learning-rate decay (``layer_decay`` < 1, BEiT / MAE: block ``i`` of an ``L``-block transformer trains at
@@ -95,6 +97,7 @@ class FineTune(SSLMethod):
         label_smoothing: float = 0.1,
         mixup_alpha: float = 0.0,
         head_dropout: float = 0.0,
+        head_norm: bool = True,
         input_spec: InputSpec | None = None,
         lr: float = 1e-3,
         warmup_start_lr: float = 0.0,
@@ -149,9 +152,11 @@ class FineTune(SSLMethod):
             )
         self.task = task
         outputs = input_spec.num_classes if task == "classification" else (num_outputs or 1)
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.embedding_dim(), outputs))
-        nn.init.trunc_normal_(self.head[1].weight, std=2e-5)
-        nn.init.zeros_(self.head[1].bias)
+        width = self.embedding_dim()
+        norm = nn.BatchNorm1d(width, affine=False, eps=1e-6) if head_norm else nn.Identity()
+        self.head = nn.Sequential(norm, nn.Dropout(head_dropout), nn.Linear(width, outputs))
+        nn.init.trunc_normal_(self.head[2].weight, std=2e-5)
+        nn.init.zeros_(self.head[2].bias)
         self.layer_decay = layer_decay
         self.freeze_epochs = freeze_epochs
         self.label_smoothing = label_smoothing

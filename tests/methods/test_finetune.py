@@ -4,6 +4,8 @@ it loads equal to the exported (or checkpointed) one."""
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -12,11 +14,14 @@ import torch
 import yaml
 
 from datamodules.images import ImageDataModule
+from jepa_lightning.cli import main
 from jepa_lightning.export import load_encoder, save_encoder
 from jepa_lightning.inputs import InputSpec
-from jepa_lightning.methods import FineTune
+from jepa_lightning.methods import TSJEPA, FineTune
+from jepa_lightning.nn import TransformerEncoder
 from tests.conftest import DIGITS_16, fast_trainer, tiny_ijepa
 
+CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
 TINY_IJEPA_SECTION = {
     "class_path": "jepa_lightning.methods.IJEPA",
     "init_args": {
@@ -79,7 +84,7 @@ def timm_name(name: str) -> str:
     for ours, theirs in (
         ("encoder.tokenizer.proj.", "patch_embed.proj."),
         ("encoder.encoder.", ""),
-        ("head.1.", "head."),
+        ("head.2.", "head."),
     ):
         if name.startswith(ours):
             return theirs + name.removeprefix(ours)
@@ -130,7 +135,7 @@ def test_frozen_warm_up_leaves_the_encoder_unchanged_then_trains_it(exported, tm
     trainer.fit(model, ImageDataModule(image_size=16, batch_size=32))
     for key, value in start.items():
         assert torch.equal(snapshots.encoder[0][key], value), key  # warm-up: the encoder did not move
-    assert not torch.equal(snapshots.head[0]["1.weight"], head["1.weight"])  # but the head did
+    assert not torch.equal(snapshots.head[0]["2.weight"], head["2.weight"])  # but the head did
     moved = [key for key, value in start.items() if not torch.equal(snapshots.encoder[1][key], value)]
     assert "encoder.blocks.0.attn.qkv.weight" in moved and "tokenizer.proj.weight" in moved
 
@@ -166,3 +171,32 @@ def test_bad_settings_are_refused(exported):
         FineTune(input_spec=DIGITS_16)
     with pytest.raises(FileNotFoundError, match="no encoder file"):
         FineTune(encoder="missing.safetensors", input_spec=DIGITS_16)
+
+
+@pytest.mark.parametrize("config", ["finetune_digits.yaml", "finetune_gunpoint.yaml"])
+def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config):
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+    if config == "finetune_digits.yaml":
+        spec, method, data = DIGITS_16, tiny_ijepa(), ["--data.image_size=16"]
+    else:
+        spec = InputSpec("time_series", channels=1, num_classes=2, length=150)
+        encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+        method, data = TSJEPA(encoder=encoder, patch_length=10, predictor_dim=16, input_spec=spec), []
+    save_encoder(method.export_network(), tmp_path / "encoder", spec)
+    main(
+        [
+            "fit",
+            f"--config={CONFIGS / config}",
+            f"--model.encoder={tmp_path / 'encoder.safetensors'}",
+            *data,
+            "--trainer.max_epochs=2",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert any(key.startswith("head.") for key in checkpoint["state_dict"])
