@@ -7,10 +7,10 @@ came from); :func:`load_encoder` rebuilds the network from them without Lightnin
 from a fit config and a checkpoint.
 
 Two layouts: ``"native"`` (the package's own modules: any tokenizer and encoder) and ``"timm"`` (a ViT on image
-patches in the key layout of timm's ``VisionTransformer``; the JSON names the ``timm.create_model`` arguments that
-load it). Loading is safe: weights are read by safetensors, never unpickled, and the JSON may only name classes of
-the modules in ``trusted_modules`` (``jepa_lightning`` by default) that derive from
-:class:`~jepa_lightning.tokens.RecordsArguments`, so a crafted JSON cannot call an arbitrary function.
+patches in the key layout of timm's ``VisionTransformer``; the JSON names the ``timm.create_model`` arguments and the
+``pretrained_cfg_overlay`` entries that load it). Loading is safe: weights are read by safetensors, never unpickled,
+and the JSON may only name classes of the modules in ``trusted_modules`` (``jepa_lightning`` by default) that derive
+from :class:`~jepa_lightning.tokens.RecordsArguments`, so a crafted JSON cannot call an arbitrary function.
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def save_encoder(
     info: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "layout": layout, "weights": weights.name}
     if layout == "timm":
         state, kwargs = timm_layout(encoder, input_spec)
-        info["timm"] = {"model_name": TIMM_MODEL, "kwargs": kwargs}
+        overlay = {"input_size": [kwargs["in_chans"], *kwargs["img_size"]]}  # timm compares it with in_chans
+        info["timm"] = {"model_name": TIMM_MODEL, "kwargs": kwargs, "pretrained_cfg_overlay": overlay}
     else:
         state = encoder.state_dict()
         info["architecture"] = architecture(encoder)

@@ -106,7 +106,7 @@ def test_timm_layout_loads_into_timms_vit_with_the_same_outputs(checkpoints, tmp
     vit = timm.create_model(
         info["timm"]["model_name"],
         pretrained=True,
-        pretrained_cfg_overlay={"file": str(tmp_path / "vit.safetensors"), "input_size": (1, 16, 16)},
+        pretrained_cfg_overlay={"file": str(tmp_path / "vit.safetensors"), **info["timm"]["pretrained_cfg_overlay"]},
         **kwargs,
     ).eval()
     with torch.no_grad():
