@@ -7,6 +7,7 @@ import ast
 import json
 import pickle
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ import torch
 from jepa_lightning import load_encoder
 from jepa_lightning.cli import build_cli, main
 from jepa_lightning.export import ExportError, save_encoder
-from jepa_lightning.nn import TransformerEncoder
+from jepa_lightning.methods import BYOL, SimCLR
+from jepa_lightning.nn import PooledTokenBackbone, TimmBackbone, TransformerEncoder
+from jepa_lightning.tokenizers import PatchTokenizer2d
 from tests.conftest import DIGITS_16, tiny_ijepa
 from tests.test_cli import TINY_IJEPA
 from tests.test_cli_safety import CreatesAFile
@@ -189,3 +192,48 @@ def test_bad_paths_give_one_clear_line(checkpoints, tmp_path, capsys):
         load_encoder(tmp_path / "missing.safetensors")
     with pytest.raises(ExportError, match="is remote"):
         load_encoder("https://example.com/encoder.safetensors")
+
+
+def perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every weight moved a little (an EMA teacher distinct from its student), in eval mode."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def tiny_pooled_backbone(spec):
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    return PooledTokenBackbone(spec, encoder, partial(PatchTokenizer2d, patch_size=4))
+
+
+def jepa_with_an_encoder_teacher():
+    """A JEPA whose teacher averages the encoder only: exported with the student's tokenizer (Point-JEPA's)."""
+    return tiny_ijepa(teacher_scope="encoder")
+
+
+def byol():
+    return BYOL(
+        backbone=tiny_pooled_backbone, projector_dims=(16, 8), predictor_hidden_dims=(16,), input_spec=DIGITS_16
+    )
+
+
+def simclr_on_a_resnet():
+    backbone = partial(TimmBackbone, model_name="resnet10t")
+    return SimCLR(backbone=backbone, projector_dims=(16, 8), input_spec=DIGITS_16)
+
+
+@pytest.mark.parametrize(
+    ("build", "network", "expected"),
+    [
+        (jepa_with_an_encoder_teacher, "target", lambda model, x: model.embed(x)),
+        (byol, "target", lambda model, x: model.teacher.module[0](x)),  # the EMA teacher's backbone
+        (simclr_on_a_resnet, None, lambda model, x: model.embed(x)),
+    ],
+)
+def test_every_kind_of_network_exports(tmp_path, digits_batch, build, network, expected):
+    torch.manual_seed(0)
+    model = perturbed(build())
+    save_encoder(model.export_network(network), tmp_path / "encoder", DIGITS_16)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "encoder.json")(digits_batch), expected(model, digits_batch))

@@ -200,3 +200,14 @@ def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatc
     checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 4
     assert any(key.startswith("head.") for key in checkpoint["state_dict"])
+
+
+def test_without_classes_it_regresses_and_leaves_out_missing_targets(exported, digits_batch):
+    spec = InputSpec("images", channels=1, image_size=(16, 16))
+    model = FineTune(encoder=str(exported), input_spec=spec, num_outputs=1)
+    assert model.task == "regression" and model.head[-1].out_features == 1
+    y = torch.linspace(0, 1, 32)
+    y[::4] = float("nan")  # no target: left out
+    assert model.labelled(y).equal(~torch.isnan(y))
+    loss = model.loss(model(digits_batch[model.labelled(y)]), y[model.labelled(y)])
+    assert torch.isfinite(loss) and loss > 0
