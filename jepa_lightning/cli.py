@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.base import SSLDataModule
+from jepa_lightning.bundled import configs_command, resolve_config_arguments
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
@@ -354,10 +355,14 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningC
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``: a refused setting or a diverged run is
-    one line on stderr and exit status 1; SIGTERM stops after the step in progress (last.ckpt written), status 143."""
+    one line on stderr and exit status 1; SIGTERM stops after the step in progress (last.ckpt written), status 143.
+    ``configs`` lists or copies the bundled configs, and ``--config NAME`` runs the bundled config of that name."""
+    args = sys.argv[1:] if args is None else list(args)
+    if args[:1] == ["configs"]:
+        sys.exit(configs_command(args[1:]))
     with quiet_lightning():
         try:
-            build_cli(args)
+            build_cli(resolve_config_arguments(args))
         except (ConfigurationError, DivergenceError) as error:
             print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
             sys.exit(1)

@@ -1,0 +1,205 @@
+"""How far is an I-JEPA training step from the kernels it cannot avoid? The step's time as a multiple of the time of
+its own matrix multiplications, convolutions and attention calls run back to back.
+
+    OMP_NUM_THREADS=2 python benchmarks/roofline.py --sizes tiny small --image-size 64 --patch-size 8 --batch-size 64
+
+One step is the step of ``ijepa_vs_peers.py`` (student on the context, 4-block predictor pass, EMA teacher,
+smooth-L1, backward, AdamW, EMA update). It is traced once under a dispatch mode that records every call to the
+compute kernels (``mm``, ``addmm``, ``bmm``, ``baddbmm``, convolutions and the scaled-dot-product attention kernels,
+forward and backward) with the shapes, strides and dtypes of their inputs. The replay calls the same kernels on
+random tensors of those layouts, back to back, with nothing between them: no gathers, copies, norms, activations,
+optimiser or EMA, no Python or autograd bookkeeping. ``step / kernels`` is then the overhead factor of everything
+else; 1.0 would be a step made only of its kernels. Step and replay are timed alternately, one after the other,
+so that both see the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from harness import device_of_this_run, print_table, synchronize
+from ijepa_vs_peers import ours
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+
+from jepa_lightning.nn import VIT_SIZES
+
+aten = torch.ops.aten
+#: The kernels a step cannot do without, by family (the overloads' packets; every overload is recorded).
+KERNELS = {
+    "matmul": (aten.mm, aten.addmm, aten.bmm, aten.baddbmm),
+    "convolution": (aten.convolution, aten.convolution_backward),
+    "attention": tuple(
+        getattr(aten, name)
+        for name in (
+            "_scaled_dot_product_flash_attention",
+            "_scaled_dot_product_flash_attention_backward",
+            "_scaled_dot_product_flash_attention_for_cpu",
+            "_scaled_dot_product_flash_attention_for_cpu_backward",
+            "_scaled_dot_product_efficient_attention",
+            "_scaled_dot_product_efficient_attention_backward",
+            "_scaled_dot_product_cudnn_attention",
+            "_scaled_dot_product_cudnn_attention_backward",
+        )
+        if hasattr(aten, name)
+    ),
+}
+FAMILY = {packet: family for family, packets in KERNELS.items() for packet in packets}
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass
+class KernelCall:
+    op: torch._ops.OpOverload
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return FAMILY[self.op.overloadpacket]
+
+
+class KernelRecorder(TorchDispatchMode):
+    """Records every call to a :data:`KERNELS` operator, its tensors replaced by their layouts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[KernelCall] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket in FAMILY:
+            layout = lambda value: (  # noqa: E731
+                TensorLayout(tuple(value.shape), tuple(value.stride()), value.dtype)
+                if isinstance(value, torch.Tensor)
+                else value
+            )
+            self.calls.append(KernelCall(func, tree_map(layout, args), tree_map(layout, kwargs)))
+        return func(*args, **kwargs)
+
+
+def materialise(calls: list[KernelCall], device: torch.device) -> list[Callable[[], Any]]:
+    """Each recorded call bound to random tensors of its layouts (one tensor per distinct layout, shared)."""
+    tensors: dict[TensorLayout, torch.Tensor] = {}
+
+    def tensor(value: Any) -> Any:
+        if not isinstance(value, TensorLayout):
+            return value
+        if value not in tensors:  # a buffer as long as the layout reaches (expanded layouts have stride 0)
+            length = 1 + sum((size - 1) * stride for size, stride in zip(value.shape, value.stride) if size > 0)
+            buffer = torch.zeros(length, dtype=value.dtype, device=device)
+            if value.dtype.is_floating_point:
+                buffer.normal_()
+            tensors[value] = buffer.as_strided(value.shape, value.stride)
+        return tensors[value]
+
+    bound = []
+    for call in calls:
+        args, kwargs = tree_map(tensor, call.args), tree_map(tensor, call.kwargs)
+        bound.append(lambda op=call.op, args=args, kwargs=kwargs: op(*args, **kwargs))
+    return bound
+
+
+def replay(kernels: list[Callable[[], Any]]) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad():
+            for kernel in kernels:
+                kernel()
+
+    return run
+
+
+def family_seconds(calls: list[KernelCall], kernels: list[Callable[[], Any]], device: torch.device) -> Counter:
+    """Seconds per kernel family in one replay (each call timed alone, so the sum is a little above the replay)."""
+    seconds: Counter = Counter()
+    with torch.no_grad():
+        for call, kernel in zip(calls, kernels):
+            synchronize(device)
+            start = time.perf_counter()
+            kernel()
+            synchronize(device)
+            seconds[call.family] += time.perf_counter() - start
+    return seconds
+
+
+def alternate(step: Callable[[], None], kernels_only: Callable[[], None], device: torch.device, steps: int):
+    """Median seconds of ``step`` and of ``kernels_only``, timed one after the other ``steps`` times."""
+    durations: dict[str, list[float]] = {"step": [], "kernels": []}
+    for index in range(steps):
+        pair = [("step", step), ("kernels", kernels_only)]
+        for name, run in pair if index % 2 == 0 else pair[::-1]:
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            durations[name].append(time.perf_counter() - start)
+    return statistics.median(durations["step"]), statistics.median(durations["kernels"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=sorted(VIT_SIZES))
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--patch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    device = device_of_this_run()
+
+    rows = []
+    for size in args.sizes:
+        step = ours(
+            device,
+            size=size,
+            image_size=args.image_size,
+            patch_size=args.patch_size,
+            batch_size=args.batch_size,
+            precision=args.precision,
+        )
+        for _ in range(args.warmup):
+            step()
+        recorder = KernelRecorder()
+        with recorder:
+            step()
+        kernels = materialise(recorder.calls, device)
+        kernels_only = replay(kernels)
+        for _ in range(args.warmup):
+            kernels_only()
+        step_seconds, kernel_seconds = alternate(step, kernels_only, device, args.steps)
+        shares = family_seconds(recorder.calls, kernels, device)
+        total = sum(shares.values())
+        rows.append(
+            [
+                f"ViT-{size}",
+                len(recorder.calls),
+                step_seconds * 1000,
+                kernel_seconds * 1000,
+                step_seconds / kernel_seconds,
+                ", ".join(f"{family} {100 * seconds / total:.0f}%" for family, seconds in shares.most_common()),
+            ]
+        )
+    print_table(
+        f"I-JEPA step vs its kernels alone, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, "
+        f"{args.precision}",
+        ["model", "kernel calls", "step ms", "kernels ms", "step / kernels", "kernel time by family"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
