@@ -158,7 +158,7 @@ class SSLTrainer(L.Trainer):
         try:
             encoder = model.export_network(network)
             written = save_encoder(encoder, output, model.input_spec, format, metadata)
-        except ValueError as error:
+        except (ValueError, NotImplementedError) as error:
             raise ConfigurationError(str(error)) from None
         if self.is_global_zero:
             print(f"Encoder ({network} network of {type(model).__name__}) written to {written[0]} and {written[1]}")

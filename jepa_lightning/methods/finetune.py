@@ -13,6 +13,7 @@ import yaml
 from jsonargparse import ArgumentParser
 from torch import Tensor, nn
 
+from jepa_lightning.bundled import resolve_config
 from jepa_lightning.export import REMOTE, load_encoder
 from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, input_batch_size, model_input
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, no_weight_decay
@@ -38,7 +39,8 @@ def layer_id(name: str, num_layers: int) -> int:
 
 def pretrained_encoder(config: str, ckpt_path: str, spec: InputSpec, network: ExportedNetwork | None) -> nn.Module:
     """The encoder (:meth:`SSLMethod.export_network`) of the method of a fit ``config`` with the weights of its
-    checkpoint ``ckpt_path`` (loaded with ``weights_only=True``)."""
+    checkpoint ``ckpt_path`` (loaded with ``weights_only=True``); ``config`` may name a bundled config."""
+    config = resolve_config(config)
     for path in (config, ckpt_path):
         if REMOTE.match(path):
             raise ValueError(f"{path!r} is remote: download it and pass the local path")
@@ -294,3 +296,9 @@ class FineTune(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The encoder's embedding (what probes read), ``(B, D)``."""
         return self.encoder(x)
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The fine-tuned encoder (without the head): ``jepa-lightning export`` writes it like a pretrained one."""
+        if network not in (None, "student"):
+            raise ValueError(f"FineTune has one encoder, the one it trains (network 'student'), not {network!r}")
+        return self.encoder

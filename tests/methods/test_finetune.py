@@ -148,6 +148,7 @@ def test_the_encoder_loaded_equals_the_exported_one(exported, digits_batch):
         assert torch.equal(model.encoder.state_dict()[key], value)
     assert torch.equal(model.embed(digits_batch), reference(digits_batch))
     assert model(digits_batch).shape == (32, 10)
+    assert model.export_network() is model.encoder  # a fine-tuned encoder exports like a pretrained one
 
 
 def test_the_encoder_of_a_fit_checkpoint_is_its_exported_teacher(tmp_path, digits_batch):
