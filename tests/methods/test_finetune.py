@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import timm
 import torch
@@ -212,3 +213,19 @@ def test_without_classes_it_regresses_and_leaves_out_missing_targets(exported, d
     assert model.labelled(y).equal(~torch.isnan(y))
     loss = model.loss(model(digits_batch[model.labelled(y)]), y[model.labelled(y)])
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_mixup_mixes_inputs_and_smoothed_one_hot_labels_with_one_weight(exported, digits_batch):
+    model = FineTune(encoder=str(exported), input_spec=DIGITS_16, mixup_alpha=0.4, label_smoothing=0.1)
+    y = torch.arange(32) % 10
+    torch.manual_seed(0)
+    np.random.seed(0)
+    mixed, targets = model.mixup(digits_batch, y)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    weight = float(np.random.beta(0.4, 0.4))
+    order = torch.randperm(32)
+    torch.testing.assert_close(mixed, weight * digits_batch + (1 - weight) * digits_batch[order])
+    smoothed = torch.nn.functional.one_hot(y, 10) * 0.9 + 0.01
+    torch.testing.assert_close(targets, weight * smoothed + (1 - weight) * smoothed[order])
+    torch.testing.assert_close(targets.sum(1), torch.ones(32))
