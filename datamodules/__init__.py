@@ -14,6 +14,7 @@ from datamodules.images import ImageDataModule
 from datamodules.point_clouds import PointCloudDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.time_series import TimeSeriesDataModule
+from datamodules.video import VideoDataModule
 
 __all__ = [
     "AudioDataModule",
@@ -27,4 +28,5 @@ __all__ = [
     "SampleSource",
     "TabularDataModule",
     "TimeSeriesDataModule",
+    "VideoDataModule",
 ]

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -25,6 +25,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules.base import SSLDataModule
 from jepa_lightning.bundled import configs_command, resolve_config_arguments
+from jepa_lightning.callbacks.attentive_probe import (
+    OFFICIAL_SETTINGS,
+    AttentiveProbeSettings,
+    datamodule_attentive_probe_accuracy,
+)
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
@@ -101,25 +106,40 @@ class SSLTrainer(L.Trainer):
     """A Lightning Trainer with one more entry point, :meth:`probe`, for the ``jepa-lightning probe`` command."""
 
     def probe(
-        self, model: SSLMethod, datamodule: SSLDataModule, ckpt_path: str | None = None, split: str = "val"
+        self,
+        model: SSLMethod,
+        datamodule: SSLDataModule,
+        ckpt_path: str | None = None,
+        split: str = "val",
+        head: Literal["linear", "attentive"] = "linear",
+        attentive: AttentiveProbeSettings = OFFICIAL_SETTINGS,
     ) -> float:
-        """Linear probe: logistic regression on frozen embeddings of the training split, accuracy on ``split``.
+        """Probe frozen representations: fitted on the training split, accuracy on ``split``.
 
         Args:
-            model: the method whose ``embed`` is probed (its weights come from ``ckpt_path`` when given).
+            model: the method that is probed (its weights come from ``ckpt_path`` when given).
             datamodule: any jepa-lightning datamodule (labels -1 are left out).
             ckpt_path: a checkpoint written by ``fit``; without one the model is probed as initialised.
             split: held-out split to score on: "val" or "test".
+            head: "linear": logistic regression on the pooled embeddings (``embed``); "attentive": V-JEPA's
+                attentive probe, a cross-attention head trained on the encoder's tokens (``embed_tokens``).
+            attentive: how the attentive head is trained (``--attentive.epochs``, ``.lr``, ...; the official recipe
+                by default).
         """
+        if head not in ("linear", "attentive"):
+            raise ConfigurationError(f"probe head must be 'linear' or 'attentive', got {head!r}")
         if ckpt_path is not None:
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
         model.to(self.strategy.root_device)
-        accuracy = datamodule_probe_accuracy(model, datamodule, split)
+        if head == "attentive":
+            accuracy = datamodule_attentive_probe_accuracy(model, datamodule, split, attentive)
+        else:
+            accuracy = datamodule_probe_accuracy(model, datamodule, split)
         for logger in self.loggers:
-            logger.log_metrics({f"probe/linear_acc_{split}": accuracy})
+            logger.log_metrics({f"probe/{head}_acc_{split}": accuracy})
         if self.is_global_zero:
-            print(f"Linear probe accuracy on the {split} split: {accuracy:.4f}", flush=True)
+            print(f"{head.capitalize()} probe accuracy on the {split} split: {accuracy:.4f}", flush=True)
         return accuracy
 
     def export(
@@ -203,8 +223,8 @@ class JEPALightningCLI(LightningCLI):
     The datamodule's ``input_spec`` (channels, image size, sample rate, classes, ...) is linked into the
     model, so changing ``--model`` on the same ``--data`` needs no other edit; the number of views flows the
     other way in :meth:`SSLMethod.setup`. ``predict`` writes embeddings through ``--embeddings.output``;
-    ``probe`` scores a linear probe on frozen embeddings of a checkpoint; ``export`` writes its encoder as
-    safetensors + JSON (:meth:`SSLTrainer.export`).
+    ``probe`` scores a linear (or, with ``--head attentive``, an attentive) probe on a checkpoint's frozen
+    representations; ``export`` writes its encoder as safetensors + JSON (:meth:`SSLTrainer.export`).
 
     Every ``fit`` gets its own run folder, ``<default_root_dir>/lightning_logs/version_<N>`` (the logger's, or
     the same layout without one), holding its ``config.yaml``, checkpoints and reports, and keeps a

@@ -21,7 +21,8 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step.
+    patch length when the model is built instead of at the first step. Video: ``frames`` per clip (with ``channels``
+    and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built.
     """
 
     modality: str
@@ -34,6 +35,7 @@ class InputSpec:
     categories: tuple[int, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     length: int | None = None
+    frames: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""

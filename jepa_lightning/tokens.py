@@ -8,6 +8,7 @@ methods build on it without importing each other.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,21 +62,29 @@ def grid_coords(shape: tuple[int, ...], device: torch.device | str | None = None
     return torch.stack([axis.reshape(-1) for axis in mesh], dim=-1).unsqueeze(0)
 
 
-def sincos_embedding(coords: Tensor, dim: int) -> Tensor:
+def sincos_embedding(coords: Tensor, dim: int, *, truncate: bool = False) -> Tensor:
     """Fixed sine-cosine embedding of k-dimensional coordinates ``(..., k) -> (..., dim)``.
 
     Each axis gets ``dim / k`` features (half sines, half cosines, frequencies ``1 / 10000^(i / (d/2))``),
     concatenated axis by axis: for a 2-D grid this is the I-JEPA / MAE 2-D sin-cos embedding.
+    ``truncate=True`` accepts any even ``dim``: each axis gets ``2 * ceil(dim / 2k)`` features and the concatenation
+    is cut to ``dim`` (V-JEPA's ``get_3d_sincos_pos_embed`` with ``uniform_power=True``, facebookresearch/jepa
+    src/models/utils/pos_embs.py); for a ``dim`` divisible by ``2k`` both give the same table.
     """
     num_axes = coords.shape[-1]
-    if dim % (2 * num_axes):
+    if truncate:
+        if dim % 2:
+            raise ValueError(f"sin-cos positions need an even dim, got {dim}")
+        per_axis = 2 * math.ceil(dim / (2 * num_axes))
+    elif dim % (2 * num_axes):
         raise ValueError(f"sin-cos positions need dim divisible by {2 * num_axes} for {num_axes}-D coords, got {dim}")
-    per_axis = dim // num_axes
+    else:
+        per_axis = dim // num_axes
     omega = torch.arange(per_axis // 2, device=coords.device, dtype=torch.float32) / (per_axis / 2.0)
     omega = 1.0 / 10000**omega
     angles = coords.float().unsqueeze(-1) * omega  # (..., k, per_axis / 2)
     embedding = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (..., k, per_axis)
-    return embedding.flatten(-2)
+    return embedding.flatten(-2)[..., :dim]
 
 
 class RecordsArguments:

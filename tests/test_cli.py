@@ -126,6 +126,16 @@ def test_probe_scores_a_checkpoint_better_than_chance_and_starts_no_run(tmp_path
     out = capsys.readouterr()
     line = next(text for text in (out.out + out.err).splitlines() if "Linear probe accuracy on the val split" in text)
     assert float(line.rsplit(":", 1)[1]) > 0.5  # ten balanced classes: chance is 0.1
+    # V-JEPA's probe on the tokens, shortened to seconds: fewer epochs of more, larger steps than the official recipe
+    attentive = ["--head=attentive", "--attentive.epochs=4", "--attentive.batch_size=8", "--attentive.lr=1e-2"]
+    main(["probe", *TINY_IJEPA, f"--ckpt_path={checkpoint}", *attentive])
+    out = capsys.readouterr()
+    line = next(text for text in (out.out + out.err).splitlines() if "Attentive probe accuracy on the val" in text)
+    assert float(line.rsplit(":", 1)[1]) > 0.3
+    assert not (tmp_path / "lightning_logs").exists()
+    with pytest.raises(SystemExit):
+        main(["probe", *TINY_IJEPA, f"--ckpt_path={checkpoint}", "--head=nonlinear"])
+    assert "head" in capsys.readouterr().err
 
 
 class RecordMetrics(L.Callback):

@@ -18,7 +18,8 @@ import torch
 from jepa_lightning import load_encoder
 from jepa_lightning.cli import build_cli, main
 from jepa_lightning.export import ExportError, save_encoder
-from jepa_lightning.methods import BYOL, SimCLR
+from jepa_lightning.inputs import InputSpec
+from jepa_lightning.methods import BYOL, VJEPA, FineTune, SimCLR
 from jepa_lightning.nn import PooledTokenBackbone, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
 from tests.conftest import DIGITS_16, tiny_ijepa
@@ -237,3 +238,15 @@ def test_every_kind_of_network_exports(tmp_path, digits_batch, build, network, e
     save_encoder(model.export_network(network), tmp_path / "encoder", DIGITS_16)
     with torch.no_grad():
         assert torch.equal(load_encoder(tmp_path / "encoder.json")(digits_batch), expected(model, digits_batch))
+
+
+def test_a_video_jepa_exports_and_fine_tunes(tmp_path):
+    spec = InputSpec("video", channels=1, image_size=(16, 16), frames=4, num_classes=3)
+    encoder = TransformerEncoder(embed_dim=24, depth=1, num_heads=2)
+    model = perturbed(VJEPA(encoder=encoder, patch_size=8, predictor_dim=12, predictor_depth=1, input_spec=spec))
+    save_encoder(model.export_network(), tmp_path / "encoder", spec)
+    clips = torch.randn(2, 1, 4, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "encoder.json")(clips), model.embed(clips))
+    fine_tune = FineTune(encoder=str(tmp_path / "encoder.safetensors"), input_spec=spec).eval()
+    assert fine_tune(clips).shape == (2, 3)

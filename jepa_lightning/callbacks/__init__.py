@@ -1,5 +1,11 @@
 """Lightning callbacks: evaluation reports, online probes, embedding diagnostics and embedding export."""
 
+from jepa_lightning.callbacks.attentive_probe import (
+    AttentiveProbeSettings,
+    OnlineAttentiveProbe,
+    attentive_probe_accuracy,
+    datamodule_attentive_probe_accuracy,
+)
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
@@ -14,15 +20,19 @@ from jepa_lightning.callbacks.progress import LineProgressBar
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
 
 __all__ = [
+    "AttentiveProbeSettings",
     "CollapseMonitor",
     "EmbeddingWriter",
     "LineProgressBar",
     "LinearProbeReport",
+    "OnlineAttentiveProbe",
     "OnlineKNNProbe",
     "OnlineLinearProbe",
     "RankMeMonitor",
     "RunCheckpoint",
     "SpectrumPlot",
+    "attentive_probe_accuracy",
+    "datamodule_attentive_probe_accuracy",
     "datamodule_probe_accuracy",
     "embed_batch",
     "embed_loader",

@@ -40,12 +40,19 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
             m.training = training
 
 
-def embed_batch(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
-    """Detached float32 embeddings ``pl_module.embed(x)`` ``(B, D)``, computed in eval mode under the trainer's
-    precision context; every submodule's own mode is restored afterwards."""
+@contextmanager
+def frozen_forward(pl_module: L.LightningModule) -> Iterator[None]:
+    """No gradient, eval mode (every submodule's own mode restored afterwards) and, when a trainer is attached, its
+    precision context: how the probes run the model."""
     trainer = pl_module._trainer
     context = trainer.precision_plugin.forward_context() if trainer is not None else nullcontext()
     with torch.no_grad(), eval_mode(pl_module), context:
+        yield
+
+
+def embed_batch(pl_module: L.LightningModule, x: ModelInput) -> Tensor:
+    """Detached float32 embeddings ``pl_module.embed(x)`` ``(B, D)``, computed under :func:`frozen_forward`."""
+    with frozen_forward(pl_module):
         return pl_module.embed(x).detach().float().flatten(1)
 
 
@@ -109,12 +116,10 @@ def knn_predict(
     return torch.cat(predictions) if predictions else bank_labels.new_empty(0)
 
 
-def training_split_embeddings(
-    trainer: L.Trainer, pl_module: L.LightningModule, max_samples: int | None = None, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    """Embeddings and labels of the training split under evaluation transforms (``datamodule.eval_dataloader``), on
-    the module's device: all of it, or a fixed random subset of ``max_samples`` (the same at every call, so
-    successive measurements are comparable). Every rank embeds the same samples."""
+def training_split_loader(trainer: L.Trainer, max_samples: int | None = None, seed: int = 0) -> DataLoader:
+    """The training split under evaluation transforms (``datamodule.eval_dataloader("train")``): all of it, or a fixed
+    random subset of ``max_samples`` (the same at every call, so successive measurements are comparable). Every rank
+    reads the same samples."""
     datamodule = trainer.datamodule
     if datamodule is None or not hasattr(datamodule, "eval_dataloader"):
         raise ValueError("the online probes need a datamodule with eval_dataloader(split)")
@@ -128,7 +133,14 @@ def training_split_embeddings(
             collate_fn=loader.collate_fn,
             num_workers=loader.num_workers,
         )
-    embeddings, labels = embed_loader(pl_module, loader)
+    return loader
+
+
+def training_split_embeddings(
+    trainer: L.Trainer, pl_module: L.LightningModule, max_samples: int | None = None, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Embeddings and labels of :func:`training_split_loader`, on the module's device."""
+    embeddings, labels = embed_loader(pl_module, training_split_loader(trainer, max_samples, seed))
     return torch.from_numpy(embeddings).to(pl_module.device), torch.from_numpy(labels).to(pl_module.device).long()
 
 

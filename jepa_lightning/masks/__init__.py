@@ -1,8 +1,9 @@
 """Which tokens are context and which are targets; one file per geometry."""
 
 from jepa_lightning.masks.base import MaskSampler, first_true_indices, mask_generator, to_device
-from jepa_lightning.masks.combinators import CurriculumMaskSampler, RandomChoiceMaskSampler
+from jepa_lightning.masks.combinators import CurriculumMaskSampler, MultiMaskSampler, RandomChoiceMaskSampler
 from jepa_lightning.masks.features import FeatureSubsetMaskSampler
+from jepa_lightning.masks.frames import FutureFrameMaskSampler
 from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler, vjepa_multiblock
 from jepa_lightning.masks.series import (
     AxisSpanMaskSampler,
@@ -24,8 +25,10 @@ __all__ = [
     "FeatureSubsetMaskSampler",
     "ForecastMaskSampler",
     "FrequencyBandMaskSampler",
+    "FutureFrameMaskSampler",
     "MaskSampler",
     "MultiBlockMaskSampler",
+    "MultiMaskSampler",
     "RandomChoiceMaskSampler",
     "RandomPatchMaskSampler",
     "SharedTimeSpanMaskSampler",

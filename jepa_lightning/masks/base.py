@@ -42,6 +42,22 @@ class MaskSampler:
     ) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    #: How many mask configurations :meth:`configurations` draws per step.
+    num_configurations: int = 1
+
+    def configurations(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Every mask configuration of one step, each a ``(context_idx, target_idx)`` pair with its own context:
+        the one pair of ``__call__`` for most samplers, several for
+        :class:`~jepa_lightning.masks.MultiMaskSampler` (the method averages the loss over them)."""
+        return [self(layout, batch_size, generator, device, progress)]
+
 
 def check_ratio(name: str, ratio: float) -> None:
     """``ratio`` must be a fraction strictly between 0 and 1."""

@@ -1,5 +1,5 @@
-"""Samplers made of other samplers: one chosen at random per batch, or an annealing curriculum from one family to
-another over training (A-JEPA, V-JEPA's two mask configurations)."""
+"""Samplers made of other samplers: one chosen at random per batch, an annealing curriculum from one family to
+another over training (A-JEPA), or several configurations on every sample (V-JEPA's multi-mask)."""
 
 from __future__ import annotations
 
@@ -94,3 +94,53 @@ class CurriculumMaskSampler(MaskSampler):
         u = float(torch.rand(1, generator=generator, device=generator.device))
         sampler = self.late if u < self.late_probability(progress) else self.early
         return sampler(layout, batch_size, generator, device, progress)
+
+
+class MultiMaskSampler(MaskSampler):
+    """Every one of ``samplers`` masks every sample at each step, each with its own context: V-JEPA's multi-mask
+    training (facebookresearch/jepa@51c59d518fc63c08464af6de585f78ac0c7ed4d5 app/vjepa/train.py: the collator draws
+    one (context, target) pair per mask configuration, the encoder and predictor run once per pair
+    (``MultiMaskWrapper``, ``PredictorMultiMaskWrapper`` with a mask token per configuration), and the loss is the
+    mean over the configurations of each one's mean L1).
+
+    :class:`~jepa_lightning.methods.JEPA` draws them with :meth:`configurations`, in the order of ``samplers``, and
+    averages the loss; a single ``(context_idx, target_idx)`` pair (``__call__``) does not exist for it.
+    """
+
+    def __init__(self, samplers: Sequence[MaskSampler]) -> None:
+        if not samplers:
+            raise ValueError("MultiMaskSampler needs at least one sampler")
+        if any(sampler.num_configurations != 1 for sampler in samplers):
+            raise ValueError("MultiMaskSampler takes samplers of one configuration each (no nested MultiMaskSampler)")
+        self.samplers = list(samplers)
+
+    @property
+    def num_configurations(self) -> int:  # type: ignore[override]
+        return len(self.samplers)
+
+    @property
+    def relative_to_end(self) -> bool:  # type: ignore[override]
+        return any(sampler.relative_to_end for sampler in self.samplers)
+
+    def configurations(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> list[tuple[Tensor, Tensor]]:
+        return [sampler(layout, batch_size, generator, device, progress) for sampler in self.samplers]
+
+    def __call__(
+        self,
+        layout: TokenLayout,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device | str,
+        progress: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        raise TypeError(
+            f"MultiMaskSampler draws {len(self.samplers)} (context, target) pairs per step, one per configuration: "
+            "call .configurations(...) (JEPA does), or use RandomChoiceMaskSampler for one pair per batch"
+        )

@@ -1,4 +1,5 @@
-"""I-JEPA multi-block masking on a 2-D token grid, vectorised over the batch."""
+"""I-JEPA multi-block masking on a 2-D token grid and V-JEPA's block unions on 2-D and 3-D (video) grids, vectorised
+over the batch."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor
 
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
-from jepa_lightning.masks.combinators import RandomChoiceMaskSampler
+from jepa_lightning.masks.combinators import MultiMaskSampler, RandomChoiceMaskSampler
 from jepa_lightning.tokens import TokenLayout
 
 
@@ -170,29 +171,68 @@ class MultiBlockMaskSampler(MaskSampler):
 
 
 class BlockUnionMaskSampler(MaskSampler):
-    """V-JEPA's multi-block mask of one configuration on a 2-D grid (e.g. EEG channel groups x time patches): the
-    target is the union of ``num_blocks`` blocks, the context everything else.
+    """V-JEPA's multi-block mask of one configuration: the target is the union of ``num_blocks`` blocks, the context
+    everything else; on a 2-D grid (e.g. EEG channel groups x time patches) or a 3-D ``(T, H, W)`` grid of video
+    tubelets, where each block is a spatial block through ``temporal_scale`` of the frames (1: the whole clip).
 
-    Per batch one block size: ``scale`` of the grid with an aspect ratio (height / width) ``U(aspect)``, each side
-    clipped to the grid's (:func:`block_size` without I-JEPA's strict shrinking: V-JEPA's ``multiblock3d`` clips with
-    ``min``, so a long-range block may span every row); per sample ``num_blocks`` blocks of
-    that size at independent positions (they may overlap). All masked tokens form one target group, predicted in one
-    pass. A sample whose blocks leave no context redraws them (at most ``max_tries`` times, then an error). Contexts
-    and targets are truncated to the batch's smallest, keeping the first tokens in raster order, as V-JEPA's collator
-    does. V-JEPA's two configurations, short-range ``(8, 0.15)`` and long-range ``(2, 0.7)``, are two samplers, e.g.
-    under :class:`~jepa_lightning.masks.RandomChoiceMaskSampler`.
+    As V-JEPA's ``_MaskGenerator`` (facebookresearch/jepa@51c59d518fc63c08464af6de585f78ac0c7ed4d5
+    src/masks/multiblock3d.py): per batch one block size, ``scale`` of the (last two axes of the) grid with an aspect
+    ratio (height / width) ``U(aspect)``, each side clipped to the grid's (:func:`block_size` without I-JEPA's strict
+    shrinking: ``multiblock3d`` clips with ``min``, so a long-range block may span every row), and on a 3-D grid
+    ``max(1, int(T * temporal_scale))`` frames; per sample ``num_blocks`` blocks of that size at independent
+    positions (they may overlap). All masked tokens form one target group, predicted in one pass. A sample whose
+    blocks leave no context redraws them (at most ``max_tries`` times, then an error). Contexts and targets are
+    truncated to the batch's smallest, keeping the first tokens in raster order, as V-JEPA's collator does. V-JEPA's
+    two configurations, short-range ``(8, 0.15)`` and long-range ``(2, 0.7)``, are two samplers: both on every clip
+    under :class:`~jepa_lightning.masks.MultiMaskSampler` (V-JEPA, :func:`vjepa_multiblock` with ``per_clip=True``),
+    or one per batch under :class:`~jepa_lightning.masks.RandomChoiceMaskSampler`.
     """
 
     def __init__(
-        self, num_blocks: int = 8, scale: float = 0.15, aspect: tuple[float, float] = (0.75, 1.5), max_tries: int = 20
+        self,
+        num_blocks: int = 8,
+        scale: float = 0.15,
+        aspect: tuple[float, float] = (0.75, 1.5),
+        max_tries: int = 20,
+        temporal_scale: float = 1.0,
     ) -> None:
         check_count("num_blocks", num_blocks)
         check_ratio("scale", scale)
         check_range("aspect", aspect, limit="")
+        if not 0 < temporal_scale <= 1:
+            raise ValueError(f"temporal_scale must be in (0, 1], got {temporal_scale}")
         self.num_blocks = num_blocks
         self.scale = scale
         self.aspect = aspect
         self.max_tries = max_tries
+        self.temporal_scale = temporal_scale
+
+    def block_shape(self, grid: tuple[int, ...], r: float) -> tuple[int, ...]:
+        """The batch's block size from one uniform draw ``r`` (for the aspect ratio): ``(h, w)`` on a 2-D grid,
+        ``(t, h, w)`` on a 3-D one."""
+        size = block_size(
+            grid[-2:], self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=False
+        )
+        if len(grid) == 2:
+            return size
+        return (max(1, int(grid[0] * self.temporal_scale)), *size)
+
+    def _masked(
+        self, grid: tuple[int, ...], size: tuple[int, ...], batch_size: int, generator: torch.Generator
+    ) -> Tensor:
+        """``(B, N)``: the union of ``num_blocks`` blocks of ``size`` per sample."""
+        shape = (batch_size, self.num_blocks)
+        spatial = block_masks(grid[-2:], size[-2:], shape, generator)  # (B, K, H, W)
+        if len(grid) == 3:
+            duration, frames = grid[0], size[0]
+            frame = torch.arange(duration, device=generator.device)
+            if frames < duration:
+                start = torch.randint(0, duration - frames + 1, (*shape, 1), generator=generator, device=frame.device)
+                through = (frame >= start) & (frame < start + frames)  # (B, K, T)
+            else:
+                through = torch.ones(*shape, duration, dtype=torch.bool, device=frame.device)
+            spatial = through[..., None, None] & spatial[..., None, :, :]
+        return spatial.any(dim=1).flatten(1)
 
     def __call__(
         self,
@@ -202,20 +242,20 @@ class BlockUnionMaskSampler(MaskSampler):
         device: torch.device | str,
         progress: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
-        if len(layout.shape) != 2:
-            raise ValueError(f"BlockUnionMaskSampler needs a 2-D token grid, got layout shape {layout.shape}")
+        if len(layout.shape) not in (2, 3):
+            raise ValueError(
+                f"BlockUnionMaskSampler needs a 2-D token grid or a 3-D (frames, rows, columns) one, got layout shape "
+                f"{layout.shape}"
+            )
         grid = layout.shape
         r = float(torch.rand(1, generator=generator, device=generator.device))
-        size = block_size(
-            grid, self.scale, self.aspect[0] + r * (self.aspect[1] - self.aspect[0]), shrink_to_fit_strictly=False
-        )
-        masked = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)  # (B, N)
+        size = self.block_shape(grid, r)
+        masked = self._masked(grid, size, batch_size, generator)  # (B, N)
         for _ in range(self.max_tries):
             full = masked.all(dim=1)
             if not bool(full.any()):
                 break
-            redrawn = block_masks(grid, size, (batch_size, self.num_blocks), generator).any(dim=1).flatten(1)
-            masked = torch.where(full[:, None], redrawn, masked)
+            masked = torch.where(full[:, None], self._masked(grid, size, batch_size, generator), masked)
         else:
             if bool(masked.all(dim=1).any()):
                 raise ValueError(
@@ -229,8 +269,13 @@ class BlockUnionMaskSampler(MaskSampler):
         return to_device((context_idx, target_idx), device)
 
 
-def vjepa_multiblock(aspect: tuple[float, float] = (0.75, 1.5)) -> RandomChoiceMaskSampler:
-    """V-JEPA's two mask configurations (Bardes et al., 2024), one chosen uniformly per batch: short-range (8 blocks
-    of scale 0.15) and long-range (2 blocks of scale 0.7), each target the union of its blocks, the context the
-    rest."""
-    return RandomChoiceMaskSampler([BlockUnionMaskSampler(8, 0.15, aspect), BlockUnionMaskSampler(2, 0.7, aspect)])
+def vjepa_multiblock(
+    aspect: tuple[float, float] = (0.75, 1.5), per_clip: bool = False
+) -> RandomChoiceMaskSampler | MultiMaskSampler:
+    """V-JEPA's two mask configurations (Bardes et al., 2024): short-range (8 blocks of scale 0.15) and long-range
+    (2 blocks of scale 0.7), each target the union of its blocks (on a 3-D grid: tubes through the whole clip), the
+    context the rest. ``per_clip=True`` uses both on every clip, the loss averaged over the two, as V-JEPA's training
+    does (:class:`~jepa_lightning.masks.MultiMaskSampler`); the default chooses one uniformly per batch (the same
+    expected loss, one predictor pass)."""
+    samplers = [BlockUnionMaskSampler(8, 0.15, aspect), BlockUnionMaskSampler(2, 0.7, aspect)]
+    return MultiMaskSampler(samplers) if per_clip else RandomChoiceMaskSampler(samplers)

@@ -18,6 +18,7 @@ from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
 from jepa_lightning.methods.tsjepa import TSJEPA
 from jepa_lightning.methods.vicreg import VICReg
+from jepa_lightning.methods.vjepa import VJEPA
 
 __all__ = [
     "AJEPA",
@@ -28,6 +29,7 @@ __all__ = [
     "JEPA",
     "TJEPA",
     "TSJEPA",
+    "VJEPA",
     "BarlowTwins",
     "ECGJEPAWeimann",
     "FineTune",

@@ -264,6 +264,12 @@ class SSLMethod(L.LightningModule):
         """Representation ``(B, D)`` of a batch of inputs (see :func:`model_input`), used by probes and ``predict``."""
         raise NotImplementedError
 
+    def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
+        """The frozen token sequence ``(B, N, D)`` behind :meth:`embed` and its validity ``(B, N)`` (False: padding;
+        None: every token is real), what attentive probes read; here :meth:`embed` as a single token, methods with
+        a token encoder return its tokens."""
+        return self.embed(x).flatten(1).unsqueeze(1), None
+
     @property
     def embed_network(self) -> ExportedNetwork:
         """The network :meth:`embed` reads: the trained one, unless a method says otherwise."""

@@ -21,7 +21,7 @@ from jepa_lightning.nn.backbones import TokenEncoder
 
 #: Modalities whose inputs mixup may interpolate (dense tensors whose convex combinations are inputs of the same
 #: kind); tables (categorical codes), point clouds (unordered points) and padded series are left out.
-MIXUP_MODALITIES = ("images", "audio", "time_series", "ecg", "eeg")
+MIXUP_MODALITIES = ("images", "video", "audio", "time_series", "ecg", "eeg")
 
 Task = Literal["auto", "classification", "regression"]
 
@@ -170,7 +170,8 @@ class FineTune(SSLMethod):
         spec = self.input_spec
         example: ModelInput | None = None
         if spec.image_size is not None and spec.channels is not None:
-            example = torch.zeros(2, spec.channels, *spec.image_size)
+            frames = () if spec.frames is None else (spec.frames,)  # video clips: (B, C, T, H, W)
+            example = torch.zeros(2, spec.channels, *frames, *spec.image_size)
         elif spec.num_numeric is not None and spec.categories is not None:
             example = TabularInput(torch.zeros(2, spec.num_numeric), torch.zeros(2, len(spec.categories)).long())
         elif spec.length is not None and spec.channels is not None:

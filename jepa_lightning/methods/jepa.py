@@ -51,6 +51,11 @@ def check_unpadded(valid: Tensor, sampler: MaskSampler) -> None:
         )
 
 
+def mean_of(values: list[Tensor]) -> Tensor:
+    """The mean of one or more scalars; one is returned as it is (no arithmetic, so single-mask runs are unchanged)."""
+    return values[0] if len(values) == 1 else torch.stack(values).mean()
+
+
 class MaskedPrediction(NamedTuple):
     """One pass of the objective: the loss, diagnostics to log, and the target network's encoding of every token
     (no gradient) with its tokens (layout, validity), from which validation reads the embeddings for free."""
@@ -105,8 +110,17 @@ class JEPA(SSLMethod):
     (``relative_to_end``, e.g. :class:`~jepa_lightning.masks.ForecastMaskSampler`) is refused on padded batches:
     the end of a shorter series is not the end of the grid.
 
+    A :class:`~jepa_lightning.masks.MultiMaskSampler` draws several mask configurations per step (V-JEPA's
+    multi-mask): the student encodes each configuration's context, the default predictor (one mask token per
+    configuration) predicts its targets, the teacher runs once, and the loss, diagnostics and regularizer are averaged
+    over the configurations. A ``predictor`` factory then receives ``mask_index`` in its ``forward``.
+
     ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
     optimizer step; the teacher still moves after every step.
+
+    ``activation_checkpointing=True`` recomputes the blocks' activations of the student encoder and the default
+    predictor in the backward pass instead of keeping them (less memory for long token sequences such as video, one
+    more forward of those blocks per step; loss and gradients unchanged). A ``predictor`` factory sets its own.
     """
 
     def __init__(
@@ -141,6 +155,7 @@ class JEPA(SSLMethod):
         regularizer_input: Literal["pooled", "tokens"] = "pooled",
         num_slices: int = 256,
         mask_seed: int = 0,
+        activation_checkpointing: bool = False,
         input_spec: InputSpec | None = None,
         **kwargs: Any,
     ) -> None:
@@ -174,6 +189,9 @@ class JEPA(SSLMethod):
                 "or 'vicreg'"
             )
         self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler"])
+        if activation_checkpointing:
+            encoder.activation_checkpointing = True
+        self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.student = TokenBackbone(tokenizer(input_spec, encoder.embed_dim), encoder)
         predictor = predictor or partial(
             JEPAPredictor,
@@ -187,6 +205,8 @@ class JEPA(SSLMethod):
             drop_path_rate=predictor_drop_path_rate,
             dropout=predictor_dropout,
             attention_dropout=predictor_attention_dropout,
+            activation_checkpointing=activation_checkpointing,
+            num_mask_tokens=self.mask_sampler.num_configurations,
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope
@@ -201,7 +221,6 @@ class JEPA(SSLMethod):
         )
         self.regularizer_input = regularizer_input
         self.num_slices = num_slices
-        self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
         self.readout = readout
         self.readout_network = readout_network
         self.target_norm = target_norm
@@ -217,28 +236,42 @@ class JEPA(SSLMethod):
         ``regularize=False`` leaves out the anti-collapse ``regularizer`` (validation: a batch statistic, undefined
         on a last batch of one sample, and not what ``val/loss`` should measure)."""
         tokens = self.student.tokenizer(x)
-        context_idx, target_idx = self.mask_sampler(
+        configurations = self.mask_sampler.configurations(
             tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress
         )
         valid = tokens.valid
         if valid is not None and self.mask_sampler.relative_to_end:
             check_unpadded(valid, self.mask_sampler)
-        context = self.student.encoder(tokens, keep=context_idx)
-        prediction = self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid)
+        contexts, predictions = [], []
+        for index, (context_idx, target_idx) in enumerate(configurations):
+            context = self.student.encoder(tokens, keep=context_idx)
+            extra = {"mask_index": index} if len(configurations) > 1 else {}
+            predictions.append(self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid, **extra))
+            contexts.append((context, context_idx))
         with torch.no_grad():
             encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
-            target = gather_mask_major(normalize_targets(encoded, self.target_norm), target_idx)
+            normalized = normalize_targets(encoded, self.target_norm)
+            targets = [gather_mask_major(normalized, target_idx) for _, target_idx in configurations]
             if not self.target_final_norm:  # the embeddings read the encoder's output, as embed() does
                 encoded = self.target_encoder_network.norm(encoded)
-        target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
-        loss = latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid)
-        stats = {
-            "prediction_std": prediction.detach().float().std(dim=(0, 1)).mean(),
-            "target_std": target.float().std(dim=(0, 1)).mean(),
-        }
+        losses, stats_per_mask = [], []
+        for (_, target_idx), prediction, target in zip(configurations, predictions, targets):
+            target_valid = None if valid is None else gather_mask_major(valid.unsqueeze(-1), target_idx)[..., 0]
+            losses.append(latent_regression(prediction, target, self.loss_kind, self.loss_beta, valid=target_valid))
+            stats_per_mask.append(
+                {
+                    "prediction_std": prediction.detach().float().std(dim=(0, 1)).mean(),
+                    "target_std": target.float().std(dim=(0, 1)).mean(),
+                }
+            )
+        loss = mean_of(losses)
+        stats = {name: mean_of([entry[name] for entry in stats_per_mask]) for name in stats_per_mask[0]}
         if regularize and self.regularizer != "none":
-            context_valid = None if valid is None else torch.gather(valid, 1, context_idx)
-            penalty = self.regularization(context, context_valid)
+            penalties = [
+                self.regularization(context, None if valid is None else torch.gather(valid, 1, context_idx))
+                for context, context_idx in contexts
+            ]
+            penalty = mean_of(penalties)
             stats["regularizer"] = penalty.detach()
             loss = loss + self.regularizer_weight * penalty
         return MaskedPrediction(loss, stats, encoded, target_tokens)
@@ -330,8 +363,18 @@ class JEPA(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The ``readout`` of the ``readout_network``'s tokens: the target network's (I-JEPA evaluates its EMA
         teacher) or the student's (callers put the model in eval mode, as the probes do)."""
-        encoded, tokens = self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
+        encoded, tokens = self.readout_tokens(x)
         return read_out(encoded, tokens.layout, self.readout, tokens.valid)
+
+    @torch.no_grad()
+    def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
+        """The ``readout_network``'s encoded tokens ``(B, N, D)`` and their validity (attentive probes)."""
+        encoded, tokens = self.readout_tokens(x)
+        return encoded, tokens.valid
+
+    def readout_tokens(self, x: ModelInput) -> tuple[Tensor, Tokens]:
+        """Every token of ``x`` encoded by the ``readout_network``, and its tokens (layout, validity)."""
+        return self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
 
     @property
     def embed_network(self) -> ExportedNetwork:

@@ -144,6 +144,15 @@ class JointEmbedding(SSLMethod):
         """The online backbone's pooled representation ``(B, D)``."""
         return self.backbone(x)
 
+    @torch.no_grad()
+    def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
+        """A :class:`~jepa_lightning.nn.PooledTokenBackbone`'s encoded tokens before pooling, and their validity;
+        other backbones' pooled representation as a single token."""
+        if isinstance(self.backbone, PooledTokenBackbone):
+            encoded, tokens = self.backbone.tokens.encode(x)
+            return encoded, tokens.valid
+        return super().embed_tokens(x)
+
     def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
         """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
         (``"target"``, methods with ``ema_momentum``); a :class:`~jepa_lightning.nn.PooledTokenBackbone` as the

@@ -1,5 +1,6 @@
 """Modality-agnostic networks: encoder, predictor, EMA teacher."""
 
+from jepa_lightning.nn.attentive import AttentiveClassifier, AttentivePooler
 from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
@@ -8,6 +9,8 @@ from jepa_lightning.nn.predictor import JEPAPredictor
 
 __all__ = [
     "VIT_SIZES",
+    "AttentiveClassifier",
+    "AttentivePooler",
     "EMATeacher",
     "JEPAPredictor",
     "PooledTokenBackbone",

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from jepa_lightning.nn.functional import gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
@@ -91,6 +92,16 @@ def transformer_blocks(
     )
 
 
+def run_block(block: nn.Module, x: Tensor, mask: Tensor | None, checkpointed: bool = False) -> Tensor:
+    """``block(x)`` (with ``attn_mask=mask`` when given); ``checkpointed`` keeps none of its activations for the
+    backward pass, which runs the block again (``torch.utils.checkpoint``, non-reentrant, the random state of dropout
+    and drop-path replayed, so loss and gradients are unchanged), only where gradients are being recorded."""
+    kwargs = {} if mask is None else {"attn_mask": mask}
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(block, x, use_reentrant=False, **kwargs)
+    return block(x, **kwargs)
+
+
 def check_attention_rule(rule: str) -> None:
     """Raise a clear error for an unknown :data:`AttentionRule`."""
     if rule not in ATTENTION_RULES:
@@ -150,8 +161,9 @@ class TransformerEncoder(RecordsArguments, nn.Module):
     ``dropout`` / ``attention_dropout`` regularise the blocks (see :func:`transformer_blocks`; an EMA teacher runs
     without them). ``norm_placement``, ``activation`` and ``norm_eps`` shape the blocks (pre-norm GELU, eps 1e-6 by
     default); ``output_head=True`` follows the final norm with a linear layer and another LayerNorm (T-JEPA's
-    encoder: post-norm layers, then LayerNorm, Linear, LayerNorm). Use :meth:`from_size` for the standard ViT sizes
-    (tiny, small, base, large, huge).
+    encoder: post-norm layers, then LayerNorm, Linear, LayerNorm). ``activation_checkpointing=True`` recomputes each
+    block's activations in the backward pass instead of keeping them (less memory, one more forward of the blocks;
+    see :func:`run_block`). Use :meth:`from_size` for the standard ViT sizes (tiny, small, base, large, huge).
     """
 
     def __init__(
@@ -171,6 +183,7 @@ class TransformerEncoder(RecordsArguments, nn.Module):
         activation: Activation = "gelu",
         norm_eps: float = 1e-6,
         output_head: bool = False,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -182,6 +195,7 @@ class TransformerEncoder(RecordsArguments, nn.Module):
         self.attention = attention
         self.init = init
         self.num_heads = num_heads
+        self.activation_checkpointing = activation_checkpointing
         self.blocks = transformer_blocks(
             embed_dim,
             depth,
@@ -228,7 +242,7 @@ class TransformerEncoder(RecordsArguments, nn.Module):
             x = x + positions
         for block in self.blocks:
             inputs = x + positions if self.positions_every_layer else x
-            x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
+            x = run_block(block, inputs, mask, self.activation_checkpointing)
         if not final_norm:
             return x
         x = self.norm(x)

@@ -14,6 +14,7 @@ from jepa_lightning.nn.encoder import (
     attention_mask,
     check_attention_rule,
     restrict_to_valid_keys,
+    run_block,
     transformer_blocks,
 )
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -45,7 +46,9 @@ class JEPAPredictor(nn.Module):
     (see :func:`~jepa_lightning.nn.encoder.transformer_blocks`); ``norm_placement``, ``activation`` and ``norm_eps``
     shape the blocks and norms as in :class:`~jepa_lightning.nn.TransformerEncoder`; ``output_head=True`` passes the
     blocks' output through LayerNorm, Linear and LayerNorm before the final norm (T-JEPA's predictor runs a full
-    encoder stack, its output head included, then normalises again).
+    encoder stack, its output head included, then normalises again). ``activation_checkpointing`` as in the encoder.
+    ``num_mask_tokens`` learnable mask tokens, one per mask configuration (V-JEPA's ``num_mask_tokens``: one per
+    multi-mask configuration); ``forward``'s ``mask_index`` picks one.
     """
 
     def __init__(
@@ -68,6 +71,8 @@ class JEPAPredictor(nn.Module):
         activation: Activation = "gelu",
         norm_eps: float = 1e-6,
         output_head: bool = False,
+        activation_checkpointing: bool = False,
+        num_mask_tokens: int = 1,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -80,8 +85,11 @@ class JEPAPredictor(nn.Module):
         self.predictor_dim = predictor_dim
         self.attention = attention
         self.positions_every_layer = positions_every_layer
+        self.activation_checkpointing = activation_checkpointing
         self.embed = nn.Linear(embed_dim, predictor_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_dim))
+        if num_mask_tokens < 1:
+            raise ValueError(f"num_mask_tokens must be >= 1, got {num_mask_tokens}")
+        self.mask_token = nn.Parameter(torch.zeros(num_mask_tokens, 1, predictor_dim))
         self.blocks = transformer_blocks(
             predictor_dim,
             depth,
@@ -120,11 +128,13 @@ class JEPAPredictor(nn.Module):
         context_idx: Tensor,
         target_idx: Tensor,
         valid: Tensor | None = None,
+        mask_index: int = 0,
     ) -> Tensor:
         """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``; ``valid``
         ``(B, N)`` (see :class:`~jepa_lightning.tokens.Tokens`) leaves padding context tokens and target slots out
-        of attention."""
+        of attention; ``mask_index`` chooses the mask token (of ``num_mask_tokens``)."""
         groups, per_group = target_idx.shape[1], target_idx.shape[2]
+        mask_token = self.mask_token[mask_index : mask_index + 1]
         if self.position_mlp is None:
             positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
         else:
@@ -133,12 +143,12 @@ class JEPAPredictor(nn.Module):
         target_positions = gather_mask_major(positions, target_idx)
         if self.positions_every_layer:  # the sequence's positions, added before each block below
             x = self.embed(context).repeat(groups, 1, 1)
-            x = torch.cat([x, self.mask_token.expand(x.shape[0], per_group, -1)], dim=1)
+            x = torch.cat([x, mask_token.expand(x.shape[0], per_group, -1)], dim=1)
             sequence_positions = torch.cat([context_positions.repeat(groups, 1, 1), target_positions], dim=1)
         else:
             x = self.embed(context) + context_positions
             x = x.repeat(groups, 1, 1)
-            queries = self.mask_token + target_positions
+            queries = mask_token + target_positions
             x = torch.cat([x, queries], dim=1)
         mask = None
         if self.attention != "full":
@@ -153,7 +163,7 @@ class JEPAPredictor(nn.Module):
             )
         for block in self.blocks:
             inputs = x + sequence_positions if self.positions_every_layer else x
-            x = block(inputs) if mask is None else block(inputs, attn_mask=mask)
+            x = run_block(block, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))

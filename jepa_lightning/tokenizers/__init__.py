@@ -14,6 +14,7 @@ from jepa_lightning.tokenizers.point_clouds import (
 )
 from jepa_lightning.tokenizers.tabular import FeatureTokenizer
 from jepa_lightning.tokenizers.time_series import ChannelPatchTokenizer
+from jepa_lightning.tokenizers.video import TubeletTokenizer
 from jepa_lightning.tokens import Tokenizer, TokenizerFactory, TokenLayout, Tokens, grid_coords, sincos_embedding
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Tokenizer",
     "TokenizerFactory",
     "Tokens",
+    "TubeletTokenizer",
     "concat_inputs",
     "farthest_point_sampling",
     "grid_coords",

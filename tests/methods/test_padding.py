@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from jepa_lightning.callbacks.attentive_probe import frozen_tokens
 from jepa_lightning.inputs import InputSpec, SeriesInput
 from jepa_lightning.masks import ForecastMaskSampler, RandomPatchMaskSampler, mask_generator
 from jepa_lightning.methods import TSJEPA, SimCLR
-from jepa_lightning.nn import PooledTokenBackbone, TransformerEncoder
+from jepa_lightning.nn import AttentiveClassifier, PooledTokenBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import ChannelPatchTokenizer
 
 SPEC = InputSpec("time_series", channels=2)
@@ -100,3 +101,17 @@ def test_joint_embedding_pooling_ignores_padding():
     torch.testing.assert_close(backbone(two_series(padding=None)), backbone(two_series()))
     model = SimCLR(backbone=lambda spec: backbone, projector_dims=(32, 8), input_spec=SPEC)
     assert model.embed(two_series()).shape == (2, 16)
+
+
+def test_the_attentive_probe_reads_the_real_tokens_only():
+    model = tsjepa()
+    tokens, valid = frozen_tokens(model, two_series())
+    assert valid.tolist() == [([True] * 4 + [False] * 2) * 2, [True] * 12]  # the tokenizer's padding marks
+    torch.manual_seed(0)
+    head = AttentiveClassifier(16, 2, num_classes=3)
+    garbage_tokens, _ = frozen_tokens(model, two_series(padding=None))
+    changed = tokens.clone()
+    changed[~valid] = 1e3  # padding tokens carry anything: the head never attends to them
+    torch.testing.assert_close(head(changed, valid), head(tokens, valid))
+    torch.testing.assert_close(head(garbage_tokens, valid), head(tokens, valid))
+    assert not torch.allclose(head(changed)[0], head(tokens)[0])
