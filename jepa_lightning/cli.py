@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle
 import re
 import sys
 import warnings
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.cloud_io import _load as load_file
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -34,7 +37,8 @@ from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
 from jepa_lightning.callbacks.online_probes import OnlineLinearProbe
 from jepa_lightning.callbacks.progress import LineProgressBar, is_terminal
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
-from jepa_lightning.methods.base import DivergenceError, SSLMethod
+from jepa_lightning.export import Layout, class_path, save_encoder
+from jepa_lightning.methods.base import DivergenceError, ExportedNetwork, SSLMethod
 
 #: ``scheme://`` at the start of a ``ckpt_path``: a file that Lightning would download (http, https, s3, gs, ...).
 REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -138,6 +142,72 @@ class SSLTrainer(L.Trainer):
             print(f"{head.capitalize()} probe accuracy on the {split} split: {accuracy:.4f}", flush=True)
         return accuracy
 
+    def export(
+        self,
+        model: SSLMethod,
+        datamodule: SSLDataModule,
+        ckpt_path: str,
+        output: str,
+        network: ExportedNetwork | None = None,
+        format: Layout = "native",
+        model_config: dict[str, Any] | None = None,
+    ) -> tuple[Path, Path]:
+        """Write the encoder of a checkpoint as ``<output>.safetensors`` (a plain state dict) and ``<output>.json``
+        (what rebuilds it: :func:`jepa_lightning.load_encoder`).
+
+        Args:
+            model: the method of the fit config (its weights come from ``ckpt_path``).
+            datamodule: the fit config's datamodule (it tells the model its input spec).
+            ckpt_path: a checkpoint written by ``fit`` (loaded with ``weights_only=True``).
+            output: where to write, ``encoder.safetensors`` (the JSON goes beside it, ``encoder.json``).
+            network: ``target`` (the EMA teacher) or ``student`` (the trained network); default: the one ``embed``
+                reads (the teacher of I-JEPA-style methods, the backbone of joint-embedding ones).
+            format: ``native`` (the package's modules, any encoder) or ``timm`` (a ViT on image patches in the key
+                layout of timm's VisionTransformer; the JSON names the ``timm.create_model`` arguments).
+            model_config: the config's model section, kept in the JSON (the command line fills it in).
+        """
+        load_checkpoint_weights(model, ckpt_path)
+        if model.input_spec is None:
+            raise ConfigurationError("the model has no input_spec: export needs the fit config's data section")
+        network = network or model.embed_network
+        metadata = {
+            "network": network,
+            "method": json.loads(json.dumps(model_config or {"class_path": class_path(type(model))}, default=str)),
+            "checkpoint": str(ckpt_path),
+        }
+        try:
+            encoder = model.export_network(network)
+            written = save_encoder(encoder, output, model.input_spec, format, metadata)
+        except (ValueError, NotImplementedError) as error:
+            raise ConfigurationError(str(error)) from None
+        if self.is_global_zero:
+            print(f"Encoder ({network} network of {type(model).__name__}) written to {written[0]} and {written[1]}")
+        return written
+
+
+def load_checkpoint_weights(model: SSLMethod, ckpt_path: str) -> None:
+    """Load the weights of a checkpoint written by ``fit`` into ``model``, with ``weights_only=True`` (a crafted
+    pickle runs no code); a missing file, a file that is not such a checkpoint, or one of another model is a
+    :class:`ConfigurationError`."""
+    if not REMOTE.match(ckpt_path) and not Path(ckpt_path).is_file():
+        raise ConfigurationError(f"ckpt_path {ckpt_path!r}: no such file")
+    try:
+        checkpoint = load_file(ckpt_path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ConfigurationError(
+            f"ckpt_path {ckpt_path!r} is not a checkpoint that loads with weights_only=True (what fit writes): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigurationError(f"ckpt_path {ckpt_path!r} holds no state_dict: it is not a checkpoint of fit")
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise ConfigurationError(
+            f"the checkpoint {ckpt_path!r} does not fit the config's model (pass the config it was trained with): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+
 
 class RunConfig(SaveConfigCallback):
     """Writes ``config.yaml`` into the run's folder on ``fit`` (other commands start no run)."""
@@ -154,7 +224,7 @@ class JEPALightningCLI(LightningCLI):
     model, so changing ``--model`` on the same ``--data`` needs no other edit; the number of views flows the
     other way in :meth:`SSLMethod.setup`. ``predict`` writes embeddings through ``--embeddings.output``;
     ``probe`` scores a linear (or, with ``--head attentive``, an attentive) probe on a checkpoint's frozen
-    representations.
+    representations; ``export`` writes its encoder as safetensors + JSON (:meth:`SSLTrainer.export`).
 
     Every ``fit`` gets its own run folder, ``<default_root_dir>/lightning_logs/version_<N>`` (the logger's, or
     the same layout without one), holding its ``config.yaml``, checkpoints and reports, and keeps a
@@ -164,7 +234,18 @@ class JEPALightningCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "probe": {"model", "datamodule"}}
+        return {
+            **LightningCLI.subcommands(),
+            "probe": {"model", "datamodule"},
+            "export": {"model", "datamodule", "model_config"},
+        }
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """LightningCLI's keyword arguments, plus the config's model section for ``export`` (kept in its JSON)."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if subcommand == "export":
+            kwargs["model_config"] = self.config[subcommand]["model"].as_dict()
+        return kwargs
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_spec", "model.init_args.input_spec", apply_on="instantiate")
@@ -202,7 +283,7 @@ class JEPALightningCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         config = self._get(self.config_init, "trainer", default={})
         logger = config.get("logger")
-        if self.subcommand in ("predict", "probe") and logger in (None, True):
+        if self.subcommand in ("predict", "probe", "export") and logger in (None, True):
             kwargs["logger"] = False  # they log no metrics: no run folder for them
         resumed = self._checked_ckpt_path()
         configured = config.get("callbacks") or []

@@ -7,9 +7,11 @@ methods build on it without importing each other.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -85,7 +87,32 @@ def sincos_embedding(coords: Tensor, dim: int, *, truncate: bool = False) -> Ten
     return embedding.flatten(-2)[..., :dim]
 
 
-class Tokenizer(nn.Module):
+class RecordsArguments:
+    """Mixin for networks that can be rebuilt from their class and arguments (exported encoders): every instance
+    keeps ``constructor_arguments``, the arguments it was built with bound to its ``__init__`` signature, defaults
+    filled in (keyword arguments of a ``**kwargs`` parameter merged in). Recorded in ``__new__``, so subclasses need no
+    code of their own; copies (``copy.deepcopy``, an EMA teacher) keep the original's."""
+
+    constructor_arguments: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        instance = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(instance, *args, **kwargs)
+        except TypeError:  # __init__ raises the real error
+            return instance
+        bound.apply_defaults()
+        arguments: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:  # without self
+            if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)
+            else:
+                arguments[name] = value
+        object.__setattr__(instance, "constructor_arguments", arguments)
+        return instance
+
+
+class Tokenizer(RecordsArguments, nn.Module):
     """Base class of tokenizers: ``forward(x) -> Tokens``; ``embed_dim`` is the token width."""
 
     embed_dim: int

@@ -8,6 +8,7 @@ from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
+from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
 from jepa_lightning.methods.jepa import JEPA
@@ -40,6 +41,7 @@ __all__ = [
     "BarlowTwins",
     "ConGraT",
     "ECGJEPAWeimann",
+    "FineTune",
     "JointEmbedding",
     "LeJEPA",
     "PointJEPA",

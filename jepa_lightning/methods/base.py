@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from jepa_lightning.distributed import all_reduce_sum
 from jepa_lightning.inputs import InputSpec, ModelInput, model_input
+
+#: Which network ``jepa-lightning export`` writes: the EMA teacher (``"target"``) or the trained one (``"student"``).
+ExportedNetwork = Literal["target", "student"]
 
 #: Devices on which ``torch.optim.AdamW(fused=True)`` runs (CPU since torch 2.4).
 FUSED_ADAMW_DEVICES = {"cpu", "cuda"}
@@ -266,6 +269,17 @@ class SSLMethod(L.LightningModule):
         None: every token is real), what attentive probes read; here :meth:`embed` as a single token, methods with
         a token encoder return its tokens."""
         return self.embed(x).flatten(1).unsqueeze(1), None
+
+    @property
+    def embed_network(self) -> ExportedNetwork:
+        """The network :meth:`embed` reads: the trained one, unless a method says otherwise."""
+        return "student"
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The network :meth:`embed` reads, as a module ``x -> (B, D)`` sharing this model's weights, for
+        ``jepa-lightning export``: ``network`` picks the EMA teacher (``"target"``) or the trained network
+        (``"student"``); None: :attr:`embed_network`."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which of its networks is the encoder")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return {"embedding": self.embed(model_input(batch)), "y": batch["y"]}

@@ -15,8 +15,8 @@ from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vic
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
-from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.nn.backbones import TokenBackbone
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod
+from jepa_lightning.nn.backbones import TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
 from jepa_lightning.nn.functional import Readout, check_readout, gather_mask_major, masked_mean, read_out
@@ -411,3 +411,22 @@ class JEPA(SSLMethod):
     def readout_tokens(self, x: ModelInput) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the ``readout_network``, and its tokens (layout, validity)."""
         return self.encode_targets(x) if self.readout_network == "target" else self.student.encode(x)
+
+    @property
+    def embed_network(self) -> ExportedNetwork:
+        return self.readout_network
+
+    def export_network(self, network: ExportedNetwork | None = None) -> TokenEncoder:
+        """Tokenizer + encoder of the target network (the EMA teacher; the student without one) or of the student,
+        with this model's ``readout``; None: the ``readout_network``, so that the result computes :meth:`embed`. A
+        teacher of the encoder only (``teacher_scope="encoder"``) is exported with the student's tokenizer."""
+        network = network or self.embed_network
+        if network not in ("target", "student"):
+            raise ValueError(f"network must be 'target' or 'student', got {network!r}")
+        if network == "student" or self.teacher is None:
+            tokenizer, encoder = self.student.tokenizer, self.student.encoder
+        elif self.teacher_scope == "encoder":
+            tokenizer, encoder = self.student.tokenizer, self.teacher.module
+        else:
+            tokenizer, encoder = self.teacher.module.tokenizer, self.teacher.module.encoder
+        return TokenEncoder(tokenizer, encoder, self.readout)

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
-from jepa_lightning.methods.base import SSLMethod
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
@@ -152,3 +152,17 @@ class JointEmbedding(SSLMethod):
             encoded, tokens = self.backbone.tokens.encode(x)
             return encoded, tokens.valid
         return super().embed_tokens(x)
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
+        (``"target"``, methods with ``ema_momentum``); a :class:`~jepa_lightning.nn.PooledTokenBackbone` as the
+        equivalent :class:`~jepa_lightning.nn.TokenEncoder` (mean readout)."""
+        network = network or self.embed_network
+        if network not in ("target", "student"):
+            raise ValueError(f"network must be 'target' or 'student', got {network!r}")
+        if network == "target" and self.teacher is None:
+            raise ValueError(f"{type(self).__name__} has no EMA teacher (ema_momentum=None): export the student")
+        backbone = self.teacher.module[0] if network == "target" else self.backbone
+        if isinstance(backbone, PooledTokenBackbone):
+            return TokenEncoder(backbone.tokens.tokenizer, backbone.tokens.encoder, "mean")
+        return backbone

@@ -1,7 +1,7 @@
 """Networks: encoder, predictor, EMA teacher, backbones and the graph / text towers."""
 
 from jepa_lightning.nn.attentive import AttentiveClassifier, AttentivePooler
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -20,6 +20,7 @@ __all__ = [
     "TextEncoder",
     "TimmBackbone",
     "TokenBackbone",
+    "TokenEncoder",
     "TransformerEncoder",
     "cross_pattern_attention_mask",
     "gather_mask_major",

@@ -7,8 +7,8 @@ from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput
 from jepa_lightning.nn.encoder import TransformerEncoder
-from jepa_lightning.nn.functional import masked_mean
-from jepa_lightning.tokens import Tokenizer, TokenizerFactory, Tokens
+from jepa_lightning.nn.functional import Readout, check_readout, masked_mean, read_out
+from jepa_lightning.tokens import RecordsArguments, Tokenizer, TokenizerFactory, Tokens
 
 
 class TokenBackbone(nn.Module):
@@ -55,7 +55,7 @@ class PooledTokenBackbone(nn.Module):
         return self.tokens.pooled(x)
 
 
-class TimmBackbone(nn.Module):
+class TimmBackbone(RecordsArguments, nn.Module):
     """A timm model (randomly initialised: nothing is downloaded) as a pooled image backbone, ``(B, D)``.
 
     It never touches the network: ``pretrained`` is off and ``hf-hub:`` names are refused.
@@ -83,3 +83,18 @@ class TimmBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
+
+
+class TokenEncoder(TokenBackbone):
+    """Tokenizer + transformer encoder read out to one vector per sample, ``(B, D')``: a JEPA's encoder as ``embed``
+    reads it (and a :class:`PooledTokenBackbone`'s, with ``readout="mean"``), the network that
+    :func:`jepa_lightning.load_encoder` rebuilds. See :data:`~jepa_lightning.nn.functional.Readout`."""
+
+    def __init__(self, tokenizer: Tokenizer, encoder: TransformerEncoder, readout: Readout = "mean") -> None:
+        super().__init__(tokenizer, encoder)
+        check_readout(readout)
+        self.readout = readout
+
+    def forward(self, x: ModelInput) -> Tensor:
+        encoded, tokens = self.encode(x)
+        return read_out(encoded, tokens.layout, self.readout, tokens.valid)

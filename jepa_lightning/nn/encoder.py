@@ -12,7 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from jepa_lightning.nn.functional import gather_tokens
 from jepa_lightning.nn.init import WeightInit, check_weight_init, init_transformer
-from jepa_lightning.tokens import TokenLayout, Tokens, grid_coords
+from jepa_lightning.tokens import RecordsArguments, TokenLayout, Tokens, grid_coords
 
 #: Which tokens may attend to which, decided from their layout coordinates:
 #: ``"full"`` every token (no mask: plain SDPA); ``"cross_pattern"`` (ECG-JEPA, Kim) tokens that share a lead or a
@@ -150,7 +150,7 @@ def cross_pattern_attention_mask(
     return allowed_pairs("cross_pattern", grid_coords((num_channels, num_patches), device=device))[0]
 
 
-class TransformerEncoder(nn.Module):
+class TransformerEncoder(RecordsArguments, nn.Module):
     """ViT encoder over tokens: add positions, optionally keep a subset of tokens, run blocks, final norm.
 
     Positions are added once at the input (ViT, I-JEPA) or, with ``positions_every_layer``, before every block

@@ -1,0 +1,231 @@
+"""FineTune: layer-wise learning-rate decay as MAE's, a frozen warm-up that leaves the encoder alone, and the encoder
+it loads equal to the exported (or checkpointed) one."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import timm
+import torch
+import yaml
+
+from datamodules.images import ImageDataModule
+from jepa_lightning.cli import main
+from jepa_lightning.export import load_encoder, save_encoder
+from jepa_lightning.inputs import InputSpec
+from jepa_lightning.methods import TSJEPA, FineTune
+from jepa_lightning.nn import TransformerEncoder
+from tests.conftest import DIGITS_16, fast_trainer, tiny_ijepa
+
+CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
+TINY_IJEPA_SECTION = {
+    "class_path": "jepa_lightning.methods.IJEPA",
+    "init_args": {
+        "encoder": {
+            "class_path": "jepa_lightning.nn.TransformerEncoder",
+            "init_args": {"embed_dim": 32, "depth": 2, "num_heads": 2},
+        },
+        "patch_size": 2,
+        "predictor_dim": 16,
+        "predictor_depth": 1,
+        "predictor_heads": 2,
+    },
+}
+
+
+@pytest.fixture
+def exported(tmp_path):
+    model = tiny_ijepa()
+    with torch.no_grad():  # a teacher distinct from the student and from any fresh initialisation
+        for parameter in model.teacher.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    save_encoder(model.export_network(), tmp_path / "encoder", DIGITS_16)
+    return tmp_path / "encoder.safetensors"
+
+
+# official: facebookresearch/mae@efb2a8062c206524e35e47d04501ed4f544c0ae8 util/lr_decay.py::param_groups_lrd
+def official_param_groups_lrd(model, weight_decay=0.05, no_weight_decay_list=(), layer_decay=0.75):
+    num_layers = len(model.blocks) + 1
+    layer_scales = [layer_decay ** (num_layers - i) for i in range(num_layers + 1)]
+    groups = {}
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim == 1 or n in no_weight_decay_list:
+            g_decay, this_decay = "no_decay", 0.0
+        else:
+            g_decay, this_decay = "decay", weight_decay
+        layer_id = official_layer_id_for_vit(n, num_layers)
+        group = groups.setdefault(
+            f"layer_{layer_id}_{g_decay}",
+            {"lr_scale": layer_scales[layer_id], "weight_decay": this_decay, "params": []},
+        )
+        group["params"].append(n)
+    return list(groups.values())
+
+
+# official: facebookresearch/mae@efb2a8062c206524e35e47d04501ed4f544c0ae8 util/lr_decay.py::get_layer_id_for_vit
+def official_layer_id_for_vit(name, num_layers):
+    if name in ["cls_token", "pos_embed"]:
+        return 0
+    if name.startswith("patch_embed"):
+        return 0
+    if name.startswith("blocks"):
+        return int(name.split(".")[1]) + 1
+    return num_layers
+
+
+def timm_name(name: str) -> str:
+    """Our FineTune parameter name in timm's ViT layout (what the timm export writes)."""
+    for ours, theirs in (
+        ("encoder.tokenizer.proj.", "patch_embed.proj."),
+        ("encoder.encoder.", ""),
+        ("head.2.", "head."),
+    ):
+        if name.startswith(ours):
+            return theirs + name.removeprefix(ours)
+    raise AssertionError(name)
+
+
+def test_layer_wise_decay_gives_maes_learning_rate_per_parameter(exported):
+    model = FineTune(encoder=str(exported), input_spec=DIGITS_16, layer_decay=0.6, lr=2e-3, weight_decay=0.05)
+    vit = timm.create_model(
+        "vit_base_patch16_224", img_size=16, patch_size=2, in_chans=1, embed_dim=32, depth=2, num_heads=2,
+        class_token=False, global_pool="avg", fc_norm=False, num_classes=10,
+    )  # fmt: skip
+    expected = {}
+    for group in official_param_groups_lrd(vit, 0.05, ("pos_embed",), 0.6):
+        for name in group["params"]:
+            expected[name] = (group["lr_scale"], group["weight_decay"])
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    found = {}
+    for group in model.build_optimizer().param_groups:
+        assert group["lr"] == pytest.approx(2e-3 * group["lr_scale"])
+        for parameter in group["params"]:
+            found[timm_name(names[id(parameter)])] = (pytest.approx(group["lr_scale"]), group["weight_decay"])
+    expected.pop("pos_embed")  # timm learns it; our sin-cos positions are a fixed buffer
+    assert found == expected
+    assert found["patch_embed.proj.weight"][0] == pytest.approx(0.6**3)  # 2 blocks + 1
+    assert found["blocks.0.attn.qkv.weight"][0] == pytest.approx(0.6**2)
+    assert found["head.weight"][0] == found["norm.weight"][0] == pytest.approx(1.0)
+
+
+class Snapshots(L.Callback):
+    """The encoder's and the head's weights at the end of every training epoch."""
+
+    def __init__(self) -> None:
+        self.encoder: list[dict[str, torch.Tensor]] = []
+        self.head: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.encoder.append(copy.deepcopy(pl_module.encoder.state_dict()))
+        self.head.append(copy.deepcopy(pl_module.head.state_dict()))
+
+
+def test_frozen_warm_up_leaves_the_encoder_unchanged_then_trains_it(exported, tmp_path):
+    model = FineTune(encoder=str(exported), input_spec=DIGITS_16, freeze_epochs=1, lr=1e-2, warmup_fraction=0.0)
+    start = copy.deepcopy(model.encoder.state_dict())
+    head = copy.deepcopy(model.head.state_dict())
+    snapshots = Snapshots()
+    trainer = fast_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[snapshots])
+    trainer.fit(model, ImageDataModule(image_size=16, batch_size=32))
+    for key, value in start.items():
+        assert torch.equal(snapshots.encoder[0][key], value), key  # warm-up: the encoder did not move
+    assert not torch.equal(snapshots.head[0]["2.weight"], head["2.weight"])  # but the head did
+    moved = [key for key, value in start.items() if not torch.equal(snapshots.encoder[1][key], value)]
+    assert "encoder.blocks.0.attn.qkv.weight" in moved and "tokenizer.proj.weight" in moved
+
+
+def test_the_encoder_loaded_equals_the_exported_one(exported, digits_batch):
+    model = FineTune(encoder=str(exported), input_spec=DIGITS_16).eval()
+    reference = load_encoder(exported)
+    assert model.encoder.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value)
+    assert torch.equal(model.embed(digits_batch), reference(digits_batch))
+    assert model(digits_batch).shape == (32, 10)
+    assert model.export_network() is model.encoder  # a fine-tuned encoder exports like a pretrained one
+
+
+def test_the_encoder_of_a_fit_checkpoint_is_its_exported_teacher(tmp_path, digits_batch):
+    method = tiny_ijepa()  # the model TINY_IJEPA_SECTION describes (its mask sampler holds no weights)
+    with torch.no_grad():
+        for parameter in method.teacher.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    torch.save({"state_dict": method.state_dict()}, tmp_path / "fit.ckpt")
+    (tmp_path / "fit.yaml").write_text(yaml.safe_dump({"model": TINY_IJEPA_SECTION}))
+    model = FineTune(
+        pretrained_config=str(tmp_path / "fit.yaml"), ckpt_path=str(tmp_path / "fit.ckpt"), input_spec=DIGITS_16
+    ).eval()
+    assert torch.equal(model.embed(digits_batch), method.eval().embed(digits_batch))
+
+
+def test_bad_settings_are_refused(exported):
+    tables = InputSpec("tabular", num_numeric=3, categories=(2,), num_classes=2)
+    with pytest.raises(ValueError, match="mixup"):
+        FineTune(encoder=str(exported), input_spec=tables, mixup_alpha=0.2)
+    with pytest.raises(ValueError, match="from one place"):
+        FineTune(input_spec=DIGITS_16)
+    with pytest.raises(FileNotFoundError, match="no encoder file"):
+        FineTune(encoder="missing.safetensors", input_spec=DIGITS_16)
+
+
+@pytest.mark.parametrize("config", ["finetune_digits.yaml", "finetune_gunpoint.yaml"])
+def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config):
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+    if config == "finetune_digits.yaml":
+        spec, method, data = DIGITS_16, tiny_ijepa(), ["--data.image_size=16"]
+    else:
+        spec = InputSpec("time_series", channels=1, num_classes=2, length=150)
+        encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+        method, data = TSJEPA(encoder=encoder, patch_length=10, predictor_dim=16, input_spec=spec), []
+    save_encoder(method.export_network(), tmp_path / "encoder", spec)
+    main(
+        [
+            "fit",
+            f"--config={CONFIGS / config}",
+            f"--model.encoder={tmp_path / 'encoder.safetensors'}",
+            *data,
+            "--trainer.max_epochs=2",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4
+    assert any(key.startswith("head.") for key in checkpoint["state_dict"])
+
+
+def test_without_classes_it_regresses_and_leaves_out_missing_targets(exported, digits_batch):
+    spec = InputSpec("images", channels=1, image_size=(16, 16))
+    model = FineTune(encoder=str(exported), input_spec=spec, num_outputs=1)
+    assert model.task == "regression" and model.head[-1].out_features == 1
+    y = torch.linspace(0, 1, 32)
+    y[::4] = float("nan")  # no target: left out
+    assert model.labelled(y).equal(~torch.isnan(y))
+    loss = model.loss(model(digits_batch[model.labelled(y)]), y[model.labelled(y)])
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_mixup_mixes_inputs_and_smoothed_one_hot_labels_with_one_weight(exported, digits_batch):
+    model = FineTune(encoder=str(exported), input_spec=DIGITS_16, mixup_alpha=0.4, label_smoothing=0.1)
+    y = torch.arange(32) % 10
+    torch.manual_seed(0)
+    np.random.seed(0)
+    mixed, targets = model.mixup(digits_batch, y)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    weight = float(np.random.beta(0.4, 0.4))
+    order = torch.randperm(32)
+    torch.testing.assert_close(mixed, weight * digits_batch + (1 - weight) * digits_batch[order])
+    smoothed = torch.nn.functional.one_hot(y, 10) * 0.9 + 0.01
+    torch.testing.assert_close(targets, weight * smoothed + (1 - weight) * smoothed[order])
+    torch.testing.assert_close(targets.sum(1), torch.ones(32))
