@@ -377,12 +377,15 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``: a refused setting or a diverged run is
     one line on stderr and exit status 1; SIGTERM stops after the step in progress (last.ckpt written), status 143.
     ``configs`` lists or copies the bundled configs, and ``--config NAME`` runs the bundled config of that name."""
-    args = sys.argv[1:] if args is None else list(args)
+    from_command_line = args is None
+    args = resolve_config_arguments(sys.argv[1:] if from_command_line else list(args))
     if args[:1] == ["configs"]:
         sys.exit(configs_command(args[1:]))
+    if from_command_line:  # LightningCLI reads sys.argv (and DDP's launcher re-runs it), so the bare names go there
+        sys.argv[1:] = args
     with quiet_lightning():
         try:
-            build_cli(resolve_config_arguments(args))
+            build_cli(None if from_command_line else args)
         except (ConfigurationError, DivergenceError) as error:
             print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
             sys.exit(1)

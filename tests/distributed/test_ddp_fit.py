@@ -24,15 +24,17 @@ class RecordReplicaState(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         """Record the targets the method really draws on its first training step."""
         sampler = pl_module.mask_sampler
+        draw = sampler.configurations
 
-        def recording_sampler(*args, **kwargs):
-            context_idx, target_idx = sampler(*args, **kwargs)
+        def recording_configurations(*args, **kwargs):
+            configurations = draw(*args, **kwargs)
+            context_idx, target_idx = configurations[0]
             if self.first_target_idx is None:
                 self.first_target_idx = target_idx[0].tolist()
                 self.first_context_length = context_idx.shape[1]
-            return context_idx, target_idx
+            return configurations
 
-        pl_module.mask_sampler = recording_sampler
+        sampler.configurations = recording_configurations
 
     def on_fit_end(self, trainer, pl_module) -> None:
         record = {
