@@ -21,7 +21,8 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step.
+    patch length when the model is built instead of at the first step. ``condition_dim`` is the width ``C`` of the
+    batches' condition ``batch["cond"]`` (see :func:`model_condition`), when the datamodule emits one.
     """
 
     modality: str
@@ -34,6 +35,7 @@ class InputSpec:
     categories: tuple[int, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     length: int | None = None
+    condition_dim: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
@@ -82,6 +84,15 @@ def model_input(batch: Mapping[str, Any]) -> ModelInput:
     if "lengths" in batch:
         return SeriesInput(batch["x"], batch["lengths"])
     return batch["x"]
+
+
+def model_condition(batch: Mapping[str, Any]) -> Tensor | None:
+    """The batch's condition, ``batch["cond"]`` (None when absent), which a conditioned predictor takes beside the
+    input: what happened between the context and the targets (a transformation's parameters, an action). Layouts:
+    float ``(B, C)``, one vector per sample, or ``(B, M, C)``, one per target group (or per view: the image
+    datamodule's ``view_params`` gives ``(B, V, C)``, the parameters of each view's photometric transform, which a
+    method such as IWM arranges itself)."""
+    return batch.get("cond")
 
 
 def input_batch_size(x: ModelInput) -> int:
