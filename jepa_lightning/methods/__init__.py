@@ -8,6 +8,7 @@ from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
 from jepa_lightning.methods.ijepa import IJEPA
+from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
 from jepa_lightning.methods.lejepa import LeJEPA
@@ -24,6 +25,7 @@ __all__ = [
     "ECGJEPA",
     "EEGJEPA",
     "IJEPA",
+    "IWM",
     "JEPA",
     "TJEPA",
     "TSJEPA",

@@ -329,12 +329,19 @@ class JEPA(SSLMethod):
             return sigreg(pooled, self.num_slices, seed=self.global_step)
         return vicreg_variance(pooled) + VICREG_COVARIANCE_RATIO * vicreg_covariance(pooled)
 
+    def objective_inputs(
+        self, batch: dict[str, Any], stage: Literal["train", "val"]
+    ) -> tuple[ModelInput, dict[str, Any]]:
+        """What :meth:`masked_prediction` takes from a batch: the student's input and the keywords ``cond`` (the
+        batch's condition) and ``target_x``; a method that predicts across views (IWM) overrides it."""
+        return model_input(batch), {"cond": model_condition(batch)}
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         accumulation = max(self.trainer.accumulate_grad_batches, 1)
         micro_batch = self.trainer.global_step * accumulation + batch_idx % accumulation
-        x = model_input(batch)
+        x, inputs = self.objective_inputs(batch, "train")
         generator = mask_generator(self.mask_seed, micro_batch, self.global_rank, "cpu", TRAIN_STREAM)
-        step = self.masked_prediction(x, generator, cond=model_condition(batch))
+        step = self.masked_prediction(x, generator, **inputs)
         batch_size = input_batch_size(x)
         self.log("train/loss", step.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in step.stats.items()}, on_step=True, batch_size=batch_size)
@@ -343,9 +350,9 @@ class JEPA(SSLMethod):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``val/loss`` on masks of their own random stream; returns the loss and the batch's embeddings (the
         readout of the target network's tokens, which the loss computed anyway) for the diagnostic callbacks."""
-        x = model_input(batch)
+        x, inputs = self.objective_inputs(batch, "val")
         generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
-        step = self.masked_prediction(x, generator, regularize=False, cond=model_condition(batch))
+        step = self.masked_prediction(x, generator, regularize=False, **inputs)
         self.log("val/loss", step.loss, prog_bar=True, batch_size=input_batch_size(x), sync_dist=True)
         encoded, tokens = (step.encoded, step.tokens) if self.readout_network == "target" else self.student.encode(x)
         embedding = read_out(encoded, tokens.layout, self.readout, tokens.valid)
