@@ -255,6 +255,27 @@ class PhotometricViews(MultiViewTransform):
         return {"views": [self.normalize(view) for view in views], "cond": torch.stack(params)}
 
 
+class RotatedViews(MultiViewTransform):
+    """Views that differ only by a rotation, the *action* between them (seq-JEPA's sequences of views): the image
+    resized (``resize``, uint8 in, float [0, 1] out), rotated by an angle drawn uniformly in ``[-max_degrees,
+    max_degrees]`` per view (bilinear, zero fill), normalised; ``cond`` ``(V, 1)`` holds each view's angle in
+    radians, so the action from view ``i`` to view ``j`` is ``cond[j] - cond[i]``."""
+
+    def __init__(self, resize: Transform, max_degrees: float, normalize: Transform) -> None:
+        self.resize = resize
+        self.max_degrees = max_degrees
+        self.normalize = normalize
+
+    def __call__(self, sample: Tensor, num_views: int) -> dict[str, Any]:
+        image = self.resize(sample)
+        degrees = (2 * torch.rand(num_views) - 1) * self.max_degrees
+        views = [
+            self.normalize(F.rotate(image, angle, interpolation=v2.InterpolationMode.BILINEAR))
+            for angle in degrees.tolist()
+        ]
+        return {"views": views, "cond": torch.deg2rad(degrees).unsqueeze(-1)}
+
+
 class ArrayImageSource(SampleSource):
     """Images held in memory as ``uint8 (N, C, H, W)``, converted to ``channels`` on load when they differ."""
 
@@ -318,6 +339,10 @@ class ImageDataModule(SSLDataModule):
             :data:`PHOTOMETRIC_PARAMS` training batches carry as ``batch["cond"]`` ``(B, V, 7)``, seeded like every
             other augmentation; ``input_spec.condition_dim`` is then 7. Off by default (views as
             :func:`simclr_augmentation`, no ``cond``).
+        view_rotations: views as rotations of the whole image (:class:`RotatedViews`), angles uniform in
+            ``[-view_rotations, view_rotations]`` degrees, which training batches carry as ``batch["cond"]``
+            ``(B, V, 1)`` (radians; ``input_spec.condition_dim`` 1): sequences of views with rotations as actions
+            (seq-JEPA). 0 (default): off. Not together with ``view_params``.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule` (``batch_size``,
             ``num_workers``, ``val_fraction``, ``seed``, ``num_views``, ``drop_last``, ``predict_split``).
     """
@@ -335,6 +360,7 @@ class ImageDataModule(SSLDataModule):
         crop_scale: tuple[float, float] = (0.3, 1.0),
         view_flip: bool = True,
         view_params: bool = False,
+        view_rotations: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -360,7 +386,12 @@ class ImageDataModule(SSLDataModule):
         self.on_bad_file = on_bad_file
         self.crop_scale = crop_scale
         self.view_flip = view_flip
+        if view_rotations < 0 or (view_rotations and view_params):
+            raise invalid(
+                "view_rotations", "an angle >= 0 in degrees, and 0 when view_params=True", repr(view_rotations)
+            )
         self.view_params = view_params
+        self.view_rotations = view_rotations
         self._user_stats = (list(mean), list(std)) if mean is not None and std is not None else None
         self._stats: tuple[list[float], list[float]] | None = None
         self._inferred_channels: int | None = None
@@ -478,7 +509,7 @@ class ImageDataModule(SSLDataModule):
             channels=self.num_channels,
             image_size=self.image_size,
             num_classes=self._num_classes,
-            condition_dim=len(PHOTOMETRIC_PARAMS) if self.view_params else None,
+            condition_dim=len(PHOTOMETRIC_PARAMS) if self.view_params else 1 if self.view_rotations else None,
         )
 
     @property
@@ -520,7 +551,10 @@ class ImageDataModule(SSLDataModule):
         """The random part of a view, ``uint8`` in, float [0, 1] out; override to change the augmentation."""
         return simclr_augmentation(self.image_size, self.num_channels, self.view_flip)
 
-    def view_transform(self) -> Transform | PhotometricViews:
+    def view_transform(self) -> Transform | MultiViewTransform:
+        if self.view_rotations:
+            resize = v2.Compose([v2.Resize(self.image_size, antialias=True), v2.ToDtype(torch.float32, scale=True)])
+            return RotatedViews(resize, self.view_rotations, self._normalize())
         if self.view_params:
             crop = v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True)
             steps: list[v2.Transform] = [crop, v2.RandomHorizontalFlip()] if self.view_flip else [crop]

@@ -13,6 +13,7 @@ from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
 from jepa_lightning.methods.lejepa import LeJEPA
 from jepa_lightning.methods.pointjepa import PointJEPA
+from jepa_lightning.methods.seqjepa import SeqJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
@@ -35,6 +36,7 @@ __all__ = [
     "LeJEPA",
     "PointJEPA",
     "SSLMethod",
+    "SeqJEPA",
     "SimCLR",
     "TiCo",
     "VICReg",
