@@ -42,11 +42,16 @@ from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.nn.functional import gather_mask_major
 
 
-def train(cli_args: list[str], conditioning: str | None, steps: int, root: str) -> tuple[IWM, object]:
-    """The config's IWM (its conditioning replaced when ``conditioning`` is given) trained for ``steps`` steps."""
+def build(cli_args: list[str], conditioning: str | None) -> tuple[IWM, object]:
+    """The config's IWM (its conditioning replaced when ``conditioning`` is given), untrained, and its datamodule."""
     overrides = [] if conditioning is None else [f"--model.predictor_conditioning={conditioning}"]
     cli = build_cli([*cli_args, *overrides, "--trainer.logger=false", "--trainer.callbacks=[]"], run=False)
     L.seed_everything(cli.config.get("seed_everything", 0), verbose=False)
+    return cli.model, cli.datamodule
+
+
+def train(model: IWM, datamodule, steps: int, root: str) -> IWM:
+    """``model`` trained for ``steps`` steps on ``datamodule``."""
     trainer = L.Trainer(
         max_steps=steps,
         accelerator="cpu",
@@ -57,8 +62,8 @@ def train(cli_args: list[str], conditioning: str | None, steps: int, root: str) 
         limit_val_batches=0,
         default_root_dir=root,
     )
-    trainer.fit(cli.model, datamodule=cli.datamodule)
-    return cli.model.eval(), cli.datamodule
+    trainer.fit(model, datamodule=datamodule)
+    return model.eval()
 
 
 def transformed_images(datamodule, transforms: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -145,10 +150,15 @@ def main(argv: list[str]) -> None:
     args, cli_args = parser.parse_known_args(argv)
     rows = []
     for conditioning in (None, "none"):
-        model, datamodule = train(cli_args, conditioning, args.steps, args.root)
+        model, datamodule = build(cli_args, conditioning)
         clean, views, params = transformed_images(datamodule, args.transforms, args.seed)
-        scores = measure(model, clean, views, params)
         label = model.predictor.conditioning
+        if conditioning is None:  # the same measures before training: the random encoder's share
+            scores = measure(model.eval(), clean, views, params)
+            rows.append(
+                [f"{label}, untrained", scores["features_r2"], scores["prediction_mrr"], scores["prediction_r2"]]
+            )
+        scores = measure(train(model.train(), datamodule, args.steps, args.root), clean, views, params)
         rows.append([label, scores["features_r2"], scores["prediction_mrr"], scores["prediction_r2"]])
     chance = float(np.mean([1.0 / rank for rank in range(1, args.transforms + 1)]))
     print_table(
