@@ -17,7 +17,13 @@ validation images, each under ``--transforms`` random photometric transforms of 
   k"; its prediction of the target tokens should retrieve the teacher's tokens of the image under transform k among
   the ``--transforms`` transformed versions of the same image (cosine similarity; mean reciprocal rank, the paper's
   equivariance measure). An unconditioned predictor predicts the same thing for every k: chance level, printed.
-- **prediction R²**: the transform's parameters read back (ridge, as above) from the mean predicted token.
+- **prediction R²**: the transform's parameters read back (ridge, as above) from the mean predicted token. A
+  conditioned predictor passes its condition through even untrained (R² near 1 at initialisation), so this only
+  shows whether the prediction carries the transformation at all (an unconditioned one: R² near 0); the MRR shows
+  whether it carries it *correctly*.
+
+The first row scores the configured model before training (the random encoder's share of the features R²).
+``PYTHONPATH=.`` when the package installed in the environment is another checkout.
 """
 
 from __future__ import annotations
