@@ -103,7 +103,8 @@ def test_defaults_are_the_official_scripts():
     assert (model.seq_len, model.num_views, model.action_proj[0].out_features) == (3, 4, 8)
     assert (len(model.aggregator.layers), model.aggregator.layers[0].self_attn.num_heads) == (3, 4)
     assert model.aggregator.layers[0].dropout.p == 0.1 and not model.aggregator.layers[0].norm_first
-    assert (model.lr, model.weight_decay, model.final_weight_decay, model.warmup_start_lr) == (4e-4, 1e-3, None, 1e-5)
+    # Adam without decay: the script's --weight-decay reaches only the evaluation probes' AdamW
+    assert (model.lr, model.weight_decay, model.final_weight_decay, model.warmup_start_lr) == (4e-4, 0.0, None, 1e-5)
     assert model.teacher.momentum_at(0, 10) == model.teacher.momentum_at(9, 10) == 0.996
     with pytest.raises(ValueError, match="condition_dim"):
         tiny(input_spec=InputSpec("images", channels=1, image_size=(16, 16)))
