@@ -21,7 +21,7 @@ from jepa_lightning.masks.base import mask_generator
 from jepa_lightning.methods import IWM
 from jepa_lightning.nn import TransformerEncoder, gather_mask_major
 from jepa_lightning.tokenizers import InputSpec
-from tests.conftest import FAST_TRAINER_ARGS
+from tests.conftest import FAST_TRAINER_ARGS, tiny_ijepa
 
 P = len(PHOTOMETRIC_PARAMS)
 SPEC = InputSpec("images", channels=1, image_size=(16, 16), num_classes=10, condition_dim=P)
@@ -139,3 +139,20 @@ def test_fits_through_the_cli_with_each_conditioning(tmp_path, conditioning):
             "--seed_everything=0",
         ]
     )
+
+
+def test_the_generic_jepa_hands_the_batchs_condition_to_a_conditioned_predictor():
+    spec = InputSpec("images", channels=1, image_size=(16, 16), condition_dim=3)
+    batch = {"x": torch.randn(4, 1, 16, 16), "cond": torch.randn(4, 3)}
+    encoder = TransformerEncoder(embed_dim=32, depth=2, num_heads=2, init="xavier")  # a visible effect at init
+    model = tiny_ijepa(input_spec=spec, predictor_conditioning="adaln", encoder=encoder)
+    assert model.predictor.conditioning == "adaln" and model.predictor.condition_embed[0].in_features == 3
+    x, inputs = model.objective_inputs(batch, "train")
+    assert x is batch["x"] and inputs["cond"] is batch["cond"]
+    loss = model.masked_prediction(x, mask_generator(0, 0, 0, "cpu"), **inputs).loss
+    moved = model.masked_prediction(x, mask_generator(0, 0, 0, "cpu"), cond=batch["cond"] + 1).loss
+    assert abs(float((moved - loss).detach())) > 1e-6
+    # unconditioned (the default): the same batch's condition changes nothing
+    plain = tiny_ijepa(input_spec=spec)
+    reference = plain.masked_prediction(x, mask_generator(0, 0, 0, "cpu")).loss
+    torch.testing.assert_close(plain.masked_prediction(x, mask_generator(0, 0, 0, "cpu"), **inputs).loss, reference)
