@@ -193,6 +193,16 @@ class SampleSource(Dataset, ABC):
         return self.load(index), int(self.labels[index])
 
 
+class MultiViewTransform(ABC):
+    """Makes every view of one sample in one call, for views that share a random draw (one crop for all of them) or
+    report what was drawn: returns ``{"views": [view, ...], "cond": Tensor}`` (``"cond"``, the batch contract's
+    condition, may be left out), merged into the training item. A datamodule's ``view_transform`` may return one."""
+
+    @abstractmethod
+    def __call__(self, sample: Any, num_views: int) -> dict[str, Any]:
+        """The ``num_views`` views of ``sample`` (and what they depend on)."""
+
+
 class EvalDataset(Dataset):
     """Deterministic items ``{"x": transform(sample), "y": label}`` of ``source`` at ``indices``."""
 
@@ -242,7 +252,9 @@ class SeededTrainDataset(EvalDataset):
             # Transforms draw from the CPU generator; seeding only it is ~100x cheaper than torch.manual_seed.
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             item: dict[str, Any] = {"x": self.transform(sample), "y": label}
-            if self.num_views > 0:
+            if isinstance(self.view_transform, MultiViewTransform) and self.num_views > 0:
+                item.update(self.view_transform(sample, self.num_views))
+            elif self.num_views > 0:
                 item["views"] = [self.view_transform(sample) for _ in range(self.num_views)]
         return item
 
@@ -305,7 +317,8 @@ class SSLDataModule(LightningDataModule, ABC):
     """Modality-agnostic base: seeded train/val split, loaders, augmented views and per-sample seeding.
 
     Batches are dicts ``{"x": Tensor, "y": LongTensor (-1 = no label), "views": [Tensor, ...]}`` where
-    ``"views"`` is present only in training batches and only when ``num_views > 0``. ``num_views=None`` means
+    ``"views"`` is present only in training batches and only when ``num_views > 0``; a view transform that is a
+    :class:`MultiViewTransform` may add ``"cond"`` (e.g. the views' augmentation parameters). ``num_views=None`` means
     "the model decides": a method that needs views sets ``datamodule.num_views`` in its ``setup`` hook, before
     loaders exist; if nobody does, no views are made.
 

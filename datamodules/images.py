@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from datamodules.base import (
     CHECK_WORKERS,
     BadFilePolicy,
+    MultiViewTransform,
     SampleSource,
     SSLDataModule,
     Transform,
@@ -71,6 +72,10 @@ CHANNELS_MODE = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 #: of values in [0, 65535] and scaled to 8 bits when ``convert=True``.
 DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 DEEP_GREY_MAX = 65535
+#: The parameters of a view's photometric transform (:class:`PhotometricTransform`), the last axis of
+#: ``batch["cond"]`` with ``view_params=True``: brightness, contrast and saturation factors minus 1, hue shift (in
+#: turns), greyscale (0 / 1), blur sigma (0: not blurred) and solarisation (0 / 1). All zero: the identity.
+PHOTOMETRIC_PARAMS = ("brightness", "contrast", "saturation", "hue", "grayscale", "blur", "solarize")
 #: What PIL's decoders raise for corrupt or truncated files.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
@@ -205,6 +210,85 @@ class Speckle(torch.nn.Module):
         return image * torch.distributions.Gamma(shape, shape).sample()
 
 
+class PhotometricTransform:
+    """The colour part of :func:`simclr_augmentation` that reports what it drew: float ``(C, H, W)`` in [0, 1] in,
+    ``(image, params)`` out, ``params`` the :data:`PHOTOMETRIC_PARAMS` (float ``(7,)``).
+
+    The same distributions: colour jitter with p=0.8 (brightness and contrast factors in [0.6, 1.4], saturation in
+    [0.8, 1.2] and hue in [-0.1, 0.1] for RGB; brightness and contrast for grey; brightness only for 2 / 4 channels),
+    greyscale p=0.2 (RGB only), Gaussian blur p=0.5 (sigma 0.1-2, kernel about 10% of the shorter side) and
+    solarisation p=0.2 (threshold 0.5). One difference: the jitter's four adjustments run in a fixed order
+    (brightness, contrast, saturation, hue) rather than torchvision's random one, so the parameters determine the
+    transform. Draws come from torch's default generator (seeded per sample by the datamodule), always 9 of them.
+    """
+
+    def __init__(self, image_size: tuple[int, int], channels: int) -> None:
+        self.channels = channels
+        self.kernel = max(3, round(0.1 * min(image_size)) // 2 * 2 + 1)
+        jitter = {1: (0.4, 0.4, 0.0, 0.0), 3: (0.4, 0.4, 0.2, 0.1)}
+        self.strengths = torch.tensor(jitter.get(channels, (0.4, 0.0, 0.0, 0.0)))
+
+    def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        draws = torch.rand(9)
+        jittered = bool(draws[0] < 0.8)
+        shifts = self.strengths * (2 * draws[1:5] - 1) if jittered else torch.zeros(4)
+        grayscale = self.channels == 3 and bool(draws[5] < 0.2)
+        sigma = float(0.1 + 1.9 * draws[7]) if draws[6] < 0.5 else 0.0
+        solarize = bool(draws[8] < 0.2)
+        brightness, contrast, saturation, hue = shifts.tolist()
+        if jittered:
+            image = F.adjust_brightness(image, 1 + brightness)
+            if self.channels <= 3:
+                image = F.adjust_contrast(image, 1 + contrast)
+            if self.channels == 3:
+                image = F.adjust_hue(F.adjust_saturation(image, 1 + saturation), hue)
+        if grayscale:
+            image = F.rgb_to_grayscale(image, num_output_channels=3)
+        if sigma:
+            image = F.gaussian_blur(image, [self.kernel, self.kernel], [sigma, sigma])
+        if solarize:
+            image = F.solarize(image, 0.5)
+        params = torch.tensor([brightness, contrast, saturation, hue, float(grayscale), sigma, float(solarize)])
+        return image, params
+
+
+class PhotometricViews(MultiViewTransform):
+    """Views that differ only in colour: one random crop (``geometry``, uint8 in, float [0, 1] out) shared by every
+    view, then an independent :class:`PhotometricTransform` per view and normalisation; ``cond`` ``(V, 7)`` holds
+    each view's parameters, so a predictor can be told how one view was transformed into another (IWM)."""
+
+    def __init__(self, geometry: Transform, photometric: PhotometricTransform, normalize: Transform) -> None:
+        self.geometry = geometry
+        self.photometric = photometric
+        self.normalize = normalize
+
+    def __call__(self, sample: Tensor, num_views: int) -> dict[str, Any]:
+        image = self.geometry(sample)
+        views, params = zip(*(self.photometric(image) for _ in range(num_views)), strict=True)
+        return {"views": [self.normalize(view) for view in views], "cond": torch.stack(params)}
+
+
+class RotatedViews(MultiViewTransform):
+    """Views that differ only by a rotation, the *action* between them (seq-JEPA's sequences of views): the image
+    resized (``resize``, uint8 in, float [0, 1] out), rotated by an angle drawn uniformly in ``[-max_degrees,
+    max_degrees]`` per view (bilinear, zero fill), normalised; ``cond`` ``(V, 1)`` holds each view's angle in
+    radians, so the action from view ``i`` to view ``j`` is ``cond[j] - cond[i]``."""
+
+    def __init__(self, resize: Transform, max_degrees: float, normalize: Transform) -> None:
+        self.resize = resize
+        self.max_degrees = max_degrees
+        self.normalize = normalize
+
+    def __call__(self, sample: Tensor, num_views: int) -> dict[str, Any]:
+        image = self.resize(sample)
+        degrees = (2 * torch.rand(num_views) - 1) * self.max_degrees
+        views = [
+            self.normalize(F.rotate(image, angle, interpolation=v2.InterpolationMode.BILINEAR))
+            for angle in degrees.tolist()
+        ]
+        return {"views": views, "cond": torch.deg2rad(degrees).unsqueeze(-1)}
+
+
 class ArrayImageSource(SampleSource):
     """Images held in memory as ``uint8 (N, C, H, W)``, converted to ``channels`` on load when they differ."""
 
@@ -265,6 +349,15 @@ class ImageDataModule(SSLDataModule):
         view_flip: whether augmented views are randomly flipped horizontally.
         speckle_looks: multiplicative speckle (:class:`Speckle`, ``looks``-look Gamma noise of mean 1) on every image
             of every transform, before normalisation, to make optical images SAR-like; ``None`` (default): none.
+        view_params: transformation-aware views (:class:`PhotometricViews`): every view of a sample shares one
+            random crop (``crop_scale``, flipped when ``view_flip``) and gets its own photometric transform, whose
+            :data:`PHOTOMETRIC_PARAMS` training batches carry as ``batch["cond"]`` ``(B, V, 7)``, seeded like every
+            other augmentation; ``input_spec.condition_dim`` is then 7. Off by default (views as
+            :func:`simclr_augmentation`, no ``cond``).
+        view_rotations: views as rotations of the whole image (:class:`RotatedViews`), angles uniform in
+            ``[-view_rotations, view_rotations]`` degrees, which training batches carry as ``batch["cond"]``
+            ``(B, V, 1)`` (radians; ``input_spec.condition_dim`` 1): sequences of views with rotations as actions
+            (seq-JEPA). 0 (default): off. Not together with ``view_params``.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule` (``batch_size``,
             ``num_workers``, ``val_fraction``, ``seed``, ``num_views``, ``drop_last``, ``predict_split``).
     """
@@ -282,6 +375,8 @@ class ImageDataModule(SSLDataModule):
         crop_scale: tuple[float, float] = (0.3, 1.0),
         view_flip: bool = True,
         speckle_looks: float | None = None,
+        view_params: bool = False,
+        view_rotations: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -310,6 +405,12 @@ class ImageDataModule(SSLDataModule):
         self.crop_scale = crop_scale
         self.view_flip = view_flip
         self.speckle_looks = speckle_looks
+        if view_rotations < 0 or (view_rotations and view_params):
+            raise invalid(
+                "view_rotations", "an angle >= 0 in degrees, and 0 when view_params=True", repr(view_rotations)
+            )
+        self.view_params = view_params
+        self.view_rotations = view_rotations
         self._user_stats = (list(mean), list(std)) if mean is not None and std is not None else None
         self._stats: tuple[list[float], list[float]] | None = None
         self._inferred_channels: int | None = None
@@ -427,6 +528,7 @@ class ImageDataModule(SSLDataModule):
             channels=self.num_channels,
             image_size=self.image_size,
             num_classes=self._num_classes,
+            condition_dim=len(PHOTOMETRIC_PARAMS) if self.view_params else 1 if self.view_rotations else None,
         )
 
     @property
@@ -471,5 +573,15 @@ class ImageDataModule(SSLDataModule):
         """The random part of a view, ``uint8`` in, float [0, 1] out; override to change the augmentation."""
         return simclr_augmentation(self.image_size, self.num_channels, self.view_flip)
 
-    def view_transform(self) -> Transform:
+    def view_transform(self) -> Transform | MultiViewTransform:
+        if self.view_rotations:
+            resize = v2.Compose([v2.Resize(self.image_size, antialias=True), v2.ToDtype(torch.float32, scale=True)])
+            return RotatedViews(resize, self.view_rotations, self._normalize())
+        if self.view_params:
+            crop = v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True)
+            steps: list[v2.Transform] = [crop, v2.RandomHorizontalFlip()] if self.view_flip else [crop]
+            geometry = v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True)])
+            return PhotometricViews(
+                geometry, PhotometricTransform(self.image_size, self.num_channels), self._normalize()
+            )
         return v2.Compose([self.view_augmentation(), self._normalize()])

@@ -25,6 +25,8 @@ class InputSpec:
     and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built. Graphs: ``channels`` is
     the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
     ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
+    ``condition_dim`` is the width ``C`` of the batches' condition ``batch["cond"]`` (see :func:`model_condition`),
+    when the datamodule emits one.
     """
 
     modality: str
@@ -39,6 +41,7 @@ class InputSpec:
     length: int | None = None
     frames: int | None = None
     vocab_size: int | None = None
+    condition_dim: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
@@ -116,6 +119,15 @@ def paired_input(batch: Mapping[str, Any]) -> Tensor:
             "datamodule gives none (for graphs: configure the node texts, e.g. text_column=... or wordnet=...)"
         )
     return batch["pair"]
+
+
+def model_condition(batch: Mapping[str, Any]) -> Tensor | None:
+    """The batch's condition, ``batch["cond"]`` (None when absent), which a conditioned predictor takes beside the
+    input: what happened between the context and the targets (a transformation's parameters, an action). Layouts:
+    float ``(B, C)``, one vector per sample, or ``(B, M, C)``, one per target group (or per view: the image
+    datamodule's ``view_params`` gives ``(B, V, C)``, the parameters of each view's photometric transform, which a
+    method such as IWM arranges itself)."""
+    return batch.get("cond")
 
 
 def input_batch_size(x: ModelInput) -> int:

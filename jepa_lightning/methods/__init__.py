@@ -11,12 +11,14 @@ from jepa_lightning.methods.eegjepa import EEGJEPA
 from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
+from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
 from jepa_lightning.methods.lejepa import LeJEPA
 from jepa_lightning.methods.njepa import NJEPA
 from jepa_lightning.methods.pointjepa import PointJEPA
 from jepa_lightning.methods.sarjepa import SARJEPA
+from jepa_lightning.methods.seqjepa import SeqJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
@@ -32,6 +34,7 @@ __all__ = [
     "EEGJEPA",
     "IJEPA",
     "INTL",
+    "IWM",
     "JEPA",
     "NJEPA",
     "SARJEPA",
@@ -46,6 +49,7 @@ __all__ = [
     "LeJEPA",
     "PointJEPA",
     "SSLMethod",
+    "SeqJEPA",
     "SimCLR",
     "TiCo",
     "TwoTower",

@@ -10,7 +10,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from jepa_lightning.inputs import InputSpec, ModelInput, input_batch_size, model_input
+from jepa_lightning.inputs import InputSpec, ModelInput, input_batch_size, model_condition, model_input
 from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vicreg_token_terms, vicreg_variance
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
@@ -20,7 +20,7 @@ from jepa_lightning.nn.backbones import TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
 from jepa_lightning.nn.functional import Readout, check_readout, gather_mask_major, masked_mean, read_out
-from jepa_lightning.nn.predictor import JEPAPredictor, PredictorPositions
+from jepa_lightning.nn.predictor import JEPAPredictor, PredictorConditioning, PredictorPositions
 from jepa_lightning.tokens import TokenizerFactory, Tokens
 
 #: Builds a predictor for the encoder width (first constructor argument ``embed_dim``).
@@ -129,6 +129,12 @@ class JEPA(SSLMethod):
     ``activation_checkpointing=True`` recomputes the blocks' activations of the student encoder and the default
     predictor in the backward pass instead of keeping them (less memory for long token sequences such as video, one
     more forward of those blocks per step; loss and gradients unchanged). A ``predictor`` factory sets its own.
+
+    Conditioning: ``predictor_conditioning`` (:data:`~jepa_lightning.nn.predictor.PredictorConditioning`) makes the
+    predictor take the batch's condition ``batch["cond"]`` (``(B, C)`` per sample or ``(B, M, C)`` per target group:
+    a transformation's parameters, an action), ``C = predictor_condition_dim`` (``None``: the datamodule's
+    ``input_spec.condition_dim``). A batch's ``cond`` reaches the predictor whenever the batch holds one; the
+    default predictor ignores it unless conditioned.
     """
 
     def __init__(
@@ -146,6 +152,8 @@ class JEPA(SSLMethod):
         predictor_dropout: float = 0.0,
         predictor_attention_dropout: float = 0.0,
         predictor_mask_noise_levels: int = 0,
+        predictor_conditioning: PredictorConditioning = "none",
+        predictor_condition_dim: int | None = None,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
         readout_network: ReadoutNetwork = "target",
@@ -228,6 +236,7 @@ class JEPA(SSLMethod):
             output_dim=None if target_features is None else target_features.feature_dim(input_spec),
             activation_checkpointing=activation_checkpointing,
             num_mask_tokens=self.mask_sampler.num_configurations,
+            **self.predictor_condition(predictor_conditioning, predictor_condition_dim, input_spec),
         )
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope
@@ -252,11 +261,34 @@ class JEPA(SSLMethod):
         self.mask_seed = mask_seed
 
     # -- the objective ------------------------------------------------------------------------------------
-    def masked_prediction(self, x: ModelInput, generator: torch.Generator, regularize: bool = True) -> MaskedPrediction:
+    @staticmethod
+    def predictor_condition(
+        conditioning: PredictorConditioning, condition_dim: int | None, input_spec: InputSpec
+    ) -> dict[str, Any]:
+        """The conditioning keywords of the :class:`~jepa_lightning.nn.JEPAPredictor` (none when unconditioned, so
+        the default predictor is built exactly as before); the width falls back on ``input_spec.condition_dim``."""
+        if conditioning == "none":
+            return {}
+        if condition_dim is None:
+            input_spec.require("condition_dim")
+            condition_dim = input_spec.condition_dim
+        return {"conditioning": conditioning, "condition_dim": condition_dim}
+
+    def masked_prediction(
+        self,
+        x: ModelInput,
+        generator: torch.Generator,
+        regularize: bool = True,
+        *,
+        cond: Tensor | None = None,
+        target_x: ModelInput | None = None,
+    ) -> MaskedPrediction:
         """Loss of predicting target representations of masked tokens from the context, plus diagnostics.
 
         ``regularize=False`` leaves out the anti-collapse ``regularizer`` (validation: a batch statistic, undefined
-        on a last batch of one sample, and not what ``val/loss`` should measure)."""
+        on a last batch of one sample, and not what ``val/loss`` should measure). ``cond`` goes to the predictor
+        (when not None); ``target_x`` is what the target network encodes (default ``x``: another view of the same
+        geometry, such as IWM's untransformed image, must tokenize to the same layout)."""
         tokens = self.student.tokenizer(x)
         configurations = self.mask_sampler.configurations(
             tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress
@@ -265,16 +297,21 @@ class JEPA(SSLMethod):
         if valid is not None and self.mask_sampler.relative_to_end:
             check_unpadded(valid, self.mask_sampler)
         contexts, predictions = [], []
+        condition = {} if cond is None else {"cond": cond}
         for index, (context_idx, target_idx) in enumerate(configurations):
             context = self.student.encoder(tokens, keep=context_idx)
             extra = {"mask_index": index} if len(configurations) > 1 else {}
-            predictions.append(self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid, **extra))
+            predictions.append(
+                self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid, **extra, **condition)
+            )
             contexts.append((context, context_idx))
         with torch.no_grad():
             if self.target_features is not None:
-                encoded, target_tokens = self.fixed_targets(x, tokens), tokens
-            else:
+                encoded, target_tokens = self.fixed_targets(x if target_x is None else target_x, tokens), tokens
+            elif target_x is None:
                 encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
+            else:
+                encoded, target_tokens = self.encode_targets(target_x, final_norm=self.target_final_norm)
             normalized = normalize_targets(encoded, self.target_norm)
             targets = [gather_mask_major(normalized, target_idx) for _, target_idx in configurations]
             if not self.target_final_norm and self.target_features is None:  # embeddings read the encoder's output
@@ -362,12 +399,19 @@ class JEPA(SSLMethod):
             return sigreg(pooled, self.num_slices, seed=self.global_step)
         return vicreg_variance(pooled) + VICREG_COVARIANCE_RATIO * vicreg_covariance(pooled)
 
+    def objective_inputs(
+        self, batch: dict[str, Any], stage: Literal["train", "val"]
+    ) -> tuple[ModelInput, dict[str, Any]]:
+        """What :meth:`masked_prediction` takes from a batch: the student's input and the keywords ``cond`` (the
+        batch's condition) and ``target_x``; a method that predicts across views (IWM) overrides it."""
+        return model_input(batch), {"cond": model_condition(batch)}
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         accumulation = max(self.trainer.accumulate_grad_batches, 1)
         micro_batch = self.trainer.global_step * accumulation + batch_idx % accumulation
-        x = model_input(batch)
+        x, inputs = self.objective_inputs(batch, "train")
         generator = mask_generator(self.mask_seed, micro_batch, self.global_rank, "cpu", TRAIN_STREAM)
-        step = self.masked_prediction(x, generator)
+        step = self.masked_prediction(x, generator, **inputs)
         batch_size = input_batch_size(x)
         self.log("train/loss", step.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in step.stats.items()}, on_step=True, batch_size=batch_size)
@@ -376,9 +420,9 @@ class JEPA(SSLMethod):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``val/loss`` on masks of their own random stream; returns the loss and the batch's embeddings (the
         readout of the target network's tokens, which the loss computed anyway) for the diagnostic callbacks."""
-        x = model_input(batch)
+        x, inputs = self.objective_inputs(batch, "val")
         generator = mask_generator(self.mask_seed, batch_idx, self.global_rank, "cpu", VAL_STREAM)
-        step = self.masked_prediction(x, generator, regularize=False)
+        step = self.masked_prediction(x, generator, regularize=False, **inputs)
         self.log("val/loss", step.loss, prog_bar=True, batch_size=input_batch_size(x), sync_dist=True)
         encoded, tokens = (step.encoded, step.tokens) if self.readout_network == "target" else self.student.encode(x)
         embedding = read_out(encoded, tokens.layout, self.readout, tokens.valid)

@@ -24,6 +24,25 @@ from jepa_lightning.tokens import TokenLayout, sincos_embedding
 #: How the predictor places its tokens: fixed sin-cos of the layout's grid coordinates, or learned from continuous
 #: coordinates by a small MLP (Point-JEPA's centres).
 PredictorPositions = Literal["sincos", "mlp"]
+#: How the predictor takes a condition (a transformation's parameters, an action): not at all (``"none"``), as one
+#: extra token in front of the sequence (``"token"``, IWM's sequence conditioning), concatenated to every mask token
+#: and projected back to the predictor's width (``"concat"``, IWM's feature conditioning), or as the shift and scale of
+#: every block's layer norms (``"adaln"``, adaptive layer norm; pre-norm blocks only).
+PredictorConditioning = Literal["none", "token", "concat", "adaln"]
+PREDICTOR_CONDITIONINGS = ("none", "token", "concat", "adaln")
+
+
+def condition_rows(cond: Tensor, batch: int, groups: int) -> Tensor:
+    """A condition per sample ``(B, C)`` or per target group ``(B, M, C)`` as one row per predictor row, mask-major
+    ``(M * B, C)`` (row ``m * B + b``, as :func:`~jepa_lightning.nn.functional.gather_mask_major`)."""
+    if cond.ndim == 2 and cond.shape[0] == batch:
+        return cond.repeat(groups, 1)
+    if cond.ndim == 3 and cond.shape[:2] == (batch, groups):
+        return cond.transpose(0, 1).reshape(groups * batch, cond.shape[-1])
+    raise ValueError(
+        f"cond must be (B, C) per sample or (B, M, C) per target group with B={batch}, M={groups}; "
+        f"got shape {tuple(cond.shape)}"
+    )
 
 
 def cosine_noise_schedule(levels: int) -> Tensor:
@@ -64,6 +83,11 @@ class JEPAPredictor(nn.Module):
     positions become ``sqrt(alpha_bar_k) p + sqrt(1 - alpha_bar_k) eps`` with ``eps ~ N(0, I)`` (global RNG, like
     dropout); in eval mode the positions are clean. 0 (default) leaves them untouched. ``output_dim`` is the width
     of the predictions (default ``embed_dim``; fixed targets of another width set it).
+
+    ``conditioning`` (:data:`PredictorConditioning`) makes the prediction depend on a condition of ``condition_dim``
+    values that :meth:`forward` takes as ``cond``: per sample ``(B, C)`` or per target group ``(B, M, C)``. The
+    default ``"none"`` builds nothing and ignores ``cond``, so the predictor is the unconditioned one, weights and
+    random draws included.
     """
 
     def __init__(
@@ -90,6 +114,8 @@ class JEPAPredictor(nn.Module):
         output_dim: int | None = None,
         activation_checkpointing: bool = False,
         num_mask_tokens: int = 1,
+        conditioning: PredictorConditioning = "none",
+        condition_dim: int = 0,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -98,12 +124,21 @@ class JEPAPredictor(nn.Module):
             raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
         if positions not in ("sincos", "mlp"):
             raise ValueError(f"positions must be 'sincos' or 'mlp', got {positions!r}")
+        if conditioning not in PREDICTOR_CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {PREDICTOR_CONDITIONINGS}, got {conditioning!r}")
+        if conditioning != "none" and condition_dim < 1:
+            raise ValueError(f"conditioning={conditioning!r} needs condition_dim >= 1, got {condition_dim}")
+        if conditioning == "adaln" and norm_placement != "pre":
+            raise ValueError(
+                "conditioning='adaln' modulates the pre-norms of the blocks: it needs norm_placement='pre'"
+            )
         self.embed_dim = embed_dim
         self.predictor_dim = predictor_dim
         self.attention = attention
         self.positions_every_layer = positions_every_layer
         self.mask_noise_levels = mask_noise_levels
         self.activation_checkpointing = activation_checkpointing
+        self.conditioning = conditioning
         self.embed = nn.Linear(embed_dim, predictor_dim)
         if num_mask_tokens < 1:
             raise ValueError(f"num_mask_tokens must be >= 1, got {num_mask_tokens}")
@@ -136,6 +171,13 @@ class JEPAPredictor(nn.Module):
             if positions == "mlp"
             else None
         )
+        # built last, and only when used, so that an unconditioned predictor draws the same weights as before
+        if conditioning == "token":
+            self.condition_embed = nn.Linear(condition_dim, predictor_dim)
+        elif conditioning == "concat":
+            self.condition_embed = nn.Linear(predictor_dim + condition_dim, predictor_dim)
+        elif conditioning == "adaln":  # (shift, scale) of norm1 and of norm2, per block
+            self.condition_embed = nn.ModuleList(nn.Linear(condition_dim, 4 * predictor_dim) for _ in self.blocks)
         init_transformer(self, self.blocks, init)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
@@ -147,12 +189,19 @@ class JEPAPredictor(nn.Module):
         target_idx: Tensor,
         valid: Tensor | None = None,
         mask_index: int = 0,
+        cond: Tensor | None = None,
     ) -> Tensor:
         """``context`` ``(B, Nc, D)`` encoded at ``context_idx`` ``(B, Nc)``; ``target_idx`` ``(B, M, Nt)``; ``valid``
         ``(B, N)`` (see :class:`~jepa_lightning.tokens.Tokens`) leaves padding context tokens and target slots out
-        of attention; ``mask_index`` chooses the mask token (of ``num_mask_tokens``)."""
+        of attention; ``mask_index`` chooses the mask token (of ``num_mask_tokens``); ``cond`` ``(B, C)`` or
+        ``(B, M, C)`` is the condition (ignored with ``conditioning="none"``)."""
         groups, per_group = target_idx.shape[1], target_idx.shape[2]
         mask_token = self.mask_token[mask_index : mask_index + 1]
+        rows = None
+        if self.conditioning != "none":
+            if cond is None:
+                raise ValueError(f"this predictor is conditioned ({self.conditioning!r}): pass cond")
+            rows = condition_rows(cond, context.shape[0], groups).to(context.dtype)
         if self.position_mlp is None:
             positions = sincos_embedding(layout.coords, self.predictor_dim).to(context.dtype)
         else:
@@ -163,27 +212,37 @@ class JEPAPredictor(nn.Module):
             target_positions = self.noised(target_positions)
         if self.positions_every_layer:  # the sequence's positions, added before each block below
             x = self.embed(context).repeat(groups, 1, 1)
-            x = torch.cat([x, mask_token.expand(x.shape[0], per_group, -1)], dim=1)
+            x = torch.cat([x, self.condition_queries(mask_token.expand(x.shape[0], per_group, -1), rows)], dim=1)
             sequence_positions = torch.cat([context_positions.repeat(groups, 1, 1), target_positions], dim=1)
         else:
             x = self.embed(context) + context_positions
             x = x.repeat(groups, 1, 1)
-            queries = mask_token + target_positions
+            queries = self.condition_queries(mask_token + target_positions, rows)
             x = torch.cat([x, queries], dim=1)
         mask = None
         if self.attention != "full":
             context_coords = gather_tokens(layout.coords, context_idx).repeat(groups, 1, 1)
             coords = torch.cat([context_coords, gather_mask_major(layout.coords, target_idx)], dim=1)
             mask = attention_mask(self.attention, layout, coords)
+        if self.conditioning == "token":  # one more token, in front, that every token may attend to and back
+            x = torch.cat([self.condition_embed(rows).unsqueeze(1), x], dim=1)
+            if self.positions_every_layer:
+                sequence_positions = nn.functional.pad(sequence_positions, (0, 0, 1, 0))
+            if mask is not None:
+                mask = nn.functional.pad(mask, (1, 0, 1, 0), value=True)
         if valid is not None:
             keys = valid.unsqueeze(-1)
             context_valid = gather_tokens(keys, context_idx).repeat(groups, 1, 1)
-            mask = restrict_to_valid_keys(
-                mask, torch.cat([context_valid, gather_mask_major(keys, target_idx)], 1)[..., 0]
-            )
-        for block in self.blocks:
+            key_valid = torch.cat([context_valid, gather_mask_major(keys, target_idx)], 1)[..., 0]
+            if self.conditioning == "token":
+                key_valid = nn.functional.pad(key_valid, (1, 0), value=True)
+            mask = restrict_to_valid_keys(mask, key_valid)
+        for index, block in enumerate(self.blocks):
             inputs = x + sequence_positions if self.positions_every_layer else x
-            x = run_block(block, inputs, mask, self.activation_checkpointing)
+            if self.conditioning == "adaln":
+                x = self.modulated_block(index, inputs, rows, mask)
+            else:
+                x = run_block(block, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))
@@ -194,3 +253,22 @@ class JEPAPredictor(nn.Module):
         level = torch.randint(self.mask_noise_levels, (positions.shape[0], 1, 1), device=positions.device)
         a = alpha_bar[level]
         return a.sqrt() * positions + (1 - a).sqrt() * torch.randn_like(positions)
+
+    def condition_queries(self, queries: Tensor, rows: Tensor | None) -> Tensor:
+        """The mask tokens ``(M * B, Nt, P)`` with the condition ``rows`` ``(M * B, C)`` concatenated and projected back
+        to the predictor's width (``conditioning="concat"``); unchanged otherwise."""
+        if self.conditioning != "concat":
+            return queries
+        assert rows is not None
+        condition = rows.unsqueeze(1).expand(-1, queries.shape[1], -1)
+        return self.condition_embed(torch.cat([queries, condition], dim=-1))
+
+    def modulated_block(self, index: int, x: Tensor, rows: Tensor, mask: Tensor | None) -> Tensor:
+        """Block ``index`` with its two pre-norms shifted and scaled by the condition (adaptive layer norm): the
+        block's own attention, MLP, layer scales and drop paths, ``norm(x) * (1 + scale) + shift``."""
+        block = self.blocks[index]
+        shift1, scale1, shift2, scale2 = self.condition_embed[index](rows).unsqueeze(1).chunk(4, dim=-1)
+        hidden = block.norm1(x) * (1 + scale1) + shift1
+        x = x + block.drop_path1(block.ls1(block.attn(hidden, attn_mask=mask)))
+        hidden = block.norm2(x) * (1 + scale2) + shift2
+        return x + block.drop_path2(block.ls2(block.mlp(hidden)))
