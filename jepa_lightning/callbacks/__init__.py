@@ -5,14 +5,18 @@ from jepa_lightning.callbacks.attentive_probe import (
     OnlineAttentiveProbe,
     attentive_probe_accuracy,
     datamodule_attentive_probe_accuracy,
+    datamodule_few_label_attentive_probe_accuracies,
 )
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import (
+    LabelBudget,
     LinearProbeReport,
+    datamodule_few_label_probe_accuracies,
     datamodule_probe_accuracy,
     embed_loader,
+    few_label_probe_accuracies,
     linear_probe_accuracy,
 )
 from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
@@ -23,6 +27,7 @@ __all__ = [
     "AttentiveProbeSettings",
     "CollapseMonitor",
     "EmbeddingWriter",
+    "LabelBudget",
     "LineProgressBar",
     "LinearProbeReport",
     "OnlineAttentiveProbe",
@@ -33,9 +38,12 @@ __all__ = [
     "SpectrumPlot",
     "attentive_probe_accuracy",
     "datamodule_attentive_probe_accuracy",
+    "datamodule_few_label_attentive_probe_accuracies",
+    "datamodule_few_label_probe_accuracies",
     "datamodule_probe_accuracy",
     "embed_batch",
     "embed_loader",
+    "few_label_probe_accuracies",
     "knn_predict",
     "linear_probe_accuracy",
 ]
