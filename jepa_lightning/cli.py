@@ -29,11 +29,17 @@ from jepa_lightning.callbacks.attentive_probe import (
     OFFICIAL_SETTINGS,
     AttentiveProbeSettings,
     datamodule_attentive_probe_accuracy,
+    datamodule_few_label_attentive_probe_accuracies,
 )
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
-from jepa_lightning.callbacks.linear_probe import datamodule_probe_accuracy
+from jepa_lightning.callbacks.linear_probe import (
+    LabelBudget,
+    datamodule_few_label_probe_accuracies,
+    datamodule_probe_accuracy,
+    mean_std,
+)
 from jepa_lightning.callbacks.online_probes import OnlineLinearProbe
 from jepa_lightning.callbacks.progress import LineProgressBar, is_terminal
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
@@ -113,6 +119,9 @@ class SSLTrainer(L.Trainer):
         split: str = "val",
         head: Literal["linear", "attentive"] = "linear",
         attentive: AttentiveProbeSettings = OFFICIAL_SETTINGS,
+        labels: float | None = None,
+        labels_per_class: int | None = None,
+        label_seeds: list[int] | None = None,
     ) -> float:
         """Probe frozen representations: fitted on the training split, accuracy on ``split``.
 
@@ -125,13 +134,21 @@ class SSLTrainer(L.Trainer):
                 attentive probe, a cross-attention head trained on the encoder's tokens (``embed_tokens``).
             attentive: how the attentive head is trained (``--attentive.epochs``, ``.lr``, ...; the official recipe
                 by default).
+            labels: few-label probe: fit on this fraction (0 < labels <= 1, e.g. 0.01) of the labelled training
+                samples, drawn stratified by class (every class kept; a budget that leaves a class empty is refused).
+            labels_per_class: few-label probe: fit on exactly this many training samples of every class.
+            label_seeds: the seeds that draw the few-label subsets (default: 0), e.g. ``--label_seeds 0 1 2``: one
+                accuracy per seed, then their mean and sample standard deviation (the mean is returned).
         """
         if head not in ("linear", "attentive"):
             raise ConfigurationError(f"probe head must be 'linear' or 'attentive', got {head!r}")
+        budget = self._label_budget(labels, labels_per_class, label_seeds)
         if ckpt_path is not None:
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             model.load_state_dict(checkpoint["state_dict"])
         model.to(self.strategy.root_device)
+        if budget is not None:
+            return self._few_label_probe(model, datamodule, split, head, attentive, budget, label_seeds or [0])
         if head == "attentive":
             accuracy = datamodule_attentive_probe_accuracy(model, datamodule, split, attentive)
         else:
@@ -141,6 +158,54 @@ class SSLTrainer(L.Trainer):
         if self.is_global_zero:
             print(f"{head.capitalize()} probe accuracy on the {split} split: {accuracy:.4f}", flush=True)
         return accuracy
+
+    @staticmethod
+    def _label_budget(
+        labels: float | None, labels_per_class: int | None, label_seeds: list[int] | None
+    ) -> LabelBudget | None:
+        """The probe's label budget (None: every training label), its options checked."""
+        if labels is None and labels_per_class is None:
+            if label_seeds is not None:
+                raise ConfigurationError("--label_seeds draws few-label subsets: give --labels or --labels_per_class")
+            return None
+        if label_seeds is not None and (not label_seeds or len(set(label_seeds)) != len(label_seeds)):
+            raise ConfigurationError(f"--label_seeds must be distinct seeds, at least one, got {label_seeds}")
+        try:
+            return LabelBudget(fraction=labels, per_class=labels_per_class)
+        except ValueError as error:
+            raise ConfigurationError(f"{error} (--labels, --labels_per_class)") from None
+
+    def _few_label_probe(
+        self,
+        model: SSLMethod,
+        datamodule: SSLDataModule,
+        split: str,
+        head: str,
+        attentive: AttentiveProbeSettings,
+        budget: LabelBudget,
+        seeds: list[int],
+    ) -> float:
+        """The probe fitted on ``budget``'s subset of the training labels drawn with each seed: one line per seed and
+        one with the mean ± sample standard deviation; the mean is returned and logged (with the std)."""
+        try:
+            if head == "attentive":
+                args = (model, datamodule, budget, seeds, split, attentive)
+                accuracies = datamodule_few_label_attentive_probe_accuracies(*args)
+            else:
+                accuracies = datamodule_few_label_probe_accuracies(model, datamodule, budget, seeds, split)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        mean, std = mean_std(accuracies)
+        for logger in self.loggers:
+            logger.log_metrics({f"probe/{head}_acc_{split}": mean, f"probe/{head}_acc_{split}_std": std})
+        if self.is_global_zero:
+            what = f"{head.capitalize()} probe accuracy on the {split} split, fitted on {budget}"
+            pairs = zip(seeds, accuracies, strict=True)
+            lines = [f"{what}, label seed {seed}: {accuracy:.4f}" for seed, accuracy in pairs]
+            listed = " ".join(map(str, seeds))
+            lines.append(f"{what}, mean ± std over label seeds {listed}: {mean:.4f} ± {std:.4f}")
+            print("\n".join(lines), flush=True)
+        return mean
 
     def export(
         self,
@@ -373,12 +438,26 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningC
     )
 
 
+def label_seed_list(args: list[str]) -> list[str]:
+    """``probe ... --label_seeds 0 1 2`` as jsonargparse reads a list (``--label_seeds=[0, 1, 2]``); other forms and
+    other commands pass unchanged."""
+    if args[:1] != ["probe"] or "--label_seeds" not in args:
+        return args
+    start = args.index("--label_seeds") + 1
+    end = start
+    while end < len(args) and re.fullmatch(r"-?\d+", args[end]):
+        end += 1
+    if end == start:
+        return args
+    return [*args[: start - 1], f"--label_seeds=[{', '.join(args[start:end])}]", *args[end:]]
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``jepa-lightning`` and ``python -m jepa_lightning``: a refused setting or a diverged run is
     one line on stderr and exit status 1; SIGTERM stops after the step in progress (last.ckpt written), status 143.
     ``configs`` lists or copies the bundled configs, and ``--config NAME`` runs the bundled config of that name."""
     from_command_line = args is None
-    args = resolve_config_arguments(sys.argv[1:] if from_command_line else list(args))
+    args = label_seed_list(resolve_config_arguments(sys.argv[1:] if from_command_line else list(args)))
     if args[:1] == ["configs"]:
         sys.exit(configs_command(args[1:]))
     if from_command_line:  # LightningCLI reads sys.argv (and DDP's launcher re-runs it), so the bare names go there

@@ -5,14 +5,18 @@ from jepa_lightning.callbacks.attentive_probe import (
     OnlineAttentiveProbe,
     attentive_probe_accuracy,
     datamodule_attentive_probe_accuracy,
+    datamodule_few_label_attentive_probe_accuracies,
 )
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import (
+    LabelBudget,
     LinearProbeReport,
+    datamodule_few_label_probe_accuracies,
     datamodule_probe_accuracy,
     embed_loader,
+    few_label_probe_accuracies,
     linear_probe_accuracy,
 )
 from jepa_lightning.callbacks.link_prediction import LinkPredictionReport, link_prediction_auc
@@ -24,6 +28,7 @@ __all__ = [
     "AttentiveProbeSettings",
     "CollapseMonitor",
     "EmbeddingWriter",
+    "LabelBudget",
     "LineProgressBar",
     "LinearProbeReport",
     "LinkPredictionReport",
@@ -35,9 +40,12 @@ __all__ = [
     "SpectrumPlot",
     "attentive_probe_accuracy",
     "datamodule_attentive_probe_accuracy",
+    "datamodule_few_label_attentive_probe_accuracies",
+    "datamodule_few_label_probe_accuracies",
     "datamodule_probe_accuracy",
     "embed_batch",
     "embed_loader",
+    "few_label_probe_accuracies",
     "knn_predict",
     "linear_probe_accuracy",
     "link_prediction_auc",

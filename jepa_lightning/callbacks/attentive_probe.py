@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from jepa_lightning.callbacks.linear_probe import LabelBudget
 from jepa_lightning.callbacks.online_probes import frozen_forward, training_split_loader
 from jepa_lightning.distributed import all_reduce_sum
 from jepa_lightning.inputs import ModelInput, model_input
@@ -46,6 +47,11 @@ class TokenSet:
     def labelled(self) -> TokenSet:
         keep = self.labels >= 0
         return TokenSet(self.features[keep], self.valid[keep], self.labels[keep])
+
+    def few_labels(self, budget: LabelBudget, seed: int) -> TokenSet:
+        """The stratified subset that ``budget`` draws with ``seed`` (:meth:`LabelBudget.subset`)."""
+        index = torch.from_numpy(budget.subset(self.labels.numpy(), seed))
+        return TokenSet(self.features[index], self.valid[index], self.labels[index])
 
 
 def frozen_tokens(model: L.LightningModule, x: ModelInput) -> tuple[Tensor, Tensor]:
@@ -202,6 +208,28 @@ def datamodule_attentive_probe_accuracy(
     held_out = token_set(model, datamodule.eval_dataloader(split))
     heads = encoder_heads(model, train.features.shape[-1])
     return attentive_probe_accuracy(train, held_out, heads, settings, model.device)
+
+
+def datamodule_few_label_attentive_probe_accuracies(
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    budget: LabelBudget,
+    seeds: list[int],
+    split: str = "val",
+    settings: AttentiveProbeSettings = OFFICIAL_SETTINGS,
+) -> list[float]:
+    """:func:`datamodule_attentive_probe_accuracy` with the head trained on ``budget``'s stratified subset of the
+    training split, one accuracy per seed of ``seeds`` (the seed draws the subset; the head's initialisation and batch
+    order come from ``settings.seed`` as without a budget). The tokens are computed once."""
+    if not hasattr(datamodule, "eval_dataloader"):
+        raise ValueError(f"an attentive probe needs a datamodule with eval_dataloader(split), got {type(datamodule)}")
+    train = token_set(model, datamodule.eval_dataloader("train"))
+    held_out = token_set(model, datamodule.eval_dataloader(split))
+    heads = encoder_heads(model, train.features.shape[-1])
+    return [
+        attentive_probe_accuracy(train.few_labels(budget, seed), held_out, heads, settings, model.device)
+        for seed in seeds
+    ]
 
 
 class OnlineAttentiveProbe(L.Callback):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,109 @@ def datamodule_probe_accuracy(model: L.LightningModule, datamodule: L.LightningD
     train = embed_loader(model, datamodule.eval_dataloader("train"))
     held_out = embed_loader(model, datamodule.eval_dataloader(split))
     return linear_probe_accuracy(train, held_out)
+
+
+@dataclass(frozen=True)
+class LabelBudget:
+    """How many training labels a few-label probe may read: a ``fraction`` of the labelled training samples or
+    ``per_class`` samples of every class (exactly one of the two), drawn stratified by :meth:`subset`.
+
+    A fraction keeps ``round(fraction * N)`` of the ``N`` labelled samples, shared out over the classes in proportion
+    to their sizes (largest remainders; ties to the smaller class index), so a class's share is its quota
+    ``fraction * N_c`` rounded up or down. A budget that leaves a class with no sample, or asks a class for more
+    samples than it has, is refused (:class:`ValueError` naming the class and the budget): nothing is silently
+    shortened or topped up.
+    """
+
+    fraction: float | None = None
+    per_class: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fraction is None) == (self.per_class is None):
+            raise ValueError("a label budget is a fraction of the training labels or a count per class (one of them)")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise ValueError(f"the label fraction must be in (0, 1], got {self.fraction}")
+        if self.per_class is not None and self.per_class < 1:
+            raise ValueError(f"labels per class must be >= 1, got {self.per_class}")
+
+    def __str__(self) -> str:
+        if self.fraction is not None:
+            return f"{100 * self.fraction:g}% of the training labels"
+        return f"{self.per_class} training labels per class"
+
+    def counts(self, labels: np.ndarray) -> dict[int, int]:
+        """Samples kept per class (every class of the labelled samples of ``labels``; -1 is unlabeled)."""
+        classes, sizes = np.unique(labels[labels >= 0], return_counts=True)
+        if len(classes) == 0:
+            raise ValueError("a label budget needs labelled samples (y >= 0) in the training split")
+        if self.per_class is not None:
+            short = [(int(c), int(n)) for c, n in zip(classes, sizes, strict=True) if n < self.per_class]
+            if short:
+                listed = ", ".join(f"class {c} has {n}" for c, n in short)
+                raise ValueError(f"label budget {self}: more than the training split holds ({listed})")
+            return {int(c): self.per_class for c in classes}
+        quotas = self.fraction * sizes
+        counts = np.floor(quotas).astype(int)
+        total = math.floor(self.fraction * int(sizes.sum()) + 0.5)
+        remainders = np.argsort(-(quotas - counts), kind="stable")[: total - int(counts.sum())]
+        counts[remainders] += 1
+        empty = [(int(c), int(n)) for c, n, k in zip(classes, sizes, counts, strict=True) if k == 0]
+        if empty:
+            listed = ", ".join(f"class {c} ({n} samples)" for c, n in empty)
+            raise ValueError(
+                f"label budget {self} keeps {total} of {int(sizes.sum())} labelled training samples and leaves no "
+                f"sample of {listed}; raise the fraction or give a count per class"
+            )
+        return {int(c): int(k) for c, k in zip(classes, counts, strict=True)}
+
+    def subset(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        """Indices (ascending) into ``labels`` of the stratified subset of seed ``seed``: the same seed gives the same
+        subset, whatever the global random state (left untouched), and a larger budget's subset contains a smaller
+        one's (each class's samples are taken in one seeded order)."""
+        labels = np.asarray(labels)
+        generator = np.random.default_rng(seed)
+        chosen = [
+            generator.permutation(np.flatnonzero(labels == c))[:count] for c, count in self.counts(labels).items()
+        ]
+        return np.sort(np.concatenate(chosen))
+
+
+def few_label_probe_accuracies(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    budget: LabelBudget,
+    seeds: list[int],
+    max_iter: int = 2000,
+) -> list[float]:
+    """:func:`linear_probe_accuracy` fitted on the subset of ``train`` that ``budget`` draws with each seed (one
+    accuracy per seed, in order); the held-out side is scored whole."""
+    features, labels = train
+    return [
+        linear_probe_accuracy((features[index], labels[index]), test, max_iter)
+        for index in (budget.subset(labels, seed) for seed in seeds)
+    ]
+
+
+def datamodule_few_label_probe_accuracies(
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    budget: LabelBudget,
+    seeds: list[int],
+    split: str = "val",
+) -> list[float]:
+    """:func:`datamodule_probe_accuracy` with the probe fitted on ``budget``'s stratified subset of the training
+    split, one accuracy per seed of ``seeds`` (the embeddings are computed once)."""
+    if not hasattr(datamodule, "eval_dataloader"):
+        name = type(datamodule).__name__
+        raise ValueError(f"a linear probe needs a datamodule with eval_dataloader(split), got {name}")
+    train = embed_loader(model, datamodule.eval_dataloader("train"))
+    held_out = embed_loader(model, datamodule.eval_dataloader(split))
+    return few_label_probe_accuracies(train, held_out, budget, seeds)
+
+
+def mean_std(accuracies: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of per-seed accuracies."""
+    return statistics.mean(accuracies), statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
 
 
 class LinearProbeReport(L.Callback):
