@@ -24,6 +24,7 @@ missing labels or texts.
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -35,12 +36,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from torch_geometric.data import Batch, Data
-from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
 from datamodules.tables import numeric_values, read_table
 from jepa_lightning.inputs import InputSpec
+
+with warnings.catch_warnings():  # torch-geometric scripts helpers with torch.jit at import, which torch deprecates
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from torch_geometric.data import Batch, Data
+    from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 GraphLevel = Literal["node", "graph"]
 GraphSplit = Literal["transductive", "inductive"]

@@ -49,12 +49,24 @@ def summary(path: Path) -> str:
     config = yaml.safe_load(path.read_text())
     method = str(config["model"]["class_path"]).rsplit(".", 1)[-1]
     data = str(config["data"]["class_path"]).rsplit(".", 1)[-1]
-    callbacks = (config.get("trainer") or {}).get("callbacks") or []
-    reports = any(str(callback.get("class_path", "")).endswith("LinearProbeReport") for callback in callbacks)
-    prints = "prints the linear probe at init and after training" if reports else "logs the loss and RankMe"
+    callbacks = {str(callback.get("class_path", "")).rsplit(".", 1)[-1] for callback in config_callbacks(config)}
+    if method == "FineTune":
+        prints = "fine-tunes a pretrained encoder on the labels and logs val/acc"
+    elif "LinkPredictionReport" in callbacks:
+        prints = "prints the link-prediction ROC-AUC (and the linear probe) at init and after training"
+    elif "LinearProbeReport" in callbacks:
+        prints = "prints the linear probe at init and after training"
+    else:
+        prints = "logs the loss and RankMe"
     header = " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines()[:6] if line.startswith("#"))
     needs = re.findall(r"`(pip install [^`]+|apt-get install [^`]+)`", header)
     return f"{method} on {data}; {prints}" + (f"; needs `{needs[0]}`" if needs else "")
+
+
+def config_callbacks(config: dict) -> list[dict]:
+    """The trainer callbacks a config names (``class_path`` entries; a bare string counts as its class path)."""
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    return [callback if isinstance(callback, dict) else {"class_path": callback} for callback in callbacks]
 
 
 def list_configs() -> str:

@@ -4,13 +4,17 @@ small transformer over the token ids of each node's text (ConGraT's two towers).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, global_mean_pool
 
 from jepa_lightning.inputs import GraphInput, InputSpec
+
+with warnings.catch_warnings():  # torch-geometric scripts helpers with torch.jit at import, which torch deprecates
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from torch_geometric.nn import GATConv, global_mean_pool
 
 
 class GATLayer(nn.Module):
