@@ -224,11 +224,15 @@ class SeededTrainDataset(EvalDataset):
         source: SampleSource,
         indices: Tensor,
         transform: Transform,
-        view_transform: Transform,
+        view_transform: Transform | Sequence[Transform],
         num_views: int,
         seed: int,
     ) -> None:
+        """``view_transform``: one transform for every view, or one per view (``num_views`` of them, e.g. global
+        and local crops)."""
         super().__init__(source, indices, transform)
+        if isinstance(view_transform, Sequence) and len(view_transform) != num_views:
+            raise invalid("view_transform", f"{num_views} transforms, one per view", f"{len(view_transform)}")
         self.view_transform = view_transform
         self.num_views = num_views
         self.seed = seed
@@ -243,7 +247,12 @@ class SeededTrainDataset(EvalDataset):
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             item: dict[str, Any] = {"x": self.transform(sample), "y": label}
             if self.num_views > 0:
-                item["views"] = [self.view_transform(sample) for _ in range(self.num_views)]
+                transforms = (
+                    self.view_transform
+                    if isinstance(self.view_transform, Sequence)
+                    else [self.view_transform] * self.num_views
+                )
+                item["views"] = [view(sample) for view in transforms]
         return item
 
 
@@ -390,6 +399,11 @@ class SSLDataModule(LightningDataModule, ABC):
     def view_transform(self) -> Transform:
         """Random transform of a raw sample into one augmented view (joint-embedding methods)."""
 
+    def view_transforms(self, num_views: int) -> list[Transform]:
+        """One transform per view; by default :meth:`view_transform` for all of them (override for views that
+        differ, e.g. multi-crop)."""
+        return [self.view_transform()] * num_views
+
     # ----------------------------------------------------------------- data, indexed once
 
     @property
@@ -491,7 +505,7 @@ class SSLDataModule(LightningDataModule, ABC):
             self.train_source,
             self.indices("train"),
             self.train_transform(),
-            self.view_transform(),
+            self.view_transforms(num_views),
             num_views,
             self.seed,
         )
