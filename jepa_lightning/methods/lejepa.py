@@ -28,16 +28,18 @@ class LeJEPA(JointEmbedding):
     ``tests/losses/test_official_parity.py`` checks the loss against the re-typed official one.
 
     Multi-crop (``README.md``'s ImageNet recipe: 2 global views at 224 px, scale (0.3, 1), + 6 local at 98 px, scale
-    (0.05, 0.3)): ``num_views=8, num_global_views=2`` with the image datamodule's ``local_views=6``; each size is
-    encoded at its own resolution and, as the paper's LeJEPA pseudo-code (arXiv:2511.08544), every view is pulled
-    to the mean of the global views' projections and SIGReg averages over all views
-    (``examples/configs/lejepa_multicrop_digits.yaml``). Views of several sizes need ``num_global_views`` and the
-    global views first.
+    (0.05, 0.3)): ``num_views=8, num_global_views=2`` with the image datamodule's ``local_views=6``. As the authors'
+    library (galilai-group/stable-pretraining@d15ec96d ``stable_pretraining/methods/lejepa.py::LeJEPA``), each size
+    is encoded at its own resolution, all views are projected in one pass, and every view is pulled to the mean of
+    the global views' projections (``examples/configs/lejepa_multicrop_digits.yaml``). Views of several sizes need
+    ``num_global_views``, the global views first.
 
-    Deviations: the defaults keep ``MINIMAL.md``'s single-size views (multi-crop is opt-in). Warmup is a fraction of
-    the run (``warmup_fraction`` 0.1), not ``MINIMAL.md``'s one epoch; ``MINIMAL.md`` anneals to an absolute
-    ``eta_min=1e-3``, ``README.md`` to lr / 1000 (followed here); biases and normalisation parameters are not decayed
-    (``MINIMAL.md`` decays every parameter).
+    Deviations: the defaults keep ``MINIMAL.md``'s single-size views (multi-crop is opt-in); with multi-crop, SIGReg
+    stays ``MINIMAL.md``'s mean of per-view statistics and the loss its ``(1 - lambda_) * invariance + lambda_ *
+    SIGReg`` (the library tests all views pooled as one sample and adds ``lambda_ * SIGReg`` to the invariance).
+    Warmup is a fraction of the run (``warmup_fraction`` 0.1), not ``MINIMAL.md``'s one epoch; ``MINIMAL.md``
+    anneals to an absolute ``eta_min=1e-3``, ``README.md`` to lr / 1000 (followed here); biases and normalisation
+    parameters are not decayed (``MINIMAL.md`` decays every parameter).
     """
 
     def __init__(
