@@ -1,10 +1,13 @@
+import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from datamodules import ImageDataModule
+from jepa_lightning.cli import build_cli
 from jepa_lightning.losses import lejepa_loss
 from jepa_lightning.methods import BYOL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
 from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
@@ -328,3 +331,15 @@ def test_multi_crop_views_are_never_dropped():
     model = build(LeJEPA, num_views=4, num_global_views=2)
     with pytest.raises(ValueError, match="takes num_views=4 views but the datamodule gave 8 multi-crop views"):
         model.training_step({"views": multi_crop_views()}, 0)
+
+
+def test_the_multi_crop_config_fits_through_the_cli(tmp_path, monkeypatch):
+    """Two steps of the config (its probe callback left out: the run itself prints it)."""
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+    config = Path(__file__).parents[2] / "examples" / "configs" / "lejepa_multicrop_digits.yaml"
+    args = [f"--config={config}", "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.callbacks=[]"]
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
+    cli = build_cli([*args, *quiet, f"--trainer.default_root_dir={tmp_path}"], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 2
+    assert cli.datamodule.num_views == 8 and cli.datamodule.local_views == 6
