@@ -338,6 +338,7 @@ def test_the_multi_crop_config_fits_through_the_cli(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
     config = Path(__file__).parents[2] / "examples" / "configs" / "lejepa_multicrop_digits.yaml"
     args = [f"--config={config}", "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.callbacks=[]"]
+    args.append("--data.batch_size=16")
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
     cli = build_cli([*args, *quiet, f"--trainer.default_root_dir={tmp_path}"], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
