@@ -234,11 +234,15 @@ class SeededTrainDataset(EvalDataset):
         source: SampleSource,
         indices: Tensor,
         transform: Transform,
-        view_transform: Transform,
+        view_transform: Transform | Sequence[Transform],
         num_views: int,
         seed: int,
     ) -> None:
+        """``view_transform``: one transform for every view, or one per view (``num_views`` of them, e.g. global
+        and local crops)."""
         super().__init__(source, indices, transform)
+        if isinstance(view_transform, Sequence) and len(view_transform) != num_views:
+            raise invalid("view_transform", f"{num_views} transforms, one per view", f"{len(view_transform)}")
         self.view_transform = view_transform
         self.num_views = num_views
         self.seed = seed
@@ -252,10 +256,15 @@ class SeededTrainDataset(EvalDataset):
             # Transforms draw from the CPU generator; seeding only it is ~100x cheaper than torch.manual_seed.
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             item: dict[str, Any] = {"x": self.transform(sample), "y": label}
-            if isinstance(self.view_transform, MultiViewTransform) and self.num_views > 0:
+            if self.num_views > 0 and isinstance(self.view_transform, MultiViewTransform):
                 item.update(self.view_transform(sample, self.num_views))
             elif self.num_views > 0:
-                item["views"] = [self.view_transform(sample) for _ in range(self.num_views)]
+                transforms = (
+                    self.view_transform
+                    if isinstance(self.view_transform, Sequence)
+                    else [self.view_transform] * self.num_views
+                )
+                item["views"] = [view(sample) for view in transforms]
         return item
 
 
@@ -403,6 +412,12 @@ class SSLDataModule(LightningDataModule, ABC):
     def view_transform(self) -> Transform:
         """Random transform of a raw sample into one augmented view (joint-embedding methods)."""
 
+    def view_transforms(self, num_views: int) -> Transform | MultiViewTransform | list[Transform]:
+        """What makes the ``num_views`` views: by default :meth:`view_transform`, applied to every view (or a
+        :class:`MultiViewTransform` making them all); a list holds one transform per view (override for views that
+        differ, e.g. multi-crop)."""
+        return self.view_transform()
+
     # ----------------------------------------------------------------- data, indexed once
 
     @property
@@ -504,7 +519,7 @@ class SSLDataModule(LightningDataModule, ABC):
             self.train_source,
             self.indices("train"),
             self.train_transform(),
-            self.view_transform(),
+            self.view_transforms(num_views),
             num_views,
             self.seed,
         )

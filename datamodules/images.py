@@ -169,12 +169,14 @@ def channel_moments(batches: Iterable[Tensor]) -> tuple[list[float], list[float]
     return mean.tolist(), std.tolist()
 
 
-def simclr_augmentation(image_size: tuple[int, int], channels: int, flip: bool) -> v2.Compose:
+def simclr_augmentation(
+    image_size: tuple[int, int], channels: int, flip: bool, crop_scale: tuple[float, float] = (0.2, 1.0)
+) -> v2.Compose:
     """SimCLR-style view augmentation sized for small images: ``uint8 (C, H, W)`` in, float in [0, 1] out.
 
-    Random resized crop (scale 0.2-1), optional horizontal flip, colour jitter (p=0.8; brightness and
-    contrast only for grey, brightness only for 2/4 channels), random greyscale (p=0.2, RGB only), Gaussian
-    blur (p=0.5, odd kernel about 10% of the shorter side, at least 3) and solarisation (p=0.2).
+    Random resized crop (area ``crop_scale``, 0.2-1 by default), optional horizontal flip, colour jitter (p=0.8;
+    brightness and contrast only for grey, brightness only for 2/4 channels), random greyscale (p=0.2, RGB only),
+    Gaussian blur (p=0.5, odd kernel about 10% of the shorter side, at least 3) and solarisation (p=0.2).
     Normalisation follows.
     """
     if channels == 3:
@@ -184,7 +186,7 @@ def simclr_augmentation(image_size: tuple[int, int], channels: int, flip: bool) 
     else:
         jitter = v2.ColorJitter(brightness=0.4)
     kernel = max(3, round(0.1 * min(image_size)) // 2 * 2 + 1)
-    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=(0.2, 1.0), antialias=True)]
+    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)]
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     steps += [v2.ToDtype(torch.float32, scale=True), v2.RandomApply([jitter], p=0.8)]
@@ -358,6 +360,14 @@ class ImageDataModule(SSLDataModule):
             ``[-view_rotations, view_rotations]`` degrees, which training batches carry as ``batch["cond"]``
             ``(B, V, 1)`` (radians; ``input_spec.condition_dim`` 1): sequences of views with rotations as actions
             (seq-JEPA). 0 (default): off. Not together with ``view_params``.
+        local_views: multi-crop: how many of the ``num_views`` views are local crops (the last ones), each a
+            ``local_size`` crop of area ``local_crop_scale``; the others are global crops at ``image_size`` of area
+            ``global_crop_scale``. Both kinds get the same colour, blur and flip augmentations. 0 (default): every
+            view is the single-size view of :meth:`view_augmentation`. LeJEPA's README (rbalestr-lab/lejepa):
+            2 global views at 224 px, scale (0.3, 1), and 6 local at 98 px, scale (0.05, 0.3), after DINO.
+        local_size: ``(H, W)`` (or one int) of the local crops; ``None``: ``image_size * 98 / 224`` rounded down
+            to a multiple of 4 (at least 4), LeJEPA's ratio.
+        local_crop_scale, global_crop_scale: area ranges of the local and global crops when ``local_views > 0``.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule` (``batch_size``,
             ``num_workers``, ``val_fraction``, ``seed``, ``num_views``, ``drop_last``, ``predict_split``).
     """
@@ -377,6 +387,10 @@ class ImageDataModule(SSLDataModule):
         speckle_looks: float | None = None,
         view_params: bool = False,
         view_rotations: float = 0.0,
+        local_views: int = 0,
+        local_size: int | tuple[int, int] | None = None,
+        local_crop_scale: tuple[float, float] = (0.05, 0.3),
+        global_crop_scale: tuple[float, float] = (0.3, 1.0),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -396,6 +410,20 @@ class ImageDataModule(SSLDataModule):
             raise invalid("speckle_looks", "None or a positive number of looks", repr(speckle_looks))
         if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
             raise invalid("crop_scale", "(low, high) with 0 < low <= high <= 1", repr(crop_scale))
+        for name, scale in (("local_crop_scale", local_crop_scale), ("global_crop_scale", global_crop_scale)):
+            if not 0 < scale[0] <= scale[1] <= 1:
+                raise invalid(name, "(low, high) with 0 < low <= high <= 1", repr(scale))
+        if local_views < 0 or (local_views and (view_params or view_rotations)):
+            raise invalid("local_views", "an integer >= 0, and 0 with view_params or view_rotations", repr(local_views))
+        if local_size is None:
+            local_size = tuple(max(4, int(side * 98 / 224) // 4 * 4) for side in size)
+        local = (local_size, local_size) if isinstance(local_size, int) else tuple(local_size)
+        if len(local) != 2 or min(local) < 1:
+            raise invalid("local_size", "a positive int or (height, width)", repr(local_size))
+        self.local_views = local_views
+        self.local_size: tuple[int, int] = (int(local[0]), int(local[1]))
+        self.local_crop_scale = tuple(local_crop_scale)
+        self.global_crop_scale = tuple(global_crop_scale)
         self.path = path
         self.test_path = test_path
         self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
@@ -585,3 +613,20 @@ class ImageDataModule(SSLDataModule):
                 geometry, PhotometricTransform(self.image_size, self.num_channels), self._normalize()
             )
         return v2.Compose([self.view_augmentation(), self._normalize()])
+
+    def view_transforms(self, num_views: int) -> Transform | MultiViewTransform | list[Transform]:
+        """Multi-crop when ``local_views > 0``: ``num_views - local_views`` global crops, then the local ones (both
+        :func:`simclr_augmentation` at their own size and crop scale; an override of :meth:`view_augmentation` applies
+        only without multi-crop)."""
+        if not self.local_views or not num_views:
+            return super().view_transforms(num_views)
+        if self.local_views >= num_views:
+            raise invalid(
+                "local_views", f"fewer than num_views={num_views} (at least one global view)", repr(self.local_views)
+            )
+        channels, normalize = self.num_channels, self._normalize()
+        crops = [(self.image_size, self.global_crop_scale), (self.local_size, self.local_crop_scale)]
+        global_view, local_view = (
+            v2.Compose([simclr_augmentation(size, channels, self.view_flip, scale), normalize]) for size, scale in crops
+        )
+        return [global_view] * (num_views - self.local_views) + [local_view] * self.local_views

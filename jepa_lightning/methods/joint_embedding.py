@@ -35,14 +35,24 @@ def projection_mlp(in_dim: int, dims: Sequence[int], batch_norm: bool = True) ->
     return nn.Sequential(*layers)
 
 
+def view_size(view: ModelInput) -> tuple[int, ...] | None:
+    """The per-sample shape of a tensor view (multi-crop groups views by it); None for table rows and series."""
+    return tuple(view.shape[1:]) if isinstance(view, Tensor) else None
+
+
 class JointEmbedding(SSLMethod):
     """Base of the joint-embedding methods: every view goes through ``backbone`` and ``projector``.
 
     All views are encoded in one forward pass (concatenated along the batch), then split; subclasses define
-    :meth:`objective` on the list of projections. ``ema_momentum`` adds an EMA teacher of backbone + projector
-    (BYOL's target network, TiCo's momentum branch), moved once per optimizer step. ``embed`` is the online
-    backbone's pooled representation. Optimiser defaults: AdamW, lr 1e-3 with 10% linear warmup from 0 and a
-    cosine to 1e-6, weight decay 1e-5 (the papers use LARS / SGD at ImageNet scale).
+    :meth:`objective` on the list of projections. Multi-crop (views of several sizes, e.g. the image datamodule's
+    ``local_views``): the backbone encodes each size group in its own pass and the projector takes every view's
+    features in one pass, as DINO's ``MultiCropWrapper`` (facebookresearch/dino@7c446df5 ``utils.py``); only
+    methods that define a multi-crop objective (``multi_crop = True``: LeJEPA) accept such views, the others
+    refuse them.
+    ``ema_momentum`` adds an EMA teacher of backbone + projector (BYOL's target network, TiCo's momentum branch),
+    moved once per optimizer step. ``embed`` is the online backbone's pooled representation. Optimiser defaults:
+    AdamW, lr 1e-3 with 10% linear warmup from 0 and a cosine to 1e-6, weight decay 1e-5 (the papers use LARS / SGD
+    at ImageNet scale).
     """
 
     def __init__(
@@ -87,6 +97,9 @@ class JointEmbedding(SSLMethod):
             else None
         )
 
+    #: Whether :meth:`objective` is defined on views of several sizes (multi-crop); the pairwise objectives are not.
+    multi_crop: bool = False
+
     @property
     def backbone(self) -> nn.Module:
         return self.network[0]
@@ -97,8 +110,23 @@ class JointEmbedding(SSLMethod):
 
     @staticmethod
     def each_view(network: nn.Module, views: Sequence[ModelInput]) -> list[Tensor]:
-        """``network`` applied to every view in one batched pass, split back per view."""
-        return list(network(concat_inputs(views)).chunk(len(views)))
+        """``network`` (backbone, projector) applied to every view in one batched pass, split back per view; views
+        of several sizes: the backbone once per size, the projector once on all of them, in view order."""
+        sizes = [view_size(view) for view in views]
+        if len(set(sizes)) == 1:
+            return list(network(concat_inputs(views)).chunk(len(views)))
+        if isinstance(network, EMATeacher):
+            with network.frozen() as module:
+                return JointEmbedding.each_view(module, views)
+        backbone, projector = network
+        groups: dict[tuple[int, ...] | None, list[int]] = {}
+        for position, size in enumerate(sizes):
+            groups.setdefault(size, []).append(position)
+        features: dict[int, Tensor] = {}
+        for positions in groups.values():
+            encoded = backbone(concat_inputs([views[position] for position in positions])).chunk(len(positions))
+            features.update(zip(positions, encoded))
+        return list(projector(torch.cat([features[position] for position in range(len(views))])).chunk(len(views)))
 
     def objective(self, projections: list[Tensor], views: Sequence[ModelInput]) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss (and named parts to log) from the online projections of each view."""
@@ -110,6 +138,18 @@ class JointEmbedding(SSLMethod):
             raise ValueError(
                 f"{type(self).__name__} needs batch['views'] with {self.num_views} views; the datamodule gave "
                 f"{0 if not views else len(views)} (leave its num_views unset so the method can ask for them)."
+            )
+        sizes = sorted({view_size(view) for view in views}, reverse=True)
+        if len(sizes) > 1 and not self.multi_crop:
+            raise ValueError(
+                f"{type(self).__name__} does not define multi-crop: its objective compares two views of one size, but "
+                f"the datamodule gave views of sizes {sizes} (set the datamodule's local_views=0; LeJEPA takes "
+                "multi-crop views)."
+            )
+        if len(sizes) > 1 and len(views) != self.num_views:
+            raise ValueError(
+                f"{type(self).__name__} takes num_views={self.num_views} views but the datamodule gave {len(views)} "
+                f"multi-crop views: leave the datamodule's num_views unset so no crop is dropped."
             )
         views = views[: self.num_views]
         loss, parts = self.objective(self.each_view(self.network, views), views)

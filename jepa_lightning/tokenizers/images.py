@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec
@@ -15,6 +16,12 @@ class PatchTokenizer2d(Tokenizer):
     Built from the data's :class:`InputSpec` (channels, image size) and the encoder width, so the CLI can
     link it to any image datamodule. ``init`` initialises the projection (:data:`~jepa_lightning.nn.init.WeightInit`;
     :class:`~jepa_lightning.methods.IJEPA` passes its encoder's).
+
+    Images of another size (e.g. multi-crop's local crops) are accepted when the patch size divides both sides:
+    their grid's sin-cos positions are the full grid's resampled onto it, the analytic counterpart of DINO's bicubic
+    ``interpolate_pos_encoding`` (facebookresearch/dino@7c446df5 ``vision_transformer.py``): cell ``i`` of a
+    ``g``-cell axis sits at ``(i + 0.5) * G / g - 0.5`` of the ``G``-cell full axis, so a crop's patches keep their
+    relative place in the view it was resized from.
     """
 
     def __init__(self, spec: InputSpec, embed_dim: int, patch_size: int = 16, init: WeightInit = "ijepa") -> None:
@@ -42,10 +49,20 @@ class PatchTokenizer2d(Tokenizer):
         return TokenLayout(kind="grid", shape=self.grid_shape, coords=self.coords)
 
     def forward(self, x: Tensor) -> Tokens:
-        if x.ndim != 4 or x.shape[1] != self.in_channels or tuple(x.shape[-2:]) != self.image_size:
+        size = tuple(x.shape[-2:])
+        if x.ndim != 4 or x.shape[1] != self.in_channels or size[0] % self.patch_size or size[1] % self.patch_size:
             raise ValueError(
-                f"PatchTokenizer2d expects images of shape (B, {self.in_channels}, {self.image_size[0]}, "
-                f"{self.image_size[1]}), got {tuple(x.shape)}"
+                f"PatchTokenizer2d expects images of shape (B, {self.in_channels}, H, W) with H and W multiples of "
+                f"patch_size={self.patch_size} (built for {self.image_size[0]} x {self.image_size[1]}), got "
+                f"{tuple(x.shape)}"
             )
         features = self.proj(x).flatten(2).transpose(1, 2)
-        return Tokens(features=features, positions=self.positions.to(features.dtype), layout=self.layout)
+        if size == self.image_size:
+            return Tokens(features=features, positions=self.positions.to(features.dtype), layout=self.layout)
+        grid = (size[0] // self.patch_size, size[1] // self.patch_size)
+        scale = torch.tensor([full / cells for full, cells in zip(self.grid_shape, grid)], device=x.device)
+        coords = grid_coords(grid, x.device)
+        positions = sincos_embedding((coords + 0.5) * scale - 0.5, self.embed_dim).to(features.dtype)
+        return Tokens(
+            features=features, positions=positions, layout=TokenLayout(kind="grid", shape=grid, coords=coords)
+        )

@@ -12,6 +12,7 @@ from PIL import Image, ImageFile
 from torch import Tensor
 
 from datamodules import ImageDataModule
+from datamodules.base import sample_seed
 from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, Speckle
 
 
@@ -172,6 +173,48 @@ def test_views_follow_num_views(tmp_path: Path, mode: str) -> None:
     assert "views" not in next(iter(dm.train_dataloader()))
 
 
+def multi_crop_batch(seed: int, local_views: int = 6, **kwargs) -> dict:
+    dm = ImageDataModule(image_size=16, batch_size=8, num_views=8, local_views=local_views, seed=seed, **kwargs)
+    return next(iter(dm.train_dataloader()))
+
+
+def test_multi_crop_views_are_global_then_local_at_their_own_sizes() -> None:
+    views = multi_crop_batch(0, local_size=8)["views"]
+    assert [tuple(view.shape) for view in views] == [(8, 1, 16, 16)] * 2 + [(8, 1, 8, 8)] * 6
+    assert not torch.equal(views[0], views[1]) and not torch.equal(views[2], views[3])
+    # LeJEPA's size ratio 98 / 224, rounded down to a multiple of 4, when local_size is not given
+    assert ImageDataModule(image_size=32).local_size == (12, 12)
+    assert ImageDataModule(image_size=(64, 32)).local_size == (28, 12)
+
+
+def test_multi_crop_views_are_seeded_per_sample() -> None:
+    first, again, other = multi_crop_batch(3), multi_crop_batch(3), multi_crop_batch(4)
+    assert all(torch.equal(a, b) for a, b in zip(first["views"], again["views"]))
+    assert not any(torch.equal(a, b) for a, b in zip(first["views"], other["views"]))
+
+
+def test_without_local_views_every_view_is_the_single_size_view_transform() -> None:
+    """local_views=0 (the default) draws the views exactly as one view_transform applied num_views times."""
+    dm = ImageDataModule(image_size=16, batch_size=4, num_views=3, seed=2)
+    dataset = dm.train_dataloader().dataset
+    item = dataset[(0, 0)]
+    index = int(dataset.indices[0])
+    transform, view = dm.train_transform(), dm.view_transform()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(sample_seed(2, 0, index))
+        sample = dm.train_source.load(index)
+        expected_x = transform(sample)
+        expected = [view(sample) for _ in range(3)]
+    assert torch.equal(item["x"], expected_x)
+    assert all(torch.equal(a, b) for a, b in zip(item["views"], expected))
+
+
+def test_local_views_must_leave_a_global_view() -> None:
+    dm = ImageDataModule(image_size=16, batch_size=4, num_views=2, local_views=2)
+    with pytest.raises(ValueError, match=r"local_views.*fewer than num_views=2"):
+        dm.train_dataloader()
+
+
 def test_per_sample_augmentation_is_reproducible() -> None:
     def epoch(num_workers: int, index: int) -> dict[int, list[Tensor]]:
         dm = ImageDataModule(batch_size=32, num_workers=num_workers, num_views=2, image_size=16, seed=7)
@@ -302,6 +345,10 @@ def test_label_count_mismatch_is_reported(tmp_path: Path) -> None:
         ({"channels": 5}, "channels"),
         ({"convert": True}, "convert"),
         ({"crop_scale": (0.5, 0.2)}, "crop_scale"),
+        ({"local_crop_scale": (0.0, 0.3)}, "local_crop_scale"),
+        ({"global_crop_scale": (0.3, 1.2)}, "global_crop_scale"),
+        ({"local_views": -1}, "local_views"),
+        ({"local_size": 0}, "local_size"),
     ],
 )
 def test_bad_arguments_are_reported(kwargs: dict, field: str) -> None:

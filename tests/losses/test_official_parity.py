@@ -98,6 +98,49 @@ def test_lejepa_loss_matches_the_official_minimal_loss_with_v_views(num_views):
     assert ours.loss.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
+# official: galilai-group/stable-pretraining@d15ec96d088a30e220f6fab1539dfb5d854729f0
+# stable_pretraining/methods/lejepa.py::LeJEPA._compute_loss (the authors' library; rbalestr-lab/lejepa's MINIMAL.md
+# runs one view size only). `sigreg` is SlicedEppsPulley with its directions `A` passed in (EppsPulley.forward, one
+# process).
+def official_multicrop_compute_loss(all_projected, n_global, sigreg, lamb):
+    centers = all_projected[:n_global].mean(0)  # [N, K]
+    inv_loss = (centers.unsqueeze(0) - all_projected).square().mean()
+    sigreg_loss = sigreg(all_projected.reshape(-1, all_projected.size(-1)))
+    loss = inv_loss + lamb * sigreg_loss
+    return loss, inv_loss, sigreg_loss
+
+
+def official_sliced_epps_pulley(x, A, t_max=3.0, n_points=17):
+    t = torch.linspace(0, t_max, n_points, dtype=torch.float64)
+    dt = t_max / (n_points - 1)
+    phi = (-0.5 * t**2).exp()
+    weights = torch.full((n_points,), 2 * dt, dtype=torch.float64)
+    weights[[0, -1]] = dt
+    weights = weights * phi
+    proj = x @ A
+    N = proj.size(0)
+    x_t = proj.unsqueeze(-1) * t
+    err = (x_t.cos().mean(0) - phi).square() + x_t.sin().mean(0).square()
+    return ((err @ weights) * N).mean()
+
+
+def test_lejepa_multi_crop_loss_against_the_authors_library():
+    """2 global + 6 local views: every view is pulled to the mean of the 2 global projections (identical to the
+    authors' library). Kept on purpose from MINIMAL.md (the preset's reference): SIGReg is the mean of each view's
+    statistic (the library tests the 8 views pooled as one sample) and the loss is ``(1 - lambda) * invariance +
+    lambda * SIGReg`` (the library: ``invariance + lambda * SIGReg``)."""
+    proj = views(8, n=20, d=8, seed=3)
+    A = slice_directions(8, 32, seed=2).double()
+    stacked = torch.stack(proj)
+    _, inv, pooled = official_multicrop_compute_loss(stacked, 2, lambda x: official_sliced_epps_pulley(x, A), lamb=0.05)
+    ours = lejepa_loss(proj, lambda_=0.05, num_slices=32, seed=2, num_global_views=2)
+    assert ours.invariance.item() == pytest.approx(inv.item(), rel=1e-10)
+    per_view = torch.stack([official_sliced_epps_pulley(view, A) for view in proj]).mean()
+    assert ours.sigreg.item() == pytest.approx(per_view.item(), rel=1e-10)
+    assert ours.sigreg.item() != pytest.approx(pooled.item(), rel=1e-3)
+    assert ours.loss.item() == pytest.approx((0.95 * inv + 0.05 * per_view).item(), rel=1e-10)
+
+
 def test_lejepa_invariance_centres_on_the_global_views():
     """README.md's multi-crop: the centres are the mean of the 2 global views, every view is pulled to them."""
     proj = torch.stack(views(8, n=12, d=6))

@@ -1,10 +1,13 @@
+import sys
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from datamodules import ImageDataModule
+from jepa_lightning.cli import build_cli
 from jepa_lightning.losses import intl_loss, lejepa_loss
 from jepa_lightning.methods import BYOL, INTL, JEPA, BarlowTwins, LeJEPA, SimCLR, TiCo, VICReg, projection_mlp
 from jepa_lightning.nn import JEPAPredictor, PooledTokenBackbone, TimmBackbone, TransformerEncoder
@@ -249,3 +252,109 @@ def test_intl_compares_every_view_with_the_first_as_the_official_forward_does():
     assert parts["trace"].item() == pytest.approx(sum(p.trace.item() for p in pairs) / 3, rel=1e-6)
     with pytest.raises(ValueError, match="axis"):
         build(INTL, axis="rows")
+
+
+# ---------------------------------------------------------------- multi-crop
+
+
+def multi_crop_views(batch: int = 8, seed: int = 0) -> list[torch.Tensor]:
+    data = ImageDataModule(image_size=16, batch_size=batch, num_views=8, local_views=6, local_size=8, seed=seed)
+    return next(iter(data.train_dataloader()))["views"]
+
+
+def test_multi_crop_views_reach_the_loss_at_their_own_sizes(tmp_path, monkeypatch):
+    """Through a fit: the backbone encodes the 2 global 16 x 16 views in one pass and the 6 local 8 x 8 ones in
+    another, and the objective receives 8 projections with the views at their own sizes."""
+    data = ImageDataModule(image_size=16, batch_size=16, local_views=6, local_size=8)
+    model = build(LeJEPA, num_views=8, num_global_views=2)
+    encoded, seen = [], []
+    model.backbone.register_forward_hook(lambda module, args, out: encoded.append((args[0].shape, out.shape)))
+    objective = model.objective
+
+    def recording(projections, views):
+        seen.append(([p.shape for p in projections], [v.shape for v in views]))
+        return objective(projections, views)
+
+    monkeypatch.setattr(model, "objective", recording)
+    fast_trainer(tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, datamodule=data)
+    assert data.num_views == 8
+    assert encoded == [((32, 1, 16, 16), (32, 32)), ((96, 1, 8, 8), (96, 32))]
+    projections, views = seen[0]
+    assert projections == [(16, 32)] * 8
+    assert views == [(16, 1, 16, 16)] * 2 + [(16, 1, 8, 8)] * 6
+
+
+# official: galilai-group/stable-pretraining@d15ec96d088a30e220f6fab1539dfb5d854729f0
+# stable_pretraining/methods/lejepa.py::LeJEPA.forward (training branch, up to the projections)
+def official_multicrop_projections(backbone, projector, global_views, local_views):
+    g_features = backbone(torch.cat(global_views))
+    l_features = backbone(torch.cat(local_views))
+    all_features = torch.cat([g_features, l_features])
+    all_projected = projector(all_features)
+    bs = global_views[0].shape[0]
+    n_views = len(global_views) + len(local_views)
+    return all_projected.view(n_views, bs, -1)
+
+
+def test_multi_crop_encodes_each_size_apart_then_projects_every_view_together():
+    model = build(LeJEPA, num_views=8, num_global_views=2)
+    views = multi_crop_views()
+    together = torch.stack(model.each_view(model.network, views))
+    official = official_multicrop_projections(model.backbone, model.projector, views[:2], views[2:])
+    torch.testing.assert_close(together, official, rtol=0, atol=0)
+    # the same as encoding each view alone (up to batching round-off), then projecting all views in one pass
+    expected = model.projector(torch.cat([model.backbone(view) for view in views])).view(8, 8, -1)
+    torch.testing.assert_close(together, expected, rtol=1e-4, atol=1e-5)
+    # the teacher's path (BYOL / TiCo would use it) groups the same way, with the teacher's weights
+    byol = build(BYOL, num_views=8)
+    assert [p.shape for p in byol.teacher_projections(views)] == [(8, 32)] * 8
+
+
+def test_multi_crop_loss_is_lejepa_loss_centred_on_the_global_views():
+    model = build(LeJEPA, num_views=8, num_global_views=2)
+    views = multi_crop_views()
+    projections = model.each_view(model.network, views)
+    loss, parts = model.objective(projections, views)
+    expected = lejepa_loss(projections, model.lambda_, num_slices=64, seed=0, num_global_views=2)
+    assert loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
+    assert parts["invariance"].item() != pytest.approx(lejepa_loss(projections, num_slices=64).invariance.item())
+
+
+def test_lejepa_multi_crop_needs_the_global_views_first():
+    views = multi_crop_views()
+    projections = [torch.randn(8, 32) for _ in views]
+    with pytest.raises(ValueError, match="need num_global_views set"):
+        build(LeJEPA, num_views=8).objective(projections, views)
+    with pytest.raises(ValueError, match="need num_global_views set"):
+        build(LeJEPA, num_views=8, num_global_views=3).objective(projections, views)
+    reordered = views[2:] + views[:2]
+    with pytest.raises(ValueError, match="need num_global_views set"):
+        build(LeJEPA, num_views=8, num_global_views=2).objective(projections, reordered)
+
+
+@pytest.mark.parametrize("method", [SimCLR, BarlowTwins, VICReg, BYOL, TiCo])
+def test_pairwise_methods_refuse_multi_crop_naming_the_method(method):
+    model = build(method, num_views=8)
+    with pytest.raises(
+        ValueError, match=rf"{method.__name__} does not define multi-crop.*sizes \[\(1, 16, 16\), \(1, 8, 8\)\]"
+    ):
+        model.training_step({"views": multi_crop_views()}, 0)
+
+
+def test_multi_crop_views_are_never_dropped():
+    model = build(LeJEPA, num_views=4, num_global_views=2)
+    with pytest.raises(ValueError, match="takes num_views=4 views but the datamodule gave 8 multi-crop views"):
+        model.training_step({"views": multi_crop_views()}, 0)
+
+
+def test_the_multi_crop_config_fits_through_the_cli(tmp_path, monkeypatch):
+    """Two steps of the config (its probe callback left out: the run itself prints it)."""
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+    config = Path(__file__).parents[2] / "examples" / "configs" / "lejepa_multicrop_digits.yaml"
+    args = [f"--config={config}", "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.callbacks=[]"]
+    args.append("--data.batch_size=16")
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
+    cli = build_cli([*args, *quiet, f"--trainer.default_root_dir={tmp_path}"], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 2
+    assert cli.datamodule.num_views == 8 and cli.datamodule.local_views == 6

@@ -55,8 +55,30 @@ def test_each_token_is_a_linear_map_of_its_own_patch():
 
 def test_wrong_channel_count_is_a_clear_error():
     tokenizer = PatchTokenizer2d(spec(channels=3), embed_dim=16, patch_size=8)
-    with pytest.raises(ValueError, match=r"expects images of shape \(B, 3, 32, 24\), got \(2, 1, 32, 24\)"):
+    with pytest.raises(ValueError, match=r"expects images of shape \(B, 3, H, W\).*got \(2, 1, 32, 24\)"):
         tokenizer(torch.randn(2, 1, 32, 24))
+
+
+def test_a_smaller_crop_gets_the_full_grid_positions_resampled_onto_its_grid():
+    """Multi-crop's local crops: a 16 x 16 input to a tokenizer built for 32 x 32 (patch 4) has a 4 x 4 grid whose
+    cell i sits at 2 i + 0.5 of the 8-cell full axis (DINO's interpolate_pos_encoding, evaluated analytically)."""
+    tokenizer = PatchTokenizer2d(spec(channels=1, size=(32, 32)), embed_dim=16, patch_size=4)
+    tokens = tokenizer(torch.randn(2, 1, 16, 16))
+    assert tokens.features.shape == (2, 16, 16) and tokens.layout.shape == (4, 4)
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    coords = torch.stack([rows.flatten(), cols.flatten()], dim=-1)[None]
+    torch.testing.assert_close(tokens.layout.coords, coords)
+    torch.testing.assert_close(tokens.positions, sincos_embedding(2 * coords + 0.5, 16))
+    own_size = PatchTokenizer2d(spec(channels=1, size=(16, 16)), embed_dim=16, patch_size=4)
+    assert not torch.allclose(tokens.positions, own_size.positions)
+    # the size it was built for keeps its table exactly
+    assert torch.equal(tokenizer(torch.randn(1, 1, 32, 32)).positions, tokenizer.positions)
+
+
+def test_a_crop_the_patch_size_does_not_divide_is_a_clear_error():
+    tokenizer = PatchTokenizer2d(spec(channels=1, size=(32, 32)), embed_dim=16, patch_size=4)
+    with pytest.raises(ValueError, match=r"multiples of patch_size=4 \(built for 32 x 32\), got \(2, 1, 14, 14\)"):
+        tokenizer(torch.randn(2, 1, 14, 14))
 
 
 def test_patch_size_must_divide_the_image():
