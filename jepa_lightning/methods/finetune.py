@@ -166,7 +166,7 @@ class FineTune(SSLMethod):
 
     def embedding_dim(self) -> int:
         """Width of the encoder's embeddings: from one example input when the spec fixes the input's shape, else
-        the encoder's ``embed_dim`` (readouts that keep the width: mean, sum)."""
+        the encoder's ``embed_dim`` (readouts that keep the width: mean, sum; twice it for max_mean)."""
         spec = self.input_spec
         example: ModelInput | None = None
         if spec.image_size is not None and spec.channels is not None:
@@ -182,10 +182,13 @@ class FineTune(SSLMethod):
                 width = self.encoder.eval()(example).shape[-1]
             self.encoder.train(mode)
             return width
-        if isinstance(self.encoder, TokenEncoder) and self.encoder.readout not in ("mean", "sum"):
+        readout = self.encoder.readout if isinstance(self.encoder, TokenEncoder) else "mean"
+        if readout == "max_mean":  # the maximum and the mean of the tokens, concatenated
+            return 2 * self.encoder.embed_dim
+        if readout not in ("mean", "sum"):
             raise ValueError(
-                f"the width of readout {self.encoder.readout!r} depends on the input's shape, which the data's spec "
-                "does not fix; fine-tune an encoder with readout 'mean'"
+                f"the width of readout {readout!r} depends on the input's shape, which the data's spec does not fix; "
+                "fine-tune an encoder with readout 'mean', 'sum' or 'max_mean'"
             )
         return self.encoder.embed_dim
 

@@ -229,3 +229,16 @@ def test_mixup_mixes_inputs_and_smoothed_one_hot_labels_with_one_weight(exported
     smoothed = torch.nn.functional.one_hot(y, 10) * 0.9 + 0.01
     torch.testing.assert_close(targets, weight * smoothed + (1 - weight) * smoothed[order])
     torch.testing.assert_close(targets.sum(1), torch.ones(32))
+
+
+@pytest.mark.parametrize(("readout", "width"), [("mean", 16), ("sum", 16), ("max_mean", 32)])
+def test_series_of_any_length_get_a_head_as_wide_as_the_readout(tmp_path, readout, width):
+    """Without a fixed length (the spec gives none) the width comes from the readout; rows or flatten refuse."""
+    spec = InputSpec("time_series", channels=1, num_classes=2)
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    method = TSJEPA(encoder=encoder, patch_length=10, predictor_dim=16, input_spec=spec, readout=readout)
+    save_encoder(method.export_network(), tmp_path / "encoder", spec)
+    model = FineTune(encoder=str(tmp_path / "encoder.safetensors"), input_spec=spec)
+    assert model.head[-1].in_features == width
+    series = torch.randn(3, 1, 40)
+    assert model.head(model.encoder(series)).shape == (3, 2)
