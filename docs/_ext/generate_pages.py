@@ -13,7 +13,10 @@ import pkgutil
 from pathlib import Path
 
 import yaml
+from docutils.nodes import Element
+from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
 
 import datamodules
 import jepa_lightning
@@ -21,7 +24,7 @@ from jepa_lightning import bundled, methods
 
 DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
-#: The bases every preset specialises: documented as methods too, but not presets.
+#: The generic methods (the bases every preset specialises, and fine-tuning): documented too, but not presets.
 GENERIC = ("SSLMethod", "JEPA", "JointEmbedding", "TwoTower", "FineTune")
 #: Packages whose modules get API pages.
 API_PACKAGES = (jepa_lightning, datamodules)
@@ -58,7 +61,7 @@ def heading(text: str, underline: str = "=") -> str:
 
 def method_page(name: str, configs: list[str]) -> str:
     cls = method_classes()[name]
-    kind = "generic base" if name in GENERIC else "paper preset"
+    kind = "generic method" if name in GENERIC else "paper preset"
     lines = [
         heading(name),
         f"*{kind}* (:mod:`{cls.__module__}`). The class docstring below holds the paper, the defaults and the",
@@ -133,13 +136,13 @@ def generate(app: Sphinx) -> None:
     """Write every generated page; remove generated pages of classes or modules that no longer exist."""
     pages: dict[str, str] = {}
     configs = configs_by_method()
-    names = list(method_classes())
+    names = [name for name in GENERIC if name in method_classes()] + sorted(presets(), key=str.lower)
     for name in names:
         pages[f"methods/{name.lower()}.rst"] = method_page(name, configs.get(name, []))
     pages["methods/index.rst"] = toctree(
         "Methods",
         [name.lower() for name in names],
-        "One page per method of ``jepa_lightning.methods``: the generic bases, then the paper presets built on them.",
+        "One page per method of ``jepa_lightning.methods``: the generic ones, then the paper presets built on them.",
     )
     modules = [name for name in datamodules.__all__ if name.endswith("DataModule") and name != "SSLDataModule"]
     for name in modules:
@@ -160,6 +163,28 @@ def generate(app: Sphinx) -> None:
             stale.unlink()
 
 
+def resolve_reexport(app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: Element) -> Element | None:
+    """Link a reference to a re-exported name (``jepa_lightning.masks.MultiBlockMaskSampler``, or a member of one,
+    as the docstrings write them) to where it is documented: the module that defines it."""
+    if node.get("refdomain") != "py":
+        return None
+    parts = node["reftarget"].split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:split])
+        try:
+            value = getattr(importlib.import_module(module), parts[split])
+        except (ImportError, AttributeError, ValueError):
+            continue
+        home = getattr(value, "__module__", None)
+        if not isinstance(home, str) or home == module or not home.startswith(("jepa_lightning", "datamodules")):
+            return None
+        target = ".".join([home, getattr(value, "__qualname__", parts[split]), *parts[split + 1 :]])
+        py = env.get_domain("py")
+        return py.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], target, node, contnode)
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("builder-inited", generate)
+    app.connect("missing-reference", resolve_reexport)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
