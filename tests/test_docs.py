@@ -34,16 +34,13 @@ def presets() -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("docs") / "html"
+def build(out: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out)],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return out
 
 
 def page_text(site: Path, relative: str) -> str:
@@ -52,7 +49,7 @@ def page_text(site: Path, relative: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
 
 
-def test_every_preset_has_a_page_with_its_docstring_and_its_configs(site: Path) -> None:
+def check_every_preset_has_a_page_with_its_docstring_and_its_configs(site: Path) -> None:
     names = presets()
     assert {"IJEPA", "VJEPA", "TJEPA", "SimCLR", "LeJEPA"} <= set(names)
     for name in names:
@@ -66,7 +63,7 @@ def test_every_preset_has_a_page_with_its_docstring_and_its_configs(site: Path) 
                 assert "class_path: jepa_lightning.methods." + name in text, (name, config)
 
 
-def test_every_method_of_the_readme_table_has_a_page(site: Path) -> None:
+def check_every_method_of_the_readme_table_has_a_page(site: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("| method \\ modality |", 1)[1].split("\n\n", 1)[0]
     named = {name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
@@ -75,9 +72,17 @@ def test_every_method_of_the_readme_table_has_a_page(site: Path) -> None:
         assert (site / f"generated/methods/{name.lower()}.html").is_file(), name
 
 
-def test_hand_written_pages_api_and_datamodules_are_there(site: Path) -> None:
+def check_hand_written_pages_api_and_datamodules_are_there(site: Path) -> None:
     for page in ("cli", "diagnostics", "scaling", "accelerators", "fidelity"):
         assert (site / f"{page}.html").is_file(), page
     assert "srun python -m jepa_lightning fit" in page_text(site, "scaling.html")
     assert "MultiBlockMaskSampler" in page_text(site, "generated/api/jepa_lightning.masks.multiblock.html")
     assert "on_bad_file" in page_text(site, "generated/datamodules/imagedatamodule.html")
+
+
+def test_the_docs_build_with_warnings_as_errors_and_every_method_has_its_page(tmp_path: Path) -> None:
+    """One test, so that one build serves every check (also when pytest-xdist spreads tests over workers)."""
+    build(tmp_path / "html")
+    check_every_preset_has_a_page_with_its_docstring_and_its_configs(tmp_path / "html")
+    check_every_method_of_the_readme_table_has_a_page(tmp_path / "html")
+    check_hand_written_pages_api_and_datamodules_are_there(tmp_path / "html")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 from pathlib import Path
 
@@ -126,10 +127,13 @@ def toctree(title: str, entries: list[str], intro: str = "") -> str:
 
 
 def write(path: Path, text: str) -> None:
-    """Write ``text`` unless the file already holds it (Sphinx rebuilds only pages whose file changed)."""
+    """Write ``text`` unless the file already holds it (Sphinx rebuilds only pages whose file changed), through a
+    renamed temporary file, so that two builds at once (test workers) never read a half-written page."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(text)
+        os.replace(temporary, path)
 
 
 def generate(app: Sphinx) -> None:
