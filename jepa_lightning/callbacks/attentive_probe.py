@@ -4,8 +4,8 @@ Where the linear probe reads one pooled vector per sample, the attentive probe r
 encoder produced (``embed_tokens``: ``(B, N, D)`` and the ``valid`` mask of padding tokens) and learns where to look:
 an :class:`~jepa_lightning.nn.attentive.AttentiveClassifier` (one learned query, one cross-attention block, a linear
 classifier) trained with cross-entropy on the labelled training split, scored on a held-out split. The recipe is the
-official one (facebookresearch/jepa@51c59d5 evals/video_classification_frozen/eval.py, configs/evals/*.yaml): depth
-1, the encoder's number of heads, AdamW at lr 1e-3 with a cosine decay to 0 and no warmup, weight decay 0.01 (the
+official one (facebookresearch/jepa@51c59d5 ``evals/video_classification_frozen/eval.py``, ``configs/evals/*.yaml``):
+depth 1, the encoder's number of heads, AdamW at lr 1e-3 with a cosine decay to 0 and no warmup, weight decay 0.01 (the
 video evaluations'; the image ones use 0.001) decaying to 1e-6 by cosine (biases and norms excluded), 20 epochs.
 Deviation: batches of 16 on one device (official: 16 images or 4 clips per GPU on 64 GPUs), since the data sets here
 are small; the schedules step per batch as the official ones do. Tokens are computed once (frozen encoder, evaluation
