@@ -18,7 +18,7 @@ from datamodules.images import ImageDataModule
 from jepa_lightning.cli import main
 from jepa_lightning.export import load_encoder, save_encoder
 from jepa_lightning.inputs import InputSpec
-from jepa_lightning.methods import TSJEPA, FineTune
+from jepa_lightning.methods import EEGJEPA, TSJEPA, FineTune
 from jepa_lightning.nn import TransformerEncoder
 from tests.conftest import DIGITS_16, fast_trainer, tiny_ijepa
 
@@ -175,11 +175,16 @@ def test_bad_settings_are_refused(exported):
         FineTune(encoder="missing.safetensors", input_spec=DIGITS_16)
 
 
-@pytest.mark.parametrize("config", ["finetune_digits.yaml", "finetune_gunpoint.yaml"])
+@pytest.mark.parametrize("config", ["finetune_digits.yaml", "finetune_gunpoint.yaml", "finetune_blink.yaml"])
 def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config):
     monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
     if config == "finetune_digits.yaml":
         spec, method, data = DIGITS_16, tiny_ijepa(), ["--data.image_size=16"]
+    elif config == "finetune_blink.yaml":
+        spec = InputSpec("eeg", channels=4, sample_rate=128.0, num_classes=2, length=256)
+        encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+        options = {"patch_length": 32, "predictor_dim": 8, "predictor_depth": 1, "predictor_heads": 2}
+        method, data = EEGJEPA(encoder=encoder, input_spec=spec, **options), []
     else:
         spec = InputSpec("time_series", channels=1, num_classes=2, length=150)
         encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
