@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-from harness import machine_line, step_flops, synchronize
+from harness import machine_line, step_flops, time_steps
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from jepa_lightning.masks import mask_generator
@@ -155,19 +155,6 @@ def workloads(sizes: list[str], image_size: int, batch_size: int) -> list[Worklo
     return [*rows, Workload(f"SimCLR ResNet-18 {image_size}px", batch_size, partial(simclr, image_size, batch_size))]
 
 
-def median_step_seconds(step: Callable[[], None], device: torch.device, warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    durations = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        durations.append(time.perf_counter() - start)
-    return sorted(durations)[len(durations) // 2]
-
-
 @contextlib.contextmanager
 def fast_attention(device: torch.device) -> Iterator[None]:
     """Flash / memory-efficient SDPA only on CUDA; the CPU (``--allow-cpu``) keeps its default kernels."""
@@ -197,13 +184,13 @@ def check(workload: Workload, device: torch.device, args: argparse.Namespace, pe
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with fast_attention(device):
-        eager = median_step_seconds(step, device, args.warmup, args.steps)
+        eager = time_steps(step, args.warmup, args.steps, device)
         peak = peak_memory_gib(device)
         flops = step_flops(step)
         compiled = None
         if args.compile:
             compiled_step, _ = workload.build(device, True)
-            compiled = median_step_seconds(compiled_step, device, args.warmup, args.steps)
+            compiled = time_steps(compiled_step, args.warmup, args.steps, device)
     best = min(eager, compiled or math.inf)
     return Row(
         name=workload.name,

@@ -15,6 +15,24 @@ from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec
 
 DIGITS_16 = InputSpec("images", channels=1, image_size=(16, 16), num_classes=10)
+#: The command line's tiny I-JEPA on the bundled digits (arguments for `jepa-lightning fit` / `probe`).
+TINY_IJEPA = [
+    "--model=jepa_lightning.methods.IJEPA",
+    "--model.encoder=jepa_lightning.nn.TransformerEncoder",
+    "--model.encoder.embed_dim=32",
+    "--model.encoder.depth=1",
+    "--model.encoder.num_heads=2",
+    "--model.patch_size=2",
+    "--model.predictor_dim=16",
+    "--model.predictor_depth=1",
+    "--model.predictor_heads=2",
+    "--data=datamodules.images.ImageDataModule",
+    "--data.image_size=16",
+    "--data.batch_size=64",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--seed_everything=0",
+]
 
 #: What every test fit leaves out (logging, checkpoints, progress bar, model summary) and where it runs.
 FAST_TRAINER: dict[str, Any] = {

@@ -13,24 +13,7 @@ import pytest
 import torch
 
 from jepa_lightning.cli import build_cli, main
-
-TINY_IJEPA = [
-    "--model=jepa_lightning.methods.IJEPA",
-    "--model.encoder=jepa_lightning.nn.TransformerEncoder",
-    "--model.encoder.embed_dim=32",
-    "--model.encoder.depth=1",
-    "--model.encoder.num_heads=2",
-    "--model.patch_size=2",
-    "--model.predictor_dim=16",
-    "--model.predictor_depth=1",
-    "--model.predictor_heads=2",
-    "--data=datamodules.images.ImageDataModule",
-    "--data.image_size=16",
-    "--data.batch_size=64",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--seed_everything=0",
-]
+from tests.conftest import TINY_IJEPA
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from jepa_lightning.cli import main
-from tests.test_cli import TINY_IJEPA
+from tests.conftest import TINY_IJEPA
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_FIT = [

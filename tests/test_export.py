@@ -22,8 +22,7 @@ from jepa_lightning.inputs import InputSpec
 from jepa_lightning.methods import BYOL, VJEPA, FineTune, SimCLR
 from jepa_lightning.nn import PooledTokenBackbone, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
-from tests.conftest import DIGITS_16, tiny_ijepa
-from tests.test_cli import TINY_IJEPA
+from tests.conftest import DIGITS_16, TINY_IJEPA, tiny_ijepa
 from tests.test_cli_safety import CreatesAFile
 
 REPO = Path(__file__).resolve().parents[1]

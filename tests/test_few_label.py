@@ -13,25 +13,8 @@ import torch
 from jepa_lightning.callbacks.attentive_probe import TokenSet
 from jepa_lightning.callbacks.linear_probe import LabelBudget, few_label_probe_accuracies, linear_probe_accuracy
 from jepa_lightning.cli import label_seed_list, main
+from tests.conftest import TINY_IJEPA
 
-#: The command line's tiny I-JEPA on the bundled digits (as in test_cli.py), probed at its initialisation.
-TINY_IJEPA = [
-    "--model=jepa_lightning.methods.IJEPA",
-    "--model.encoder=jepa_lightning.nn.TransformerEncoder",
-    "--model.encoder.embed_dim=32",
-    "--model.encoder.depth=1",
-    "--model.encoder.num_heads=2",
-    "--model.patch_size=2",
-    "--model.predictor_dim=16",
-    "--model.predictor_depth=1",
-    "--model.predictor_heads=2",
-    "--data=datamodules.images.ImageDataModule",
-    "--data.image_size=16",
-    "--data.batch_size=64",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--seed_everything=0",
-]
 #: Four classes of 100, 50, 10 and 3 samples, shuffled, with 7 unlabelled samples (-1) among them.
 SIZES = {0: 100, 1: 50, 2: 10, 3: 3, -1: 7}
 LABELS = np.random.default_rng(123).permutation(np.concatenate([np.full(n, c) for c, n in SIZES.items()]))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from jepa_lightning.cli import main
-from tests.test_cli import TINY_IJEPA
+from tests.conftest import TINY_IJEPA
 
 REPO = Path(__file__).resolve().parents[1]
 #: Two epochs of four steps, last.ckpt every two steps: a kill at step 7 resumes from step 6, mid-epoch 2.

@@ -20,6 +20,16 @@ ExportedNetwork = Literal["target", "student"]
 FUSED_ADAMW_DEVICES = {"cpu", "cuda"}
 
 
+def require_input_spec(method: str, input_spec: InputSpec | None) -> InputSpec:
+    """``input_spec``, or the error every method that builds its networks from the data gives without it."""
+    if input_spec is None:
+        raise ValueError(
+            f"{method} needs input_spec (what the data looks like): the CLI links it from the datamodule; in Python "
+            "pass input_spec=datamodule.input_spec."
+        )
+    return input_spec
+
+
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, start: float, peak: float, end: float) -> float:
     """Linear ramp ``start -> peak`` over ``warmup_steps``, then a cosine from ``peak`` to ``end`` at the end."""
     if step < warmup_steps:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from jepa_lightning.bundled import resolve_config
 from jepa_lightning.export import REMOTE, load_encoder
 from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, input_batch_size, model_input
-from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, no_weight_decay
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, no_weight_decay, require_input_spec
 from jepa_lightning.nn.backbones import TokenEncoder
 
 #: Modalities whose inputs mixup may interpolate (dense tensors whose convex combinations are inputs of the same
@@ -118,8 +118,7 @@ class FineTune(SSLMethod):
             final_weight_decay=final_weight_decay,
             **kwargs,
         )
-        if input_spec is None:
-            raise ValueError("FineTune needs input_spec: the CLI links it from the datamodule")
+        require_input_spec(type(self).__name__, input_spec)
         if (encoder is None) == (pretrained_config is None):
             raise ValueError(
                 "FineTune takes the encoder from one place: encoder (an exported file) or "

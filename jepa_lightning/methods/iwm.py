@@ -12,6 +12,7 @@ from torch import Tensor
 from jepa_lightning.inputs import InputSpec, ModelInput, model_condition, model_input
 from jepa_lightning.masks.base import MaskSampler
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
+from jepa_lightning.methods.base import require_input_spec
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.nn.encoder import TransformerEncoder
 from jepa_lightning.nn.predictor import PredictorConditioning
@@ -66,10 +67,9 @@ class IWM(JEPA):
         ``input_spec.condition_dim`` (source and target parameters); ``kwargs``: the arguments of :class:`JEPA`."""
         encoder = encoder or TransformerEncoder.from_size("base")
         if predictor_conditioning != "none" and predictor_condition_dim is None:
-            if input_spec is None:
-                raise ValueError("IWM needs input_spec (the CLI links it from the datamodule)")
-            input_spec.require("condition_dim")
-            predictor_condition_dim = 2 * input_spec.condition_dim
+            spec = require_input_spec(type(self).__name__, input_spec)
+            spec.require("condition_dim")
+            predictor_condition_dim = 2 * spec.condition_dim
         super().__init__(
             tokenizer=partial(PatchTokenizer2d, patch_size=patch_size, init=encoder.init),
             encoder=encoder,

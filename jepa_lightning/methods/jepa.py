@@ -15,7 +15,7 @@ from jepa_lightning.losses.joint_embedding import sigreg, vicreg_covariance, vic
 from jepa_lightning.losses.latent import RegressionLoss, TargetNorm, latent_regression, normalize_targets
 from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
-from jepa_lightning.methods.base import ExportedNetwork, SSLMethod
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
 from jepa_lightning.nn.backbones import TokenBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
@@ -180,11 +180,7 @@ class JEPA(SSLMethod):
         """``kwargs`` are the optimiser settings of :class:`SSLMethod` (``lr``, ``weight_decay``, ...);
         ``mask_sampler=None`` is I-JEPA's :class:`~jepa_lightning.masks.MultiBlockMaskSampler`."""
         super().__init__(input_spec=input_spec, **kwargs)
-        if input_spec is None:
-            raise ValueError(
-                f"{type(self).__name__} needs input_spec (what the data looks like): the CLI links it from the "
-                "datamodule; in Python pass input_spec=datamodule.input_spec."
-            )
+        require_input_spec(type(self).__name__, input_spec)
         check_readout(readout)
         if readout_network not in ("target", "student"):
             raise ValueError(f"readout_network must be 'target' or 'student', got {readout_network!r}")

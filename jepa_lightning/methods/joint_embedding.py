@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
-from jepa_lightning.methods.base import ExportedNetwork, SSLMethod
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
 from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenEncoder
 from jepa_lightning.nn.ema import EMATeacher
 
@@ -80,11 +80,7 @@ class JointEmbedding(SSLMethod):
             final_weight_decay=final_weight_decay,
             **kwargs,
         )
-        if input_spec is None:
-            raise ValueError(
-                f"{type(self).__name__} needs input_spec (what the data looks like): the CLI links it from the "
-                "datamodule; in Python pass input_spec=datamodule.input_spec."
-            )
+        require_input_spec(type(self).__name__, input_spec)
         if num_views < 2:
             raise ValueError(f"joint-embedding methods compare views: num_views must be >= 2, got {num_views}")
         self.save_hyperparameters(ignore=["backbone"])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_condition
-from jepa_lightning.methods.base import SSLMethod
+from jepa_lightning.methods.base import SSLMethod, require_input_spec
 from jepa_lightning.methods.joint_embedding import BackboneFactory
 from jepa_lightning.nn.backbones import TimmBackbone
 from jepa_lightning.nn.ema import EMATeacher
@@ -78,8 +78,7 @@ class SeqJEPA(SSLMethod):
             final_weight_decay=final_weight_decay,
             **kwargs,
         )
-        if input_spec is None:
-            raise ValueError("SeqJEPA needs input_spec (the CLI links it from the datamodule)")
+        require_input_spec(type(self).__name__, input_spec)
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         if action_dim is None:

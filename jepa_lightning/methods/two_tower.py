@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from jepa_lightning.distributed import gather, rank
 from jepa_lightning.inputs import InputSpec, ModelInput, input_batch_size, model_input, paired_input
 from jepa_lightning.losses.joint_embedding import clip_loss, similarity_targets, supervised_clip_loss
-from jepa_lightning.methods.base import SSLMethod
+from jepa_lightning.methods.base import SSLMethod, require_input_spec
 
 #: Builds an encoder ``input -> (B, D)`` with an ``embed_dim`` attribute from the data description (a ``class_path``
 #: in configs whose first constructor argument is ``spec``).
@@ -84,11 +84,7 @@ class TwoTower(SSLMethod):
             final_weight_decay=final_weight_decay,
             **kwargs,
         )
-        if input_spec is None:
-            raise ValueError(
-                f"{type(self).__name__} needs input_spec (what the data looks like): the CLI links it from the "
-                "datamodule; in Python pass input_spec=datamodule.input_spec."
-            )
+        require_input_spec(type(self).__name__, input_spec)
         if not 0.0 <= similarity_smoothing < 1.0:
             raise ValueError(f"similarity_smoothing must be in [0, 1), got {similarity_smoothing}")
         if supervised_weight < 0:

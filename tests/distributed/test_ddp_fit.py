@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from tests.test_cli import TINY_IJEPA
+from tests.conftest import TINY_IJEPA
 
 
 class RecordReplicaState(L.Callback):
