@@ -130,15 +130,23 @@ def check_files(
 
 
 def index_class_folders(
-    folder: Path, accept: Callable[[Path], bool], what: str, training_classes: list[str] | None, held_out: bool
+    folder: Path,
+    accept: Callable[[Path], bool],
+    what: str,
+    training_classes: list[str] | None,
+    held_out: bool,
+    is_class_dir: Callable[[Path], bool] = Path.is_dir,
+    recursive: bool = True,
 ) -> tuple[list[Path], list[int], list[str] | None]:
     """Files of ``folder``: class sub-folders (sorted names -> labels 0..K-1) or a flat folder (labels -1).
 
-    Returns the files, their labels and the class names (None for a flat folder). ``accept`` says which files
+    Returns the files, their labels and the class names (None for a flat folder). ``accept`` says which entries
     count, ``what`` names them in errors. A held-out set (``held_out``) must use the training set's classes.
+    ``is_class_dir`` says which sub-folders are classes (videos: not the frame folders, which are samples);
+    ``recursive=False`` takes only the entries directly inside each class folder.
     """
     entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-    class_dirs = [entry for entry in entries if entry.is_dir()]
+    class_dirs = [entry for entry in entries if is_class_dir(entry)]
     loose = [entry for entry in entries if accept(entry)]
     if class_dirs and loose:
         raise invalid(
@@ -159,7 +167,8 @@ def index_class_folders(
     for name, class_dir in zip(names, class_dirs):
         if name not in known:
             raise invalid(class_dir, f"a class of the training set {known}", f"unknown class {name!r}")
-        class_files = sorted(entry for entry in class_dir.rglob("*") if accept(entry))
+        inside = class_dir.rglob("*") if recursive else class_dir.iterdir()
+        class_files = sorted(entry for entry in inside if accept(entry))
         if not class_files:
             raise invalid(class_dir, what, "none")
         files += class_files

@@ -36,6 +36,7 @@ from datamodules.base import (
     SSLDataModule,
     Transform,
     check_files,
+    index_class_folders,
     invalid,
     require_bad_file_policy,
     require_path,
@@ -450,36 +451,15 @@ class VideoDataModule(SSLDataModule):
 
     def _index_folder(self, folder: Path, held_out: bool) -> tuple[list[Path], list[int], list[str] | None]:
         """Videos of a flat folder (labels -1) or of class sub-folders (sub-folders that are not frame folders)."""
-        entries = sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
-        videos = [entry for entry in entries if video_kind(entry) is not None]
-        class_dirs = [entry for entry in entries if entry.is_dir() and video_kind(entry) is None]
-        if class_dirs and videos:
-            raise invalid(
-                folder,
-                "either class sub-folders or a flat folder of videos, not both",
-                f"{len(class_dirs)} sub-folders and {len(videos)} videos at the top level",
-            )
-        if not class_dirs:
-            if not videos:
-                raise invalid(
-                    folder, f"videos ({' '.join(VIDEO_EXTENSIONS + ARRAY_EXTENSIONS)}, frame folders)", "none"
-                )
-            return videos, [-1] * len(videos), None
-        names = [entry.name for entry in class_dirs]
-        known = self._class_names if held_out else names
-        if known is None:
-            raise invalid(folder, "a flat folder, as the training set has no class sub-folders", "sub-folders")
-        files: list[Path] = []
-        labels: list[int] = []
-        for name, class_dir in zip(names, class_dirs):
-            if name not in known:
-                raise invalid(class_dir, f"a class of the training set {known}", f"unknown class {name!r}")
-            found = sorted(entry for entry in class_dir.iterdir() if video_kind(entry) is not None)
-            if not found:
-                raise invalid(class_dir, "videos or frame folders", "none")
-            files += found
-            labels += [known.index(name)] * len(found)
-        return files, labels, names
+        return index_class_folders(
+            folder,
+            lambda entry: video_kind(entry) is not None,
+            f"videos ({' '.join(VIDEO_EXTENSIONS + ARRAY_EXTENSIONS)}, frame folders)",
+            self._class_names,
+            held_out,
+            is_class_dir=lambda entry: entry.is_dir() and video_kind(entry) is None,
+            recursive=False,
+        )
 
     def _index_manifest(self, manifest: Path, held_out: bool) -> tuple[list[Path], list[int], list[str] | None]:
         """Videos listed by a CSV / TSV manifest: a ``path`` column and an optional ``label`` column."""
