@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_lightning.inputs import InputSpec
+from jepa_lightning.inputs import InputSpec, check_on_device
 
 
 def half_window_kernels(radius: int) -> Tensor:
@@ -48,7 +48,8 @@ class GradientTargets(nn.Module):
     scale, its patch's pixels of :func:`ratio_gradient_magnitude` (row, column, channel). No parameters, no state.
 
     Intensities must be non-negative (the official code feeds [0, 1] images, not normalised: give the image
-    datamodule ``mean: [0.0], std: [1.0]``); a negative input raises (one host synchronisation per call).
+    datamodule ``mean: [0.0], std: [1.0]``); a negative input raises (a ValueError on the CPU, an
+    asynchronous device-side assertion elsewhere: no host synchronisation).
     """
 
     def __init__(self, patch_size: int = 16, radii: Sequence[int] = (5, 9, 13, 17), offset: float = 1e-2) -> None:
@@ -77,11 +78,11 @@ class GradientTargets(nn.Module):
                 f"GradientTargets' largest radius {max(self.radii)} needs images larger than it (reflect padding), got "
                 f"{tuple(images.shape[-2:])}"
             )
-        if bool((images < 0).any()):
-            raise ValueError(
-                "GradientTargets needs non-negative intensities (a ratio of averages): do not normalise the images "
-                "(image datamodule: mean [0.0], std [1.0])"
-            )
+        check_on_device(
+            (images >= 0).all(),
+            "GradientTargets needs non-negative intensities (a ratio of averages): do not normalise the images "
+            "(image datamodule: mean [0.0], std [1.0])",
+        )
         p = self.patch_size
         patches = []
         for radius in self.radii:
