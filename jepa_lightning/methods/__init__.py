@@ -11,6 +11,7 @@ from jepa_lightning.methods.eegjepa import EEGJEPA
 from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
+from jepa_lightning.methods.item_ssl import ItemSSL
 from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
@@ -45,6 +46,7 @@ __all__ = [
     "ConGraT",
     "ECGJEPAWeimann",
     "FineTune",
+    "ItemSSL",
     "JointEmbedding",
     "LeJEPA",
     "PointJEPA",
