@@ -150,3 +150,26 @@ def test_fit_from_the_command_line_on_a_table_written_here(tmp_path: Path, capsy
     )
     out = capsys.readouterr()
     assert "pretrained encoder:" in out.out + out.err
+
+
+def test_the_letter_config_fits_on_a_headerless_table_written_here(tmp_path: Path, capsys):
+    rng = np.random.default_rng(1)
+    letters = rng.choice(list("ABC"), 90)
+    features = rng.integers(0, 16, (90, 16)) + (letters[:, None] == "A") * 3
+    pd.DataFrame(np.column_stack([letters, features])).to_csv(tmp_path / "letters.data", index=False, header=False)
+    config = Path(__file__).resolve().parents[2] / "examples" / "configs" / "itemssl_letter.yaml"
+    build_cli(
+        [
+            "fit",
+            f"--config={config}",
+            f"--data.init_args.path={tmp_path / 'letters.data'}",
+            "--data.init_args.batch_size=16",
+            "--trainer.max_steps=2",
+            "--trainer.callbacks.init_args.plot=false",
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--diagnostics=false",
+            *FAST_TRAINER_ARGS,
+        ]
+    )
+    out = capsys.readouterr()
+    assert "pretrained encoder:" in out.out + out.err
