@@ -103,6 +103,8 @@ def test_min_patches_shortens_patches_of_short_series_only():
     tokenizer = ChannelPatchTokenizer(short, embed_dim=8, patch_length=10, channel_independent=False, min_patches=5)
     assert tokenizer.patch_length == 4 and tokenizer.proj.in_features == 3 * 4
     assert tokenizer(series(length=20)).layout.shape == (5,)
+    rebuilt = ChannelPatchTokenizer(**tokenizer.constructor_arguments)  # what an export records and rebuilds
+    assert rebuilt.patch_length == 4 and rebuilt.constructor_arguments["patch_length"] == 10
     conv = ChannelPatchTokenizer(short, embed_dim=8, patch_length=10, embedding="conv", min_patches=10)
     assert conv.patch_length == 3  # the conv kernel
     assert ChannelPatchTokenizer(short, embed_dim=8, patch_length=10).patch_length == 10
