@@ -69,6 +69,17 @@ def test_min_patches_reaches_the_tokenizer_of_student_and_teacher():
     assert TSJEPA(encoder=encoder, patch_length=10, input_spec=spec).student.tokenizer.patch_length == 10
 
 
+def test_batch_width_in_the_spec_changes_nothing_without_min_patches():
+    """The datamodule's ``padded_length`` is read only by ``min_patches``: the same seed builds the same weights."""
+    weights = []
+    for spec in (InputSpec("time_series", channels=1), InputSpec("time_series", channels=1, padded_length=20)):
+        torch.manual_seed(0)
+        model = TSJEPA(encoder=TransformerEncoder(16, 1, 2), patch_length=10, predictor_dim=8, input_spec=spec)
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
 def test_paper_defaults():
     model = TSJEPA(input_spec=InputSpec("time_series", channels=1))
     tokenizer = model.student.tokenizer
