@@ -21,7 +21,9 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step. Video: ``frames`` per clip (with ``channels``
+    patch length when the model is built instead of at the first step. Series in padded batches (``lengths``):
+    ``padded_length`` is the width every batch is cropped or padded to, when the datamodule fixes one, so a patch
+    tokenizer can size its patches to the series (``min_patches``). Video: ``frames`` per clip (with ``channels``
     and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built. Graphs: ``channels`` is
     the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
     ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
@@ -42,6 +44,7 @@ class InputSpec:
     frames: int | None = None
     vocab_size: int | None = None
     condition_dim: int | None = None
+    padded_length: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
