@@ -26,7 +26,8 @@ class InputSpec:
     the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
     ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
     ``condition_dim`` is the width ``C`` of the batches' condition ``batch["cond"]`` (see :func:`model_condition`),
-    when the datamodule emits one.
+    when the datamodule emits one. Trajectories: ``horizon`` is the number of future steps of each window
+    (``batch["future"]``, and the actions ``batch["cond"]``), beside ``length``, the observed steps ``batch["x"]``.
     """
 
     modality: str
@@ -42,6 +43,7 @@ class InputSpec:
     frames: int | None = None
     vocab_size: int | None = None
     condition_dim: int | None = None
+    horizon: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
