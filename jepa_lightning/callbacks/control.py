@@ -13,7 +13,7 @@ ROWS = (
     ("next_state_mse", "next-state prediction, latent MSE"),
     ("no_action_mse", "  same predictor, actions zeroed"),
     ("persistence_mse", "  persistence (nothing moves)"),
-    ("action_mae", "action-chunk MAE (action head)"),
+    ("action_mae", "action MAE (action head)"),
     ("no_action_mae", "  doing nothing (zero actions)"),
 )
 
@@ -43,7 +43,7 @@ def control_report(model: L.LightningModule, datamodule: L.LightningDataModule, 
 class ControlReport(L.Callback):
     """Before and after ``fit``: the control metrics of a trajectory JEPA on ``eval_split`` (held-out episodes):
     the latent MSE of its next-state prediction, of the same predictor told zero actions (conditioned predictors) and
-    of persistence (the targets of a future in which nothing moves), and the MAE of its decoded action chunk against
+    of persistence (the targets of a future in which nothing moves), and the MAE of its decoded actions against
     always doing nothing. Prints a table, logs ``control/<metric>`` and ``control/<metric>_init``."""
 
     def __init__(self, eval_split: str = "val") -> None:

@@ -194,7 +194,7 @@ def test_both_presets_fit_through_the_cli_and_report(tmp_path, capsys):
             ]
         )
         report = capsys.readouterr().out
-        assert "Control report on the val split" in report and "action-chunk MAE" in report
+        assert "Control report on the val split" in report and "action MAE (action head)" in report
         assert ("actions zeroed" in report) == (preset == "TSJEPAControl")
     with pytest.raises(ValueError, match="trajectory JEPA"):
         ControlReport().on_fit_end(type("T", (), {"datamodule": None})(), torch.nn.Linear(1, 1))
