@@ -128,7 +128,8 @@ def model_condition(batch: Mapping[str, Any]) -> Tensor | None:
     input: what happened between the context and the targets (a transformation's parameters, an action). Layouts:
     float ``(B, C)``, one vector per sample, or ``(B, M, C)``, one per target group (or per view: the image
     datamodule's ``view_params`` gives ``(B, V, C)``, the parameters of each view's photometric transform, which a
-    method such as IWM arranges itself)."""
+    method such as IWM arranges itself; or per future step: the trajectory datamodule's actions ``(B, horizon, A)``
+    beside ``batch["future"]``, which the control presets flatten)."""
     return batch.get("cond")
 
 

@@ -86,7 +86,7 @@ class TrajectoryJEPA(JEPA):
     than ``"none"``, it is told the actions, flattened to ``horizon * A`` values per sample. An action head
     (:data:`ActionHead`) decodes the first ``action_steps`` actions (all ``horizon`` by default) from the student's
     context tokens, trained with an L1 loss weighted by ``action_weight`` (0: none); ``detach_action_head`` keeps its
-    gradient out of the encoder (a head trained on frozen-in-time embeddings rather than a shared objective). The
+    gradient out of the encoder (which then learns from the prediction alone). The
     loss is the latent regression plus the action loss (plus a ``regularizer``).
 
     Validation logs, beside ``val/loss``, how well the future is predicted and the actions decoded, against
