@@ -1,5 +1,6 @@
 """LightningModules: the shared base, the generic JEPA and joint-embedding bases, and one module per paper preset."""
 
+from jepa_lightning.methods.actjepa import ACTJEPA
 from jepa_lightning.methods.ajepa import AJEPA
 from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
@@ -23,12 +24,15 @@ from jepa_lightning.methods.seqjepa import SeqJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
+from jepa_lightning.methods.trajectory import TrajectoryJEPA
 from jepa_lightning.methods.tsjepa import TSJEPA
+from jepa_lightning.methods.tsjepa_control import TSJEPAControl
 from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
 from jepa_lightning.methods.vjepa import VJEPA
 
 __all__ = [
+    "ACTJEPA",
     "AJEPA",
     "BYOL",
     "ECGJEPA",
@@ -53,7 +57,9 @@ __all__ = [
     "SSLMethod",
     "SeqJEPA",
     "SimCLR",
+    "TSJEPAControl",
     "TiCo",
+    "TrajectoryJEPA",
     "TwoTower",
     "VICReg",
     "projection_mlp",
