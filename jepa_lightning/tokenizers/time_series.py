@@ -77,6 +77,12 @@ class ChannelPatchTokenizer(Tokenizer):
     targets are latent, not the signal. ``P = T // patch_length`` is read from each input (positions are cached
     per patch count); trailing samples that do not fill a patch are an error unless ``crop=True``, which drops
     them (after normalising over the whole series).
+
+    ``min_patches=n`` adapts the patch length to short inputs whose length the spec knows (``spec.length``): where
+    ``patch_length`` would cut fewer than ``n`` patches, the patch length becomes ``max(1, spec.length // n)``, so a
+    short trial still gives a masked-prediction task enough context and target tokens along time (64 samples in
+    patches of 32 give 2 patches; with ``min_patches=8``, 8 patches of 8); longer inputs keep ``patch_length``.
+    None (default), or an unknown length, keeps ``patch_length`` as given.
     """
 
     eps: float = 1e-5
@@ -93,11 +99,16 @@ class ChannelPatchTokenizer(Tokenizer):
         pad_channels: bool = False,
         embedding: PatchEmbedding = "linear",
         conv_kernel: int = 3,
+        min_patches: int | None = None,
     ) -> None:
         super().__init__()
         spec.require("channels")
         if patch_length < 1:
             raise ValueError(f"patch_length must be >= 1, got {patch_length}")
+        if min_patches is not None and min_patches < 1:
+            raise ValueError(f"min_patches must be None or >= 1, got {min_patches}")
+        if min_patches is not None and spec.length is not None and spec.length < patch_length * min_patches:
+            patch_length = max(1, spec.length // min_patches)
         if channel_group < 1 or (channel_group > 1 and not channel_independent):
             raise ValueError(
                 f"channel_group must be >= 1, and 1 with channel_independent=False (a token then spans every "

@@ -82,6 +82,32 @@ def test_window_length_checked_when_built():
 
 
 @pytest.mark.parametrize(
+    ("length", "min_patches", "expected"),
+    [(64, 8, 8), (128, 8, 16), (256, 8, 32), (448, 8, 32), (64, None, 32), (None, 8, 32), (5, 8, 1)],
+)
+def test_min_patches_shrinks_the_patch_length_of_short_inputs_only(length, min_patches, expected):
+    """A known length cut into fewer than ``min_patches`` patches gets ``length // min_patches``-sample patches;
+    longer inputs, an unknown length or ``min_patches=None`` keep ``patch_length``."""
+    spec = InputSpec(modality="eeg", channels=3, sample_rate=128.0, length=length)
+    tokenizer = ChannelPatchTokenizer(spec, embed_dim=8, patch_length=32, min_patches=min_patches)
+    assert tokenizer.patch_length == expected and tokenizer.proj.in_features == expected
+    if length is not None and length >= expected * 2:
+        assert tokenizer(series(length=length)).layout.shape == (3, length // expected)
+
+
+def test_min_patches_none_is_bit_identical_to_the_plain_tokenizer():
+    spec = InputSpec(modality="eeg", channels=3, sample_rate=128.0, length=64)
+    torch.manual_seed(0)
+    plain = ChannelPatchTokenizer(spec, embed_dim=8, patch_length=32)
+    torch.manual_seed(0)
+    same = ChannelPatchTokenizer(spec, embed_dim=8, patch_length=32, min_patches=None)
+    x = series(length=64)
+    assert torch.equal(plain(x).features, same(x).features)
+    with pytest.raises(ValueError, match="min_patches must be None or >= 1"):
+        ChannelPatchTokenizer(spec, embed_dim=8, min_patches=0)
+
+
+@pytest.mark.parametrize(
     ("x", "message"),
     [
         (torch.randn(3, 96), "shape"),
