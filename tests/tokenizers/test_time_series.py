@@ -119,6 +119,20 @@ def test_min_patches_shortens_patches_of_short_series_only():
 
 
 @pytest.mark.parametrize(
+    ("length", "min_patches", "expected"),
+    [(64, 8, 8), (128, 8, 16), (256, 8, 32), (448, 8, 32), (64, None, 32), (5, 8, 1)],
+)
+def test_min_patches_shrinks_the_patch_length_of_short_inputs_only(length, min_patches, expected):
+    """A known length cut into fewer than ``min_patches`` patches gets ``length // min_patches``-sample patches;
+    longer inputs or ``min_patches=None`` keep ``patch_length`` (EEG trials)."""
+    spec = InputSpec(modality="eeg", channels=3, sample_rate=128.0, length=length)
+    tokenizer = ChannelPatchTokenizer(spec, embed_dim=8, patch_length=32, min_patches=min_patches)
+    assert tokenizer.patch_length == expected and tokenizer.proj.in_features == expected
+    if length is not None and length >= expected * 2:
+        assert tokenizer(series(length=length)).layout.shape == (3, length // expected)
+
+
+@pytest.mark.parametrize(
     ("x", "message"),
     [
         (torch.randn(3, 96), "shape"),
