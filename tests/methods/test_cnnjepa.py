@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_lightning.cli import main
+from jepa_lightning.export import load_encoder, save_encoder
 from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import MultiBlockMaskSampler, RandomMaskSampler, mask_generator
 from jepa_lightning.methods import CNNJEPA, JEPA
@@ -168,3 +169,10 @@ def test_fit_through_the_command_line(tmp_path):
             f"--trainer.default_root_dir={tmp_path}",
         ]
     )
+
+
+def test_the_teacher_exports_and_reloads_to_the_same_embeddings(tmp_path, digits_batch):
+    model = tiny_cnnjepa().eval()
+    images = F.interpolate(digits_batch[:4], size=(32, 32))
+    save_encoder(model.export_network(), tmp_path / "encoder", SPEC)
+    torch.testing.assert_close(load_encoder(tmp_path / "encoder")(images), model.embed(images))
