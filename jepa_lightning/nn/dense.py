@@ -238,7 +238,7 @@ class SparseResNet(RecordsArguments, nn.Module):
                 f"SparseResNet reads cells of {self.in_channels} x {r} x {r} pixels on its grid (ImageCellTokenizer "
                 f"with cell_size={r}); got tokens {tuple(features.shape)} on a {(h, w)} grid"
             )
-        cells = features.view(batch, h, w, self.in_channels, r, r).permute(0, 3, 1, 4, 2, 5)
+        cells = features.reshape(batch, h, w, self.in_channels, r, r).permute(0, 3, 1, 4, 2, 5)
         return cells.reshape(batch, self.in_channels, h * r, w * r)
 
     def forward(self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True) -> Tensor:

@@ -95,7 +95,7 @@ class ImageCellTokenizer(Tokenizer):
             )
         batch, channels, height, width = x.shape
         grid = (height // r, width // r)
-        cells = x.view(batch, channels, grid[0], r, grid[1], r).permute(0, 2, 4, 1, 3, 5)
+        cells = x.reshape(batch, channels, grid[0], r, grid[1], r).permute(0, 2, 4, 1, 3, 5)
         features = cells.reshape(batch, grid[0] * grid[1], channels * r * r)
         coords = grid_coords(grid, x.device)
         positions = features.new_zeros(1, features.shape[1], 0)
