@@ -80,6 +80,13 @@ class MultiBlockMaskSampler(MaskSampler):
     4. No overlap fallback: a context that stays too small after ``max_tries`` redraws is kept (with a warning;
        an empty one is an error). The official collator, after every 20 failed draws, drops one target's
        exclusion, so the context may then contain target tokens (the prediction task leaks its answer).
+
+    ``pad_context=True`` pads every context to the batch's longest by repeating the sample's first context token,
+    instead of truncating every one to the shortest: every non-target token stays in the context, as CNN-JEPA's
+    dense masks have it (kaland313/CNN-JEPA, which leaves out the truncation: "only needed for ViTs"). Only for
+    networks that read the context as a set of positions (a dense encoder such as
+    :class:`~jepa_lightning.nn.SparseResNet` with the :class:`~jepa_lightning.nn.ConvPredictor`): a transformer would
+    weigh a repeated token twice.
     """
 
     def __init__(
@@ -90,6 +97,8 @@ class MultiBlockMaskSampler(MaskSampler):
         context_scale: tuple[float, float] = (0.85, 1.0),
         min_context: int = 10,
         max_tries: int = 20,
+        *,
+        pad_context: bool = False,
     ) -> None:
         for name, bounds in {
             "target_scale": target_scale,
@@ -104,6 +113,7 @@ class MultiBlockMaskSampler(MaskSampler):
         self.context_scale = context_scale
         self.min_context = min_context
         self.max_tries = max_tries
+        self.pad_context = pad_context
 
     def __call__(
         self,
@@ -135,8 +145,11 @@ class MultiBlockMaskSampler(MaskSampler):
         context = block_masks(grid, context_size, (batch_size,), generator) & ~covered
         context = self._redraw_small_contexts(context, covered, grid, context_size, generator)
 
-        num_context = int(context.flatten(1).sum(1).min())
-        context_idx = first_true_indices(context.flatten(1), num_context)
+        counts = context.flatten(1).sum(1)
+        context_idx = first_true_indices(context.flatten(1), int(counts.max() if self.pad_context else counts.min()))
+        if self.pad_context:  # each sample's own cells, then its first cell again up to the batch's longest
+            filled = torch.arange(context_idx.shape[1], device=counts.device) < counts.unsqueeze(1)
+            context_idx = torch.where(filled, context_idx, context_idx[:, :1])
         target_idx = first_true_indices(targets.flatten(2), target_size[0] * target_size[1])
         return to_device((context_idx, target_idx), device)
 

@@ -5,6 +5,7 @@ from jepa_lightning.methods.ajepa import AJEPA
 from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.methods.byol import BYOL
+from jepa_lightning.methods.cnnjepa import CNNJEPA
 from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
@@ -35,6 +36,7 @@ __all__ = [
     "ACTJEPA",
     "AJEPA",
     "BYOL",
+    "CNNJEPA",
     "ECGJEPA",
     "EEGJEPA",
     "IJEPA",

@@ -17,6 +17,7 @@ from jepa_lightning.masks.base import MaskSampler, mask_generator
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
 from jepa_lightning.nn.backbones import TokenBackbone, TokenEncoder
+from jepa_lightning.nn.dense import DenseEncoderFactory, SparseResNet
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import AttentionRule, TransformerEncoder
 from jepa_lightning.nn.functional import Readout, check_readout, gather_mask_major, masked_mean, read_out
@@ -48,6 +49,22 @@ def check_unpadded(valid: Tensor, sampler: MaskSampler) -> None:
             "shorter than the grid (padding at their end): such masks need series of equal length (crop them with "
             "the time-series datamodule's length or window), or use a sampler that draws anywhere on the grid (e.g. "
             "RandomPatchMaskSampler)"
+        )
+
+
+def check_dense_options(
+    predictor: PredictorFactory | None, activation_checkpointing: bool, target_final_norm: bool
+) -> None:
+    """Refuse the options a dense encoder (:class:`~jepa_lightning.nn.SparseResNet`) cannot honour."""
+    if predictor is None:
+        raise ValueError(
+            "a dense encoder (SparseResNet) needs a predictor factory, e.g. jepa_lightning.nn.ConvPredictor "
+            "(CNN-JEPA's): the default transformer predictor is sized from a transformer encoder's heads"
+        )
+    if activation_checkpointing or not target_final_norm:
+        raise ValueError(
+            "activation_checkpointing and target_final_norm=False are options of transformer encoders, not of a "
+            "dense encoder (SparseResNet)"
         )
 
 
@@ -124,7 +141,16 @@ class JEPA(SSLMethod):
     over the configurations. A ``predictor`` factory then receives ``mask_index`` in its ``forward``.
 
     ``ema_interval="epoch"`` steps the teacher's momentum schedule once per epoch (TS-JEPA) instead of once per
-    optimizer step; the teacher still moves after every step.
+    optimizer step; the teacher still moves after every step. ``ema_schedule`` is the momentum's rise: linear (I-JEPA)
+    or along a half cosine (CNN-JEPA, BYOL).
+
+    Dense encoders: ``encoder`` may be a factory of the data's :class:`~jepa_lightning.inputs.InputSpec` that builds a
+    :class:`~jepa_lightning.nn.SparseResNet` (in configs: its ``class_path`` without ``spec``), with the
+    :class:`~jepa_lightning.tokenizers.ImageCellTokenizer` (``cell_size`` = the encoder's ``reduction``) as
+    ``tokenizer``: tokens are the cells of its final feature map, masks are drawn on that grid, the student sees the
+    pixels of its context cells only (sparse convolutions) and the teacher the whole image. It needs a ``predictor``
+    factory (e.g. :class:`~jepa_lightning.nn.ConvPredictor`); the readouts see the final feature map's cells
+    (``"mean"``: global average pooling).
 
     ``activation_checkpointing=True`` recomputes the blocks' activations of the student encoder and the default
     predictor in the backward pass instead of keeping them (less memory for long token sequences such as video, one
@@ -140,7 +166,7 @@ class JEPA(SSLMethod):
     def __init__(
         self,
         tokenizer: TokenizerFactory,
-        encoder: TransformerEncoder,
+        encoder: TransformerEncoder | DenseEncoderFactory,
         predictor: PredictorFactory | None = None,
         predictor_dim: int = 384,
         predictor_depth: int = 6,
@@ -165,6 +191,7 @@ class JEPA(SSLMethod):
         final_ema_momentum: float = 1.0,
         ema_horizon: float = 1.0,
         ema_interval: Literal["step", "epoch"] = "step",
+        ema_schedule: Literal["linear", "cosine"] = "linear",
         target_encoder: Literal["ema", "student", "fixed"] = "ema",
         target_features: nn.Module | None = None,
         teacher_scope: Literal["backbone", "encoder"] = "backbone",
@@ -212,6 +239,10 @@ class JEPA(SSLMethod):
                 "or 'vicreg'"
             )
         self.save_hyperparameters(ignore=["encoder", "tokenizer", "predictor", "mask_sampler", "target_features"])
+        if not isinstance(encoder, nn.Module):
+            encoder = encoder(input_spec)
+        if isinstance(encoder, SparseResNet):
+            check_dense_options(predictor, activation_checkpointing, target_final_norm)
         if activation_checkpointing:
             encoder.activation_checkpointing = True
         self.mask_sampler = mask_sampler or MultiBlockMaskSampler()
@@ -237,7 +268,14 @@ class JEPA(SSLMethod):
         self.predictor = predictor(encoder.embed_dim)
         self.teacher_scope = teacher_scope
         self.teacher = (
-            EMATeacher(self.ema_source, ema_momentum, final_ema_momentum, ema_horizon, interval=ema_interval)
+            EMATeacher(
+                self.ema_source,
+                ema_momentum,
+                final_ema_momentum,
+                ema_horizon,
+                schedule=ema_schedule,
+                interval=ema_interval,
+            )
             if target_encoder == "ema"
             else None
         )

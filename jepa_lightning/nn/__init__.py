@@ -2,6 +2,7 @@
 
 from jepa_lightning.nn.attentive import AttentiveClassifier, AttentivePooler
 from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
+from jepa_lightning.nn.dense import ConvPredictor, DenseEncoderFactory, SparseResNet
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -12,11 +13,14 @@ __all__ = [
     "VIT_SIZES",
     "AttentiveClassifier",
     "AttentivePooler",
+    "ConvPredictor",
+    "DenseEncoderFactory",
     "EMATeacher",
     "GATEncoder",
     "GATLayer",
     "JEPAPredictor",
     "PooledTokenBackbone",
+    "SparseResNet",
     "TextEncoder",
     "TimmBackbone",
     "TokenBackbone",

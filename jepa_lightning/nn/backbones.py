@@ -14,13 +14,15 @@ from jepa_lightning.tokens import RecordsArguments, Tokenizer, TokenizerFactory,
 class TokenBackbone(nn.Module):
     """Tokenizer + transformer encoder: every token of ``x`` encoded, ``(B, N, D)``.
 
-    The network a JEPA trains (and its EMA teacher copies); :meth:`pooled` averages the tokens.
+    The network a JEPA trains (and its EMA teacher copies); :meth:`pooled` averages the tokens. The encoder may also be
+    a dense one (:class:`~jepa_lightning.nn.SparseResNet`) that reads tokens of another width, its ``token_dim``.
     """
 
     def __init__(self, tokenizer: Tokenizer, encoder: TransformerEncoder) -> None:
         super().__init__()
-        if tokenizer.embed_dim != encoder.embed_dim:
-            raise ValueError(f"tokenizer width {tokenizer.embed_dim} != encoder width {encoder.embed_dim}")
+        token_dim = getattr(encoder, "token_dim", encoder.embed_dim)  # a dense encoder reads pixel cells
+        if tokenizer.embed_dim != token_dim:
+            raise ValueError(f"tokenizer width {tokenizer.embed_dim} != the width {token_dim} the encoder reads")
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.embed_dim = encoder.embed_dim
@@ -55,6 +57,16 @@ class PooledTokenBackbone(nn.Module):
         return self.tokens.pooled(x)
 
 
+def replace_stem(model: nn.Module, channels: int, model_name: str) -> None:
+    """Replace a ResNet's 7 x 7 / stride-2 stem and max-pool by a 3 x 3 / stride-1 convolution of ``channels`` inputs
+    (CIFAR-style, for small images), in place."""
+    if not (hasattr(model, "conv1") and hasattr(model, "maxpool")):
+        raise ValueError(f"small_input_stem needs a ResNet-style model (conv1, maxpool), not {model_name!r}")
+    out_channels = model.conv1.out_channels
+    model.conv1 = nn.Conv2d(channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+
+
 class TimmBackbone(RecordsArguments, nn.Module):
     """A timm model (randomly initialised: nothing is downloaded) as a pooled image backbone, ``(B, D)``.
 
@@ -74,11 +86,7 @@ class TimmBackbone(RecordsArguments, nn.Module):
             )
         self.model = timm.create_model(model_name, pretrained=False, in_chans=spec.channels, num_classes=0)
         if small_input_stem:
-            if not (hasattr(self.model, "conv1") and hasattr(self.model, "maxpool")):
-                raise ValueError(f"small_input_stem needs a ResNet-style model (conv1, maxpool), not {model_name!r}")
-            out_channels = self.model.conv1.out_channels
-            self.model.conv1 = nn.Conv2d(spec.channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
-            self.model.maxpool = nn.Identity()
+            replace_stem(self.model, spec.channels, model_name)
         self.embed_dim = self.model.num_features
 
     def forward(self, x: Tensor) -> Tensor:

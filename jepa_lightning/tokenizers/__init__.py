@@ -5,7 +5,7 @@ names are re-exported here for convenience."""
 from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
 from jepa_lightning.tokenizers.gradients import GradientTargets, ratio_gradient_magnitude
-from jepa_lightning.tokenizers.images import PatchTokenizer2d
+from jepa_lightning.tokenizers.images import ImageCellTokenizer, PatchTokenizer2d
 from jepa_lightning.tokenizers.point_clouds import (
     MiniPointNet,
     PointPatchTokenizer,
@@ -22,6 +22,7 @@ __all__ = [
     "ChannelPatchTokenizer",
     "FeatureTokenizer",
     "GradientTargets",
+    "ImageCellTokenizer",
     "InputSpec",
     "LogMelPatchTokenizer",
     "MiniPointNet",

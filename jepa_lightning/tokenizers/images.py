@@ -66,3 +66,39 @@ class PatchTokenizer2d(Tokenizer):
         return Tokens(
             features=features, positions=positions, layout=TokenLayout(kind="grid", shape=grid, coords=coords)
         )
+
+
+class ImageCellTokenizer(Tokenizer):
+    """An image cut into ``cell_size`` x ``cell_size`` cells, each cell's pixels one token (channel, row, column
+    order; no parameters): the tokens of a dense encoder whose final feature map has one position per cell (a
+    :class:`~jepa_lightning.nn.SparseResNet` with ``reduction == cell_size``), so mask samplers draw on that map's grid
+    and the encoder reassembles the image. ``embed_dim`` is the token width ``channels x cell_size^2`` (the factory's
+    ``embed_dim``, the encoder's width, is not used); the positions are empty ``(1, N, 0)``: a convolution knows where
+    each cell is. Any image whose sides are multiples of ``cell_size`` is accepted.
+    """
+
+    def __init__(self, spec: InputSpec, embed_dim: int = 0, cell_size: int = 32) -> None:
+        super().__init__()
+        spec.require("channels")
+        if cell_size < 1:
+            raise ValueError(f"cell_size must be >= 1, got {cell_size}")
+        self.in_channels = spec.channels
+        self.cell_size = cell_size
+        self.embed_dim = spec.channels * cell_size**2
+
+    def forward(self, x: Tensor) -> Tokens:
+        r = self.cell_size
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-2] % r or x.shape[-1] % r:
+            raise ValueError(
+                f"ImageCellTokenizer expects images (B, {self.in_channels}, H, W) with H and W multiples of "
+                f"cell_size={r}, got {tuple(x.shape)}"
+            )
+        batch, channels, height, width = x.shape
+        grid = (height // r, width // r)
+        cells = x.reshape(batch, channels, grid[0], r, grid[1], r).permute(0, 2, 4, 1, 3, 5)
+        features = cells.reshape(batch, grid[0] * grid[1], channels * r * r)
+        coords = grid_coords(grid, x.device)
+        positions = features.new_zeros(1, features.shape[1], 0)
+        return Tokens(
+            features=features, positions=positions, layout=TokenLayout(kind="grid", shape=grid, coords=coords)
+        )
