@@ -26,6 +26,7 @@ from jepa_lightning.methods.tsjepa import TSJEPA
 from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
 from jepa_lightning.methods.vjepa import VJEPA
+from jepa_lightning.methods.vjvcr import VJVCR
 
 __all__ = [
     "AJEPA",
@@ -41,6 +42,7 @@ __all__ = [
     "TJEPA",
     "TSJEPA",
     "VJEPA",
+    "VJVCR",
     "BarlowTwins",
     "ConGraT",
     "ECGJEPAWeimann",
