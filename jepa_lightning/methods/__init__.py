@@ -8,6 +8,7 @@ from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
+from jepa_lightning.methods.eegvjepa import EEGVJEPA
 from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
@@ -33,6 +34,7 @@ __all__ = [
     "BYOL",
     "ECGJEPA",
     "EEGJEPA",
+    "EEGVJEPA",
     "IJEPA",
     "INTL",
     "IWM",
