@@ -12,9 +12,8 @@ holds before the step; the loss (the same with and without checkpointing) and th
 
 Measured (x86_64, 2 CPU cores shared with other jobs, torch 2.14.1, OMP_NUM_THREADS=1, batch 1), saved MiB per clip
 without -> with checkpointing: 8 x 112 x 112 (196 tokens) 147 -> 12.2; 16 x 112 x 112 (392 tokens) 295 -> 24.3;
-16 x 224 x 224 (1,568 tokens, V-JEPA's clip) 1,116 -> 93.4, a twelfth, growing linearly with the tokens (the
-encoder's attention is fused, so no N^2 term is kept); the loss is identical with and without. Step times on the
-shared machine (10-80 s) are too noisy to compare.
+16 x 224 x 224 (1,568 tokens, V-JEPA's clip) 1,116 -> 93.4: a twelfth, and about 0.7 MiB per token at every size;
+the loss is identical with and without. Step times on the shared machine (10-80 s) are too noisy to compare.
 """
 
 from __future__ import annotations
