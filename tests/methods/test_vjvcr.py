@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from jepa_lightning.cli import build_cli
+from jepa_lightning.cli import build_cli, main
 from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import FutureFrameMaskSampler
 from jepa_lightning.methods import VJVCR
 from jepa_lightning.methods.vjvcr import gaussian_kl
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.nn.functional import gather_mask_major
+from tests.conftest import FAST_TRAINER_ARGS
 
 SPEC = InputSpec("video", channels=3, image_size=(32, 32), frames=8)
 
@@ -139,3 +141,31 @@ def test_the_moving_digits_config_builds():
     assert cli.model.student.tokenizer.grid_shape == (4, 4, 4)
     latent = build_cli(["--config", str(config), "--trainer.logger=false", "--model.latent_dim=8"], run=False)
     assert latent.model.latent_encoder.out_features == 16
+
+
+def test_fits_through_the_cli_with_the_latent_variable(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
+    main(
+        [
+            "fit",
+            "--model=jepa_lightning.methods.VJVCR",
+            "--model.encoder=jepa_lightning.nn.TransformerEncoder",
+            "--model.encoder.embed_dim=24",
+            "--model.encoder.depth=1",
+            "--model.encoder.num_heads=2",
+            "--model.patch_size=8",
+            "--model.predictor_dim=12",
+            "--model.predictor_depth=1",
+            "--model.predictor_heads=2",
+            "--model.latent_dim=2",
+            "--data=datamodules.video.VideoDataModule",
+            "--data.image_size=16",
+            "--data.frames_per_clip=4",
+            "--data.batch_size=8",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            *FAST_TRAINER_ARGS,
+            "--seed_everything=0",
+        ]
+    )
