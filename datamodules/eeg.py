@@ -145,7 +145,9 @@ class EEGDataModule(RecordingDataModule):
         ts_channel_names: channel names of ``.ts`` trials (needed to select ``channels`` by name).
         kwargs: the recording settings of :class:`~datamodules.recordings.RecordingDataModule` (``path``,
             ``test_path``, ``channels``, ``sample_rate``, ``stride_seconds``, ``bandpass``, the view augmentation,
-            ``frame_crop`` (EEG-VJEPA's random-resized crop of the training ``x``, off by default), ...) and,
+            ``frame_crop`` (EEG-VJEPA's random-resized crop of the training ``x``, off by default), ``frames``
+            (EEG-VJEPA's consecutive windows stacked as the frames of a clip ``(1, frames, channels, T / frames)``
+            for :class:`~jepa_lightning.methods.EEGVJEPA`), ...) and,
             through it, the loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 

@@ -299,12 +299,13 @@ class FrameCrop:
         return top, left, height, width
 
     def __call__(self, window: Tensor) -> Tensor:
-        channels, length = window.shape
+        """A crop of ``window`` ``(..., channels, T)``: one box for every leading index (every frame of a clip of
+        stacked windows, as V-JEPA crops every frame of a clip alike)."""
+        *lead, channels, length = window.shape
         top, left, height, width = self.box(channels, length)
-        piece = window[None, None, top : top + height, left : left + width]
-        return torch.nn.functional.interpolate(piece, size=(channels, length), mode="bilinear", align_corners=False)[
-            0, 0
-        ]
+        piece = window[..., top : top + height, left : left + width].reshape(-1, 1, height, width)
+        resized = torch.nn.functional.interpolate(piece, size=(channels, length), mode="bilinear", align_corners=False)
+        return resized.reshape(*lead, channels, length)
 
 
 class WindowTransform:
@@ -318,6 +319,32 @@ class WindowTransform:
     def __call__(self, window: Tensor) -> Tensor:
         x = window if self.normalize is None else self.normalize(window)
         return x if self.augment is None else self.augment(x)
+
+
+class StackFrames:
+    """A window ``(channels, T)`` as a clip of ``frames`` consecutive pieces of ``T / frames`` samples,
+    ``(1, frames, channels, T / frames)`` (one plane, frames, height = channels, width = time): EEG-VJEPA's stacked
+    EEG windows for a tubelet tokenizer (amir-hojjati/eeg-vjepa reads clips of consecutive ``channels x time``
+    frames)."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+    def __call__(self, window: Tensor) -> Tensor:
+        channels, length = window.shape
+        return window.reshape(channels, self.frames, length // self.frames).transpose(0, 1).unsqueeze(0).contiguous()
+
+
+class Steps:
+    """The given transforms (None: skipped) one after the other."""
+
+    def __init__(self, *steps: Transform | None) -> None:
+        self.steps = [step for step in steps if step is not None]
+
+    def __call__(self, x: Any) -> Any:
+        for step in self.steps:
+            x = step(x)
+        return x
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -421,6 +448,12 @@ class RecordingDataModule(SSLDataModule):
             (:class:`FrameCrop`, EEG-VJEPA's augmentation, e.g. ``(0.3, 1.0)``); None (default): ``x`` as is, JEPA's
             randomness then being in its masks only. Views of joint-embedding methods are not cropped.
         frame_crop_ratio: the range of the crop's width / height relative to the frame's (log-uniform).
+        frames: None (default): ``x`` is the window ``(channels, T)``. An integer: the window (``window_seconds``, or
+            the whole recording) cut into ``frames`` consecutive pieces stacked as the frames of a clip, ``x``
+            ``(1, frames, channels, T / frames)`` (:class:`StackFrames`, EEG-VJEPA's layout for tubelets); the
+            :class:`InputSpec` then has ``channels=1``, ``image_size=(channels, T / frames)`` and ``frames``, and the
+            window length must be divisible by ``frames``. ``frame_crop`` then crops every frame of a clip alike; views
+            are augmented before stacking.
         cached_records: processed recordings read from files kept in memory per process.
         on_bad_file: what indexing does with a recording file that fails steps 1-5 (unreadable, corrupt, truncated,
             NaN/inf samples, a missing channel): ``"error"`` raises naming it, ``"skip"`` leaves it out with one
@@ -453,6 +486,7 @@ class RecordingDataModule(SSLDataModule):
         time_mask: float = 0.1,
         frame_crop: tuple[float, float] | None = None,
         frame_crop_ratio: tuple[float, float] = (0.75, 1.35),
+        frames: int | None = None,
         cached_records: int = 16,
         on_bad_file: BadFilePolicy = "error",
         **kwargs: Any,
@@ -479,6 +513,8 @@ class RecordingDataModule(SSLDataModule):
             raise invalid("baseline_shift/noise", "standard deviations >= 0", repr((baseline_shift, noise)))
         if not 0 <= time_mask < 1:
             raise invalid("time_mask", "a fraction in [0, 1)", repr(time_mask))
+        if frames is not None and frames < 1:
+            raise invalid("frames", "None (windows as they are) or a number of frames >= 1", repr(frames))
         if cached_records < 0:
             raise invalid("cached_records", "an integer >= 0", repr(cached_records))
         require_bad_file_policy(on_bad_file)
@@ -499,6 +535,7 @@ class RecordingDataModule(SSLDataModule):
         self.frame_crop_ratio = (float(frame_crop_ratio[0]), float(frame_crop_ratio[1]))
         if self.frame_crop is not None:
             FrameCrop(self.frame_crop, self.frame_crop_ratio)  # checks both
+        self.frames = frames
         self.cached_records = cached_records
         self.on_bad_file = on_bad_file
         self._rate: float | None = self.sample_rate
@@ -715,14 +752,43 @@ class RecordingDataModule(SSLDataModule):
         """Channels, their names, the sample rate and the number of classes; indexes the data."""
         self._indexed_sources()
         assert self._num_channels is not None
+        if self.frames is None:
+            return InputSpec(
+                modality=self.modality,
+                channels=self._num_channels,
+                sample_rate=self.record_sample_rate,
+                num_classes=self._num_classes,
+                channel_names=self._names,
+                length=self.window_length,
+            )
         return InputSpec(
             modality=self.modality,
-            channels=self._num_channels,
+            channels=1,
+            image_size=(self._num_channels, self.frame_length),
+            frames=self.frames,
             sample_rate=self.record_sample_rate,
             num_classes=self._num_classes,
             channel_names=self._names,
-            length=self.window_length,
+            length=self.frame_length,
         )
+
+    @property
+    def frame_length(self) -> int:
+        """Samples per frame of a clip (``frames`` set): the window length / ``frames``, which must divide it."""
+        assert self.frames is not None
+        if self.window_length % self.frames:
+            raise invalid(
+                "frames",
+                f"a number of frames that divides the window of {self.window_length} samples",
+                f"{self.frames} (pick a divisor, or change window_seconds / sample_rate)",
+            )
+        return self.window_length // self.frames
+
+    def stacked(self) -> StackFrames | None:
+        """The window -> clip step when ``frames`` is set (checks that it divides the window), else None."""
+        if self.frames is None:
+            return None
+        return StackFrames(self.window_length // self.frame_length)  # frame_length checks that frames divides it
 
     @property
     def class_names(self) -> list[str] | None:
@@ -745,11 +811,18 @@ class RecordingDataModule(SSLDataModule):
         """The window (normalised when asked), randomly frame-cropped when ``frame_crop`` is set; otherwise as is,
         JEPA's randomness being in its masks."""
         crop = None if self.frame_crop is None else FrameCrop(self.frame_crop, self.frame_crop_ratio)
+        if self.frames is not None:
+            return Steps(self.normalizer(), self.stacked(), crop)
         return WindowTransform(self.normalizer(), crop)
 
     def eval_transform(self) -> Transform:
+        if self.frames is not None:
+            return Steps(self.normalizer(), self.stacked())
         return WindowTransform(self.normalizer())
 
     def view_transform(self) -> Transform:
-        """Normalisation (when asked), then scaling, baseline shift, noise and time masking."""
+        """Normalisation (when asked), then scaling, baseline shift, noise and time masking (then the stacking into
+        frames, when ``frames`` is set)."""
+        if self.frames is not None:
+            return Steps(self.normalizer(), self.augmentation(), self.stacked())
         return WindowTransform(self.normalizer(), self.augmentation())

@@ -10,6 +10,7 @@ from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
+from jepa_lightning.methods.eegvjepa import EEGVJEPA
 from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
@@ -31,6 +32,7 @@ from jepa_lightning.methods.tsjepa_control import TSJEPAControl
 from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
 from jepa_lightning.methods.vjepa import VJEPA
+from jepa_lightning.methods.vjvcr import VJVCR
 
 __all__ = [
     "ACTJEPA",
@@ -39,6 +41,7 @@ __all__ = [
     "CNNJEPA",
     "ECGJEPA",
     "EEGJEPA",
+    "EEGVJEPA",
     "IJEPA",
     "INTL",
     "IWM",
@@ -48,6 +51,7 @@ __all__ = [
     "TJEPA",
     "TSJEPA",
     "VJEPA",
+    "VJVCR",
     "BarlowTwins",
     "ConGraT",
     "ECGJEPAWeimann",

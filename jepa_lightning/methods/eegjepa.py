@@ -51,7 +51,8 @@ class EEGJEPA(JEPA):
 
     - no frame axis: EEG-VJEPA stacks 32 consecutive windows as frames (tubelets of 4 frames, 3-D sin-cos positions),
       here one window is one frame, so V-JEPA's blocks through time (temporal scale 1: every frame) are 2-D blocks on
-      the (channel group, time patch) grid; a recording module that stacks frames would be needed for the rest.
+      the (channel group, time patch) grid. :class:`~jepa_lightning.methods.EEGVJEPA` is the full version: the
+      datamodule's ``frames`` stacks consecutive frames into clips for its tubelets.
     - V-JEPA averages the loss of both mask configurations at every step (one predictor pass each, with a learned
       mask token per configuration); here each batch uses one configuration, chosen uniformly (the same expected
       loss, one predictor pass, one mask token).

@@ -330,14 +330,16 @@ class JEPA(SSLMethod):
         valid = tokens.valid
         if valid is not None and self.mask_sampler.relative_to_end:
             check_unpadded(valid, self.mask_sampler)
-        contexts, predictions = [], []
-        condition = {} if cond is None else {"cond": cond}
+        contexts, predictions, latent_penalties = [], [], []
         for index, (context_idx, target_idx) in enumerate(configurations):
             context = self.student.encoder(tokens, keep=context_idx)
             extra = {"mask_index": index} if len(configurations) > 1 else {}
-            predictions.append(
-                self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid, **extra, **condition)
-            )
+            condition, latent_penalty = self.prediction_condition(tokens, target_idx, cond)
+            if latent_penalty is not None:
+                latent_penalties.append(latent_penalty)
+            if condition is not None:
+                extra["cond"] = condition
+            predictions.append(self.predictor(context, tokens.layout, context_idx, target_idx, valid=valid, **extra))
             contexts.append((context, context_idx))
         with torch.no_grad():
             if self.target_features is not None:
@@ -370,7 +372,19 @@ class JEPA(SSLMethod):
             penalty = mean_of(penalties)
             stats["regularizer"] = penalty.detach()
             loss = loss + self.regularizer_weight * penalty
+        if latent_penalties:
+            latent_penalty = mean_of(latent_penalties)
+            stats["latent_penalty"] = latent_penalty.detach()
+            loss = loss + latent_penalty
         return MaskedPrediction(loss, stats, encoded, target_tokens)
+
+    def prediction_condition(
+        self, tokens: Tokens, target_idx: Tensor, cond: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """The predictor's condition for one mask configuration (``target_idx`` ``(B, M, Nt)``) and a penalty to add
+        to the loss (None: none). Here the batch's ``cond`` as it is; a method with a latent variable for what the
+        context cannot tell about the targets (VJ-VCR) infers it here and returns its regularizer."""
+        return cond, None
 
     def fixed_targets(self, x: ModelInput, tokens: Tokens) -> Tensor:
         """The ``target_features`` of ``x``, one row per token of ``tokens`` ``(B, N, F)``, without gradient."""

@@ -60,7 +60,7 @@ class VJEPA(JEPA):
     def __init__(
         self,
         encoder: TransformerEncoder | None = None,
-        patch_size: int = 16,
+        patch_size: int | tuple[int, int] = 16,
         tubelet_size: int = 2,
         predictor_dim: int = 384,
         predictor_depth: int = 12,

@@ -12,6 +12,21 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+try:
+    from torch.distributed.fsdp import FSDPModule
+except ImportError:  # torch < 2.6 keeps FSDP2 under its private name
+    from torch.distributed._composable.fsdp import FSDPModule
+
+
+def reshard(network: nn.Module) -> None:
+    """Put every FSDP2 unit of ``network`` back into its sharded state (a no-op without FSDP2). FSDP2 keeps a root
+    unit's parameters gathered after a forward pass until the backward pass, which a teacher never runs: its
+    ``parameters()`` would then be temporary gathered copies, and an update written into them would be lost when
+    they are freed. Resharded, every parameter is the DTensor shard that FSDP2 gathers from."""
+    for layer in network.modules():
+        if isinstance(layer, FSDPModule):
+            layer.reshard()
+
 
 class EMATeacher(nn.Module):
     """A frozen copy of a student network, moved towards it after every optimizer step.
@@ -80,7 +95,11 @@ class EMATeacher(nn.Module):
 
     @torch.no_grad()
     def update(self, student: nn.Module, momentum: float) -> None:
-        """Move every parameter and floating-point buffer ``1 - momentum`` of the way to the student's."""
+        """Move every parameter and floating-point buffer ``1 - momentum`` of the way to the student's. Works on FSDP2
+        shards (``fully_shard`` on the student and the teacher alike): both are resharded first (:func:`reshard`), so
+        each rank moves its own shard of the teacher towards its shard of the student."""
+        reshard(self.module)
+        reshard(student)
         teacher_params = list(self.module.parameters())
         student_params = [p.detach() for p in student.parameters()]
         if len(teacher_params) != len(student_params):

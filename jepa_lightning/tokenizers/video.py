@@ -14,6 +14,7 @@ class TubeletTokenizer(Tokenizer):
     linearly embedded by a strided ``Conv3d`` (V-JEPA's ``PatchEmbed3D``, facebookresearch/jepa
     src/models/utils/patch_embed.py), on a ``(T / t, H / p, W / p)`` token grid in (time, row, column) order.
 
+    ``patch_size`` is one side or ``(height, width)`` (EEG-VJEPA's 4 channels x 30 samples on stacked EEG windows).
     Positions are fixed 3-D sin-cos of the grid coordinates, one equal share of the width per axis, the shares cut
     to ``embed_dim`` (V-JEPA's ``uniform_power=True``; :func:`~jepa_lightning.tokens.sincos_embedding` with
     ``truncate=True``), so any even width works. Any channel count (``spec.channels``); ``spec.frames`` and
@@ -24,7 +25,7 @@ class TubeletTokenizer(Tokenizer):
         self,
         spec: InputSpec,
         embed_dim: int,
-        patch_size: int = 16,
+        patch_size: int | tuple[int, int] = 16,
         tubelet_size: int = 2,
         init: WeightInit = "ijepa",
     ) -> None:
@@ -32,10 +33,11 @@ class TubeletTokenizer(Tokenizer):
         spec.require("channels", "image_size", "frames")
         assert spec.channels is not None and spec.image_size is not None and spec.frames is not None
         height, width = spec.image_size
-        if spec.frames % tubelet_size or height % patch_size or width % patch_size:
+        patch_h, patch_w = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+        if spec.frames % tubelet_size or height % patch_h or width % patch_w:
             raise ValueError(
                 f"clips of {spec.frames} frames x {height} x {width} are not divisible into tubelets of "
-                f"{tubelet_size} x {patch_size} x {patch_size} (tubelet_size x patch_size x patch_size): pick a "
+                f"{tubelet_size} x {patch_h} x {patch_w} (tubelet_size x patch height x patch width): pick a "
                 "tubelet that divides the clip (or change frames_per_clip / image_size)."
             )
         self.embed_dim = embed_dim
@@ -43,8 +45,8 @@ class TubeletTokenizer(Tokenizer):
         self.clip_shape = (spec.frames, height, width)
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
-        self.grid_shape = (spec.frames // tubelet_size, height // patch_size, width // patch_size)
-        kernel = (tubelet_size, patch_size, patch_size)
+        self.grid_shape = (spec.frames // tubelet_size, height // patch_h, width // patch_w)
+        kernel = (tubelet_size, patch_h, patch_w)
         self.proj = nn.Conv3d(spec.channels, embed_dim, kernel_size=kernel, stride=kernel)
         init_embedding(self, init)
         coords = grid_coords(self.grid_shape)
