@@ -21,10 +21,10 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step. Video: ``frames`` per clip (with ``channels``
-    and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built. Graphs: ``channels`` is
-    the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
-    ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
+    patch length when the model is built instead of at the first step (audio: the samples of every clip). Video:
+    ``frames`` per clip (with ``channels`` and ``image_size``), so a tubelet tokenizer can check its tubelet when the
+    model is built. Graphs: ``channels`` is the width of the node features; ``vocab_size`` the size of the node texts'
+    vocabulary (token ids ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
     ``condition_dim`` is the width ``C`` of the batches' condition ``batch["cond"]`` (see :func:`model_condition`),
     when the datamodule emits one.
     """

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.bundled import resolve_config
 from jepa_lightning.export import REMOTE, load_encoder
-from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, input_batch_size, model_input
+from jepa_lightning.inputs import GraphInput, InputSpec, ModelInput, TabularInput, input_batch_size, model_input
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, no_weight_decay, require_input_spec
 from jepa_lightning.nn.backbones import TokenEncoder
 
@@ -259,6 +259,16 @@ class FineTune(SSLMethod):
         return F.mse_loss(outputs, y.reshape(outputs.shape).to(outputs.dtype))
 
     def select(self, x: ModelInput, keep: Tensor) -> ModelInput:
+        """The items of ``x`` where ``keep``; graph items keep the (sub)graph that message passing sees around the
+        kept nodes (node level), or only the kept graphs' nodes and edges, renumbered (graph level)."""
+        if isinstance(x, GraphInput):
+            if x.batch is None:
+                return x._replace(seeds=x.seeds[keep])
+            nodes = keep[x.batch]
+            position = torch.cumsum(nodes, 0) - 1  # new index of each kept node
+            graph = torch.cumsum(keep, 0) - 1  # new index of each kept graph
+            edges = x.edge_index[:, nodes[x.edge_index[0]]]
+            return GraphInput(x.x[nodes], position[edges], graph[keep], graph[x.batch[nodes]])
         return type(x)(*(part[keep] for part in x)) if isinstance(x, tuple) else x[keep]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
