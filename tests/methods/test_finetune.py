@@ -16,19 +16,23 @@ import torch
 import yaml
 
 from datamodules.audio import AudioDataModule
+from datamodules.ecg import ECGDataModule
 from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
+from datamodules.point_clouds import PointCloudDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.video import VideoDataModule
 from jepa_lightning.cli import main
 from jepa_lightning.export import load_encoder, save_encoder
 from jepa_lightning.inputs import GraphInput, InputSpec
-from jepa_lightning.methods import AJEPA, EEGJEPA, TJEPA, TSJEPA, VJEPA, ConGraT, FineTune, SSLMethod
+from jepa_lightning.methods import AJEPA, ECGJEPA, EEGJEPA, TJEPA, TSJEPA, VJEPA, ConGraT, FineTune, SSLMethod
 from jepa_lightning.nn import GATEncoder, TextEncoder, TransformerEncoder
 from tests.conftest import DIGITS_16, fast_trainer, tiny_ijepa
 from tests.datamodules.test_audio import RATE as AUDIO_RATE
 from tests.datamodules.test_audio import labeled_folder
 from tests.datamodules.test_graphs import write_graph
+from tests.datamodules.test_point_clouds import make_classes
+from tests.methods.test_pointjepa import tiny_point_jepa
 
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
 TINY_IJEPA_SECTION = {
@@ -266,13 +270,51 @@ def wordnet_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
 def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config, case):
     """Each modality family's fine-tune config, with a tiny pretrained encoder exported here and data small enough
     for a few seconds (files written here where the config's data set is a Debian package)."""
+    fit_through_the_command_line(tmp_path, monkeypatch, case, [f"--config={CONFIGS / config}"])
+
+
+def ecg_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Two class folders of one-lead NPZ records (20 s at 100 Hz, 2 s windows) written here."""
+    generator = np.random.default_rng(0)
+    for name in ("normal", "other"):
+        (tmp_path / "ecg" / name).mkdir(parents=True)
+        for k in range(2):
+            signal = generator.normal(size=(1, 2000)).astype(np.float32)
+            np.savez(tmp_path / "ecg" / name / f"{k}.npz", signal=signal, sample_rate=100.0, lead_names=["II"])
+    options = {"path": str(tmp_path / "ecg"), "window_seconds": 2.0, "batch_size": 4}
+    spec = ECGDataModule(**options).input_spec
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    method = ECGJEPA(encoder=encoder, predictor_dim=8, predictor_depth=1, predictor_heads=2, input_spec=spec)
+    return spec, method, ["--data=datamodules.ecg.ECGDataModule", *(f"--data.{k}={v}" for k, v in options.items())]
+
+
+def point_cloud_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Meshes in two class folders written here (CGAL's models carry names, not classes)."""
+    options = {"path": str(make_classes(tmp_path / "clouds")), "num_points": 64, "batch_size": 2}
+    spec = PointCloudDataModule(**options).input_spec
+    method = tiny_point_jepa(input_spec=spec)
+    data = ["--data=datamodules.point_clouds.PointCloudDataModule", *(f"--data.{k}={v}" for k, v in options.items())]
+    return spec, method, data
+
+
+@pytest.mark.parametrize("case", [ecg_case, point_cloud_case])
+def test_fine_tuning_fits_the_modalities_without_labelled_data_offline_on_labelled_folders(tmp_path, monkeypatch, case):
+    """ECG and point clouds have no labelled data set here (the bundled ECG record and CGAL's models are unlabelled),
+    so no config: the command line names FineTune and the datamodule, on class folders written here."""
+    model = ["--model=jepa_lightning.methods.FineTune", "--model.freeze_epochs=1", "--diagnostics=false"]
+    fit_through_the_command_line(tmp_path, monkeypatch, case, model)
+
+
+def fit_through_the_command_line(tmp_path: Path, monkeypatch, case, config: list[str]) -> None:
+    """Export the case's tiny encoder, fit FineTune on it through ``jepa-lightning fit`` for 2 x 2 steps, and check
+    the checkpoint: 4 steps, a head."""
     monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
     spec, method, data = case(tmp_path)
     save_encoder(method.export_network(), tmp_path / "encoder", spec)
     main(
         [
             "fit",
-            f"--config={CONFIGS / config}",
+            *config,
             f"--model.encoder={tmp_path / 'encoder.safetensors'}",
             *data,
             "--trainer.max_epochs=2",
