@@ -86,6 +86,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jepa-l
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_TRAIN, FASHION_TEST = 2000, 1000
 VICREG = "VICReg"
+#: ItemSSL with its own defaults on a table config's data and optimisation settings (trainer, batch size).
+ITEM_SSL = "--model=jepa_lightning.methods.ItemSSL"
 #: Spoken vowels: the words (class folder -> text), espeak-ng's English accents, and the voice variants heard in
 #: training / only in test.
 VOWEL_WORDS = {w.replace("'", ""): w for w in ("heed", "hid", "hayed", "head", "had", "hod", "hawed", "hoed", "hood")}
@@ -247,6 +249,7 @@ MODALITIES = [
                 "jepa_lightning.tokenizers.FeatureTokenizer",
                 {"positions": "sincos"},
             ),
+            Method("ItemSSL (its defaults, correlated feature masking)", "tjepa_penguins.yaml", [ITEM_SSL]),
         ],
         {
             "glass": rdataset_table("MASS", ("fgl",), "type"),

@@ -15,6 +15,7 @@ from datamodules.images import ImageDataModule
 from datamodules.point_clouds import PointCloudDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.time_series import TimeSeriesDataModule
+from datamodules.trajectories import TrajectoryDataModule
 from datamodules.video import VideoDataModule
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "SampleSource",
     "TabularDataModule",
     "TimeSeriesDataModule",
+    "TrajectoryDataModule",
     "VideoDataModule",
 ]

@@ -38,6 +38,8 @@ DROPPED_SHARE_WARNING = 0.1
 #: What indexing does with a file that fails its check: raise naming it, or leave it out with one warning.
 BadFilePolicy = Literal["error", "skip"]
 BAD_FILE_POLICIES: tuple[str, ...] = get_args(BadFilePolicy)
+#: The environment variable that moves the cache of generated or unpacked data (see :func:`cache_root`).
+CACHE_ENV = "JEPA_LIGHTNING_CACHE"
 #: Threads that check files while indexing (decoders such as PIL, libsndfile and NumPy release the GIL).
 CHECK_WORKERS = min(8, os.cpu_count() or 1)
 Checked = TypeVar("Checked")
@@ -49,6 +51,12 @@ def invalid(where: str | Path, expected: str, got: str) -> ValueError:
     Returned rather than raised so call sites read ``raise invalid(...)`` and type checkers see the raise.
     """
     return ValueError(f"{where}: expected {expected}, got {got}")
+
+
+def cache_root() -> Path:
+    """Where data made once is kept (unpacked bundles, simulated rollouts): ``$JEPA_LIGHTNING_CACHE`` or
+    ``~/.cache/jepa-lightning``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "jepa-lightning").expanduser()
 
 
 def require_path(path: str | Path, field: str) -> Path:

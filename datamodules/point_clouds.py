@@ -38,11 +38,13 @@ import torch
 from torch import Tensor
 
 from datamodules.base import (
+    CACHE_ENV,
     CHECK_WORKERS,
     BadFilePolicy,
     SampleSource,
     SSLDataModule,
     Transform,
+    cache_root,
     check_files,
     index_class_folders,
     invalid,
@@ -54,7 +56,6 @@ from jepa_lightning.inputs import InputSpec
 POINT_CLOUD_EXTENSIONS = (".off", ".ply", ".obj", ".xyz", ".npy", ".npz")
 CGAL_TARBALL = Path("/usr/share/doc/libcgal-dev/data.tar.gz")
 CGAL_EXTENSIONS = (".off", ".ply", ".xyz")
-CACHE_ENV = "JEPA_LIGHTNING_CACHE"
 #: Fewest points of a point set file by default: the neighbourhood size of the point tokenizer (``group_size=32``);
 #: fewer would be mostly copies after resampling.
 MIN_POINTS = 32
@@ -548,11 +549,6 @@ def _is_point_cloud(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- bundled default
-
-
-def cache_root() -> Path:
-    """Where bundled data is unpacked: ``$JEPA_LIGHTNING_CACHE`` or ``~/.cache/jepa-lightning``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "jepa-lightning").expanduser()
 
 
 def cgal_folder() -> Path:

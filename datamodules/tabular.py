@@ -32,9 +32,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
-from datamodules.base import SampleSource, SSLDataModule, Transform, invalid, require_path
+from datamodules.base import MultiViewTransform, SampleSource, SSLDataModule, Transform, invalid, require_path
 from datamodules.tables import category_strings, first_row, numeric_values, read_table
 from jepa_lightning.inputs import InputSpec, TabularInput
+from jepa_lightning.masks.features import FeatureMasking
 
 MissingPolicy = Literal["keep", "impute"]
 #: Categorical codes of the raw rows: missing; unseen categories share the unknown slot 0 with (kept) missing ones.
@@ -244,6 +245,94 @@ class MarginalCorruption:
         return self.prepare(TabularInput(numeric, codes))
 
 
+def discretize_columns(numeric: Tensor, codes: Tensor, bins: int) -> Tensor:
+    """Every feature as small non-negative integers ``(N, F)``, numeric columns first: a numeric value's quantile bin
+    (``bins`` bins of the column's observed values, ``0`` for missing), a category's code shifted by one (``0`` for
+    missing)."""
+    columns = []
+    for column in numeric.T:
+        observed = column[~column.isnan()]
+        edges = torch.quantile(observed.double(), torch.linspace(0, 1, bins + 1, dtype=torch.float64)[1:-1]).unique()
+        binned = torch.bucketize(column.double(), edges, right=True) + 1
+        columns.append(torch.where(column.isnan(), 0, binned))
+    columns += [column + 1 for column in codes.T]
+    return torch.stack(columns, dim=1) if columns else numeric.new_zeros(numeric.shape[0], 0, dtype=torch.long)
+
+
+def feature_mutual_information(numeric: Tensor, codes: Tensor, bins: int = 10) -> Tensor:
+    """Mutual information (nats) between every pair of features of the rows ``(N, F_num)`` / ``(N, F_cat)``,
+    ``(F, F)`` in :func:`discretize_columns`' order: ``sum p(a, b) log(p(a, b) / (p(a) p(b)))`` over the joint
+    histogram of the two discretised columns (missing values count as one more value); the diagonal is each
+    feature's entropy. What correlated feature masking ranks the features by (Yao et al. 2021 compute it offline
+    over the training examples)."""
+    values = discretize_columns(numeric, codes, bins)
+    rows, num_features = values.shape
+    sizes = [int(column.max()) + 1 if rows else 1 for column in values.T]
+    information = torch.zeros(num_features, num_features, dtype=torch.float64)
+    for i in range(num_features):
+        for j in range(i, num_features):
+            joint = torch.bincount(values[:, i] * sizes[j] + values[:, j], minlength=sizes[i] * sizes[j])
+            joint = joint.view(sizes[i], sizes[j]).double() / max(rows, 1)
+            outer = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
+            seen = joint > 0
+            information[i, j] = information[j, i] = (joint[seen] * (joint[seen] / outer[seen]).log()).sum()
+    return information
+
+
+class ComplementaryFeatureMasking(MultiViewTransform):
+    """Two views of a row that hide complementary halves of its features (Yao et al., "Self-supervised Learning
+    for Large-scale Item Recommendations", CIKM 2021): the first hides ``F // 2`` features, the second the rest.
+
+    ``masking="random"`` (their RFM) draws the hidden half uniformly; ``"correlated"`` (their CFM) draws a seed
+    feature uniformly and hides it with the ``F // 2 - 1`` features of highest mutual information with it
+    (``mutual_information`` ``(F, F)``, :func:`feature_mutual_information` of the training split), so the two views
+    must predict each other across weakly related feature groups instead of copying a correlated twin. A hidden
+    numeric value becomes NaN and a hidden category the unknown slot ``0``, so the tokenizer gives it its learned
+    "missing" / unknown embedding: the paper's default embedding of a masked feature. Draws one hidden set per row
+    from torch's default generator, which the training dataset seeds per sample.
+    """
+
+    def __init__(self, prepare: PrepareRow, masking: FeatureMasking, mutual_information: Tensor | None = None) -> None:
+        if masking not in ("random", "correlated"):
+            raise invalid("feature_masking", "'random' or 'correlated'", repr(masking))
+        if masking == "correlated" and mutual_information is None:
+            raise ValueError("correlated feature masking needs the features' mutual_information (F, F)")
+        self.prepare = prepare
+        self.masking = masking
+        self.mutual_information = mutual_information
+
+    def hidden(self, num_features: int) -> Tensor:
+        """Boolean ``(F,)``: the features the first view hides (the second hides the others)."""
+        count = num_features // 2
+        if self.masking == "random":
+            chosen = torch.randperm(num_features)[:count]
+        else:
+            assert self.mutual_information is not None
+            seed = int(torch.randint(num_features, ()))
+            ranking = self.mutual_information[seed].clone()
+            ranking[seed] = float("inf")  # the seed itself first, then its most informative partners
+            chosen = ranking.argsort(descending=True, stable=True)[:count]
+        hidden = torch.zeros(num_features, dtype=torch.bool)
+        hidden[chosen] = True
+        return hidden
+
+    def __call__(self, sample: TabularInput, num_views: int) -> dict[str, Any]:
+        if num_views != 2:
+            raise invalid("num_views", "2 (complementary feature masking makes a pair of views)", repr(num_views))
+        numeric, codes = self.prepare(sample)
+        num_numeric = numeric.shape[0]
+        hidden = self.hidden(num_numeric + codes.shape[0])
+        views = []
+        for hide in (hidden, ~hidden):
+            views.append(
+                TabularInput(
+                    numeric.masked_fill(hide[:num_numeric], float("nan")),
+                    codes.masked_fill(hide[num_numeric:], UNKNOWN_CODE),
+                )
+            )
+        return {"views": views}
+
+
 def collate_rows(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch items whose ``"x"`` is a row; the batch splits it into ``"x"`` (numeric) and ``"x_cat"`` (codes), the
     tabular batch contract, while views stay :class:`TabularInput` s."""
@@ -271,6 +360,9 @@ class TabularDataModule(SSLDataModule):
         standardize: centre and scale numeric features by the training split's mean and std (a constant column
             keeps scale 1).
         corruption_rate: SCARF's share of features replaced in each view by draws from their marginal.
+        feature_masking: ``None`` (default): SCARF views; ``"random"`` / ``"correlated"``: two views hiding
+            complementary halves of the features (:class:`ComplementaryFeatureMasking`; methods that need these views,
+            such as :class:`~jepa_lightning.methods.ItemSSL`, set it themselves).
         file_format: ``"auto"`` (from the suffix), ``"csv"``, ``"tsv"`` or ``"parquet"``.
         header: whether CSV / TSV files start with a header row; without one, columns are ``column_0``, ``column_1``...
         na_values: cell values read as missing besides the empty cell and :data:`~datamodules.tables.NA_STRINGS`
@@ -289,6 +381,7 @@ class TabularDataModule(SSLDataModule):
         missing: MissingPolicy = "keep",
         standardize: bool = True,
         corruption_rate: float = 0.6,
+        feature_masking: FeatureMasking | None = None,
         file_format: str = "auto",
         header: bool = True,
         na_values: list[str] | None = None,
@@ -297,6 +390,8 @@ class TabularDataModule(SSLDataModule):
         super().__init__(**kwargs)
         if missing not in ("keep", "impute"):
             raise invalid("missing", "'keep' or 'impute'", repr(missing))
+        if feature_masking not in (None, "random", "correlated"):
+            raise invalid("feature_masking", "None, 'random' or 'correlated'", repr(feature_masking))
         if not 0.0 <= corruption_rate <= 1.0:
             raise invalid("corruption_rate", "a fraction in [0, 1]", repr(corruption_rate))
         self.path = path
@@ -308,6 +403,7 @@ class TabularDataModule(SSLDataModule):
         self.missing = missing
         self.standardize = standardize
         self.corruption_rate = corruption_rate
+        self.feature_masking = feature_masking
         self.file_format = file_format
         self.header = header
         self.na_values = list(na_values or [])
@@ -414,6 +510,24 @@ class TabularDataModule(SSLDataModule):
         assert isinstance(source, TableSource)
         rows = self.indices("train")
         return MarginalCorruption(source.numeric[rows], source.codes[rows], self.corruption_rate, self.prepare_row())
+
+    def view_transforms(self, num_views: int) -> Transform | MultiViewTransform | list[Transform]:
+        """SCARF's corruption for every view, or with ``feature_masking`` the complementary pair, whose mutual
+        information is measured on the training split."""
+        if self.feature_masking is None:
+            return self.view_transform()
+        num_features = len(self.schema.feature_names)
+        if num_features < 2:
+            raise invalid(
+                "feature_masking", "a table with at least 2 features to split between two views", f"{num_features}"
+            )
+        information = None
+        if self.feature_masking == "correlated":
+            source = self.train_source
+            assert isinstance(source, TableSource)
+            rows = self.indices("train")
+            information = feature_mutual_information(source.numeric[rows], source.codes[rows])
+        return ComplementaryFeatureMasking(self.prepare_row(), self.feature_masking, information)
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
         return super()._loader(dataset, collate_fn=collate_rows, **kwargs)

@@ -504,13 +504,15 @@ class TimeSeriesDataModule(SSLDataModule):
 
     @property
     def input_spec(self) -> InputSpec:
-        """Channels (and their names for long tables) and the number of classes; indexes the data."""
+        """Channels (and their names for long tables), the number of classes and the width every batch has
+        (``padded_length``: ``length`` or ``window``, when set); indexes the data."""
         data = self.train_file
         return InputSpec(
             modality="time_series",
             channels=data.series[0].shape[0],
             num_classes=None if data.class_names is None else len(data.class_names),
             channel_names=data.channel_names,
+            padded_length=self.length or self.window,
         )
 
     @cached_property

@@ -52,6 +52,8 @@ def summary(path: Path) -> str:
     callbacks = {str(callback.get("class_path", "")).rsplit(".", 1)[-1] for callback in config_callbacks(config)}
     if method == "FineTune":
         prints = "fine-tunes a pretrained encoder on the labels and logs val/acc"
+    elif "ControlReport" in callbacks:
+        prints = "prints the action error and the next-state prediction against baselines at init and after training"
     elif "LinkPredictionReport" in callbacks:
         prints = "prints the link-prediction ROC-AUC (and the linear probe) at init and after training"
     elif "LinearProbeReport" in callbacks:

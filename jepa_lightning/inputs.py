@@ -21,12 +21,15 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step (audio: the samples of every clip). Video:
-    ``frames`` per clip (with ``channels`` and ``image_size``), so a tubelet tokenizer can check its tubelet when the
-    model is built. Graphs: ``channels`` is the width of the node features; ``vocab_size`` the size of the node texts'
+    patch length when the model is built instead of at the first step (audio: the samples of every clip). Series in
+    padded batches (``lengths``): ``padded_length`` is the width every batch is cropped or padded to, when the
+    datamodule fixes one, so a patch tokenizer can size its patches to the series (``min_patches``). Video: ``frames``
+    per clip (with ``channels`` and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is
+    built. Graphs: ``channels`` is the width of the node features; ``vocab_size`` the size of the node texts'
     vocabulary (token ids ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
     ``condition_dim`` is the width ``C`` of the batches' condition ``batch["cond"]`` (see :func:`model_condition`),
-    when the datamodule emits one.
+    when the datamodule emits one. Trajectories: ``horizon`` is the number of future steps of each window
+    (``batch["future"]``, and the actions ``batch["cond"]``), beside ``length``, the observed steps ``batch["x"]``.
     """
 
     modality: str
@@ -42,6 +45,8 @@ class InputSpec:
     frames: int | None = None
     vocab_size: int | None = None
     condition_dim: int | None = None
+    padded_length: int | None = None
+    horizon: int | None = None
 
     def require(self, *names: str) -> None:
         """Raise a clear error when a field this consumer needs is missing."""
@@ -126,7 +131,8 @@ def model_condition(batch: Mapping[str, Any]) -> Tensor | None:
     input: what happened between the context and the targets (a transformation's parameters, an action). Layouts:
     float ``(B, C)``, one vector per sample, or ``(B, M, C)``, one per target group (or per view: the image
     datamodule's ``view_params`` gives ``(B, V, C)``, the parameters of each view's photometric transform, which a
-    method such as IWM arranges itself)."""
+    method such as IWM arranges itself; or per future step: the trajectory datamodule's actions ``(B, horizon, A)``
+    beside ``batch["future"]``, which the control presets flatten)."""
     return batch.get("cond")
 
 

@@ -23,7 +23,7 @@ pytest.importorskip("myst_parser")
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The bases the presets specialise (their pages exist too, but they are not presets).
-GENERIC = {"SSLMethod", "JEPA", "JointEmbedding", "TwoTower", "FineTune"}
+GENERIC = {"SSLMethod", "JEPA", "JointEmbedding", "TwoTower", "TrajectoryJEPA", "FineTune"}
 
 
 def presets() -> list[str]:

@@ -26,7 +26,7 @@ from jepa_lightning import bundled, methods
 DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
 #: The generic methods (the bases every preset specialises, and fine-tuning): documented too, but not presets.
-GENERIC = ("SSLMethod", "JEPA", "JointEmbedding", "TwoTower", "FineTune")
+GENERIC = ("SSLMethod", "JEPA", "JointEmbedding", "TwoTower", "TrajectoryJEPA", "FineTune")
 #: Packages whose modules get API pages.
 API_PACKAGES = (jepa_lightning, datamodules)
 

@@ -9,6 +9,7 @@ from jepa_lightning.callbacks.attentive_probe import (
 )
 from jepa_lightning.callbacks.checkpoint import RunCheckpoint
 from jepa_lightning.callbacks.collapse import CollapseMonitor, RankMeMonitor
+from jepa_lightning.callbacks.control import ControlReport, control_report
 from jepa_lightning.callbacks.embeddings import EmbeddingWriter
 from jepa_lightning.callbacks.linear_probe import (
     LabelBudget,
@@ -27,6 +28,7 @@ from jepa_lightning.callbacks.spectrum import SpectrumPlot
 __all__ = [
     "AttentiveProbeSettings",
     "CollapseMonitor",
+    "ControlReport",
     "EmbeddingWriter",
     "LabelBudget",
     "LineProgressBar",
@@ -39,6 +41,7 @@ __all__ = [
     "RunCheckpoint",
     "SpectrumPlot",
     "attentive_probe_accuracy",
+    "control_report",
     "datamodule_attentive_probe_accuracy",
     "datamodule_few_label_attentive_probe_accuracies",
     "datamodule_few_label_probe_accuracies",

@@ -10,6 +10,10 @@ from torch import Tensor
 from jepa_lightning.masks.base import MaskSampler, check_count, check_range, to_device
 from jepa_lightning.tokens import FEATURES_LAYOUT, TokenLayout
 
+#: How two views split a row's features between them (item SSL; the tabular datamodule's
+#: ``ComplementaryFeatureMasking``): uniformly at random, or a seed feature with its most correlated partners.
+FeatureMasking = Literal["random", "correlated"]
+
 
 class FeatureSubsetMaskSampler(MaskSampler):
     """T-JEPA's masks on a set of ``F`` feature tokens (layout ``kind="features"``, see

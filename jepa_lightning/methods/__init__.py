@@ -1,5 +1,6 @@
 """LightningModules: the shared base, the generic JEPA and joint-embedding bases, and one module per paper preset."""
 
+from jepa_lightning.methods.actjepa import ACTJEPA
 from jepa_lightning.methods.ajepa import AJEPA
 from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
@@ -11,6 +12,7 @@ from jepa_lightning.methods.eegjepa import EEGJEPA
 from jepa_lightning.methods.finetune import FineTune
 from jepa_lightning.methods.ijepa import IJEPA
 from jepa_lightning.methods.intl import INTL
+from jepa_lightning.methods.item_ssl import ItemSSL
 from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
@@ -22,12 +24,15 @@ from jepa_lightning.methods.seqjepa import SeqJEPA
 from jepa_lightning.methods.simclr import SimCLR
 from jepa_lightning.methods.tico import TiCo
 from jepa_lightning.methods.tjepa import TJEPA
+from jepa_lightning.methods.trajectory import TrajectoryJEPA
 from jepa_lightning.methods.tsjepa import TSJEPA
+from jepa_lightning.methods.tsjepa_control import TSJEPAControl
 from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
 from jepa_lightning.methods.vjepa import VJEPA
 
 __all__ = [
+    "ACTJEPA",
     "AJEPA",
     "BYOL",
     "ECGJEPA",
@@ -45,13 +50,16 @@ __all__ = [
     "ConGraT",
     "ECGJEPAWeimann",
     "FineTune",
+    "ItemSSL",
     "JointEmbedding",
     "LeJEPA",
     "PointJEPA",
     "SSLMethod",
     "SeqJEPA",
     "SimCLR",
+    "TSJEPAControl",
     "TiCo",
+    "TrajectoryJEPA",
     "TwoTower",
     "VICReg",
     "projection_mlp",

@@ -37,7 +37,11 @@ class EEGJEPA(JEPA):
     (the example configs set it). Its one augmentation, a random-resized crop of each (channel, time) frame
     (scale 0.3-1, aspect 0.75-1.35), is the datamodule's ``frame_crop`` (off by default, see
     :class:`~datamodules.recordings.FrameCrop`). ``readout="rows"`` averages over time within each channel group and
-    concatenates the groups, so a probe still knows which channels a feature came from.
+    concatenates the groups, so a probe still knows which channels a feature came from. ``min_patches`` (None:
+    the official fixed patch length) shortens the patches of trials too short for ``min_patches`` patches of
+    ``patch_length`` (the tokenizer's option), so the masks keep a time axis to hide and predict along: 0.5 s trials
+    of 28 channels at 128 Hz in 32-sample patches are a 28 x 2 grid on which every V-JEPA block spans the whole
+    trial, and the task becomes predicting whole channels from the others.
 
     Channels: EEG-VJEPA's floor division silently drops the channels that do not fill the last group (19 channels
     in groups of 4 keep 16). Here that is an error naming the counts; ``pad_channels=True`` pads the last group with
@@ -76,6 +80,7 @@ class EEGJEPA(JEPA):
         pad_channels: bool = False,
         instance_norm: bool = False,
         crop: bool = False,
+        min_patches: int | None = None,
         predictor_dim: int = 384,
         predictor_depth: int = 6,
         mask_sampler: MaskSampler | None = None,
@@ -103,6 +108,7 @@ class EEGJEPA(JEPA):
                 channel_independent=True,
                 instance_norm=instance_norm,
                 crop=crop,
+                min_patches=min_patches,
                 channel_group=channel_group,
                 pad_channels=pad_channels,
             ),

@@ -40,7 +40,10 @@ class TSJEPA(JEPA):
     channel, ``attention="same_channel"``, with weights shared by all channels), and ``instance_norm=True`` adds
     RevIN-style normalisation of each (sample, channel) (not inverted: targets are latent); ``embedding="linear"``
     embeds a patch by one linear map. ``crop=True`` lets series whose length is not a multiple of ``patch_length``
-    drop their trailing samples instead of failing.
+    drop their trailing samples instead of failing. ``min_patches`` (off by default; the official code has one
+    series length) shortens the patches of short series to ``length // min_patches`` samples (at least
+    ``conv_kernel``), the length read from the datamodule's batch width (its ``length`` or ``window``), so that a
+    24-sample series still gives context and target tokens; longer series keep ``patch_length``.
 
     Evaluation: the official code sums the student's tokens of a frozen, unmasked pass into a trained linear
     decoder (``eval_forecast_last_pred.py``); this library's probes read the target network's ``readout`` (the
@@ -65,6 +68,7 @@ class TSJEPA(JEPA):
         channel_independent: bool = False,
         instance_norm: bool = False,
         crop: bool = False,
+        min_patches: int | None = None,
         predictor_dim: int = 128,
         predictor_depth: int = 1,
         predictor_heads: int = 2,
@@ -95,6 +99,7 @@ class TSJEPA(JEPA):
                 channel_independent=channel_independent,
                 instance_norm=instance_norm,
                 crop=crop,
+                min_patches=min_patches,
                 embedding=embedding,
                 conv_kernel=conv_kernel,
             ),

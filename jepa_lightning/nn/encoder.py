@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
@@ -92,7 +93,7 @@ def transformer_blocks(
     )
 
 
-def run_block(block: nn.Module, x: Tensor, mask: Tensor | None, checkpointed: bool = False) -> Tensor:
+def run_block(block: Callable[..., Tensor], x: Tensor, mask: Tensor | None, checkpointed: bool = False) -> Tensor:
     """``block(x)`` (with ``attn_mask=mask`` when given); ``checkpointed`` keeps none of its activations for the
     backward pass, which runs the block again (``torch.utils.checkpoint``, non-reentrant, the random state of dropout
     and drop-path replayed, so loss and gradients are unchanged), only where gradients are being recorded."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import torch
@@ -239,10 +240,8 @@ class JEPAPredictor(nn.Module):
             mask = restrict_to_valid_keys(mask, key_valid)
         for index, block in enumerate(self.blocks):
             inputs = x + sequence_positions if self.positions_every_layer else x
-            if self.conditioning == "adaln":
-                x = self.modulated_block(index, inputs, rows, mask)
-            else:
-                x = run_block(block, inputs, mask, self.activation_checkpointing)
+            layer = partial(self.modulated_block, index, rows=rows) if self.conditioning == "adaln" else block
+            x = run_block(layer, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))
@@ -263,12 +262,12 @@ class JEPAPredictor(nn.Module):
         condition = rows.unsqueeze(1).expand(-1, queries.shape[1], -1)
         return self.condition_embed(torch.cat([queries, condition], dim=-1))
 
-    def modulated_block(self, index: int, x: Tensor, rows: Tensor, mask: Tensor | None) -> Tensor:
+    def modulated_block(self, index: int, x: Tensor, attn_mask: Tensor | None = None, *, rows: Tensor) -> Tensor:
         """Block ``index`` with its two pre-norms shifted and scaled by the condition (adaptive layer norm): the
         block's own attention, MLP, layer scales and drop paths, ``norm(x) * (1 + scale) + shift``."""
         block = self.blocks[index]
         shift1, scale1, shift2, scale2 = self.condition_embed[index](rows).unsqueeze(1).chunk(4, dim=-1)
         hidden = block.norm1(x) * (1 + scale1) + shift1
-        x = x + block.drop_path1(block.ls1(block.attn(hidden, attn_mask=mask)))
+        x = x + block.drop_path1(block.ls1(block.attn(hidden, attn_mask=attn_mask)))
         hidden = block.norm2(x) * (1 + scale2) + shift2
         return x + block.drop_path2(block.ls2(block.mlp(hidden)))

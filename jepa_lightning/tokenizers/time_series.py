@@ -25,6 +25,15 @@ def check_patch_length(length: int, patch_length: int) -> None:
         )
 
 
+def adapted_patch_length(length: int, patch_length: int, min_patches: int, shortest: int = 1) -> int:
+    """``patch_length``, shortened to ``length // min_patches`` (never below ``shortest``) when a series of ``length``
+    samples would give fewer than ``min_patches`` whole patches: a short series still yields context and target
+    tokens (24 samples in patches of 10 give 2 tokens, one context and one target under a 70% mask)."""
+    if length // patch_length >= min_patches:
+        return patch_length
+    return max(length // min_patches, shortest)
+
+
 #: How a patch becomes a token: one linear map, or TS-JEPA's strided Conv1d followed by a linear map.
 PatchEmbedding = Literal["linear", "conv"]
 
@@ -77,6 +86,12 @@ class ChannelPatchTokenizer(Tokenizer):
     targets are latent, not the signal. ``P = T // patch_length`` is read from each input (positions are cached
     per patch count); trailing samples that do not fill a patch are an error unless ``crop=True``, which drops
     them (after normalising over the whole series).
+
+    ``min_patches`` (off by default) adapts the patch length to the series: when the datamodule's fixed series length
+    (``spec.length``, or ``spec.padded_length`` for padded batches) holds fewer than ``min_patches`` patches of
+    ``patch_length``, the patch length becomes ``length // min_patches`` (at least ``conv_kernel`` with the conv
+    embedding), see :func:`adapted_patch_length`; ``self.patch_length`` is the length used. Longer series keep
+    ``patch_length``.
     """
 
     eps: float = 1e-5
@@ -93,11 +108,24 @@ class ChannelPatchTokenizer(Tokenizer):
         pad_channels: bool = False,
         embedding: PatchEmbedding = "linear",
         conv_kernel: int = 3,
+        min_patches: int | None = None,
     ) -> None:
         super().__init__()
         spec.require("channels")
         if patch_length < 1:
             raise ValueError(f"patch_length must be >= 1, got {patch_length}")
+        if min_patches is not None:
+            if min_patches < 1:
+                raise ValueError(f"min_patches must be None or >= 1, got {min_patches}")
+            series_length = spec.length or spec.padded_length
+            if series_length is None:
+                raise ValueError(
+                    "min_patches sizes the patches to the series length, which the input spec does not give: set the "
+                    "datamodule's length (or window), or leave min_patches=None"
+                )
+            patch_length = adapted_patch_length(
+                series_length, patch_length, min_patches, conv_kernel if embedding == "conv" else 1
+            )
         if channel_group < 1 or (channel_group > 1 and not channel_independent):
             raise ValueError(
                 f"channel_group must be >= 1, and 1 with channel_independent=False (a token then spans every "

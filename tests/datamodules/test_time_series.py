@@ -177,6 +177,15 @@ def test_fixed_length_crops_and_pads(tmp_path):
     assert batch["x"][1].tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]] and batch["x"][0, :, 3].tolist() == [0, 0]
 
 
+def test_input_spec_gives_the_batch_width_of_fixed_lengths_and_windows(tmp_path):
+    """``padded_length`` is the width of every batch (``length`` or ``window``), which a tokenizer's ``min_patches``
+    reads; None when batches are padded to their longest series."""
+    path = write_ts(tmp_path, "1,2,3:4,5,6:up\n1,2,3,4,5,6:5,6,7,8,9,10:down\n")
+    assert raw(path, length=4).input_spec.padded_length == 4
+    assert raw(path, window=2).input_spec.padded_length == 2
+    assert raw(path).input_spec.padded_length is None
+
+
 def test_windowing_counts_and_labels(tmp_path):
     np.savez(tmp_path / "x.npz", x=np.arange(2 * 25, dtype=float).reshape(2, 25), y=np.array([0, 1]))
     datamodule = raw(tmp_path / "x.npz", window=10, stride=5)

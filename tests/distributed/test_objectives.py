@@ -8,6 +8,7 @@ the objective, back-propagates and averages the layer's gradients over ranks as 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -30,6 +31,7 @@ from jepa_lightning.losses import (
     vicreg_token_terms,
     vicreg_variance,
 )
+from jepa_lightning.methods import ItemSSL
 from tests.distributed import run_on_ranks
 
 pytestmark = pytest.mark.distributed
@@ -92,6 +94,8 @@ CASES: dict[str, Case] = {
     "lejepa_loss": lambda z: tuple(lejepa_loss(z, lambda_=0.3, num_slices=16, seed=9, num_global_views=2)),
     "intl_channel": lambda z: tuple(intl_loss(z[0], z[1])),
     "intl_batch": lambda z: tuple(intl_loss(z[0], z[1], axis="batch")),
+    # ItemSSL's own objective (it reads only ``temperature`` from the module): normalise, then clip_loss at 1 / T
+    "item_ssl": lambda z: (ItemSSL.objective(SimpleNamespace(temperature=0.2), [z[0], z[1]], [])[0],),
 }
 
 

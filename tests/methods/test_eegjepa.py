@@ -127,6 +127,22 @@ def test_channel_group_tokens_are_channel_major_patches_of_the_group():
         ChannelPatchTokenizer(spec, 8, channel_independent=False, channel_group=2)
 
 
+def test_min_patches_gives_short_trials_shorter_patches_and_leaves_long_ones_alone():
+    """The example configs' ``min_patches: 8``: a 0.5 s trial at 128 Hz (64 samples) gets 8-sample patches (a 6 x 8
+    grid, not 6 x 2); SCP1's 448 samples keep the 32-sample patches; the preset's default keeps ``patch_length``."""
+    options = {"encoder": TransformerEncoder(16, 1, 2), "predictor_dim": 8, "predictor_depth": 1, "predictor_heads": 2}
+
+    def tokenizer(length: int, **kwargs) -> ChannelPatchTokenizer:
+        spec = InputSpec("eeg", channels=6, sample_rate=128.0, length=length)
+        return EEGJEPA(input_spec=spec, channel_group=1, patch_length=32, **options, **kwargs).student.tokenizer
+
+    assert inspect.signature(EEGJEPA).parameters["min_patches"].default is None
+    assert tokenizer(64).patch_length == 32
+    assert tokenizer(64, min_patches=8).patch_length == 8
+    assert tokenizer(64, min_patches=8)(torch.randn(2, 6, 64)).layout.shape == (6, 8)
+    assert tokenizer(448, min_patches=8).patch_length == 32
+
+
 def test_rows_readout_pools_time_per_channel_group_and_concatenates_groups():
     model = small(channel_group=2, patch_length=8, readout="rows")
     x = torch.randn(3, 6, 32)  # 3 channel groups x 4 time patches

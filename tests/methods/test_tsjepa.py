@@ -58,6 +58,28 @@ def small(channels: int = 3, **kwargs) -> TSJEPA:
     )
 
 
+def test_min_patches_reaches_the_tokenizer_of_student_and_teacher():
+    """``min_patches`` sizes the patches to the datamodule's batch width: 20 samples give 5 patches of 4, not 2 of 10;
+    off by default."""
+    spec = InputSpec("time_series", channels=1, padded_length=20)
+    encoder = TransformerEncoder(16, 1, 2)
+    model = TSJEPA(encoder=encoder, patch_length=10, min_patches=5, predictor_dim=8, input_spec=spec)
+    assert model.student.tokenizer.patch_length == 4 and model.teacher.module.tokenizer.patch_length == 4
+    assert model.embed(torch.randn(2, 1, 20)).shape == (2, 16)
+    assert TSJEPA(encoder=encoder, patch_length=10, input_spec=spec).student.tokenizer.patch_length == 10
+
+
+def test_batch_width_in_the_spec_changes_nothing_without_min_patches():
+    """The datamodule's ``padded_length`` is read only by ``min_patches``: the same seed builds the same weights."""
+    weights = []
+    for spec in (InputSpec("time_series", channels=1), InputSpec("time_series", channels=1, padded_length=20)):
+        torch.manual_seed(0)
+        model = TSJEPA(encoder=TransformerEncoder(16, 1, 2), patch_length=10, predictor_dim=8, input_spec=spec)
+        weights.append(model.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
 def test_paper_defaults():
     model = TSJEPA(input_spec=InputSpec("time_series", channels=1))
     tokenizer = model.student.tokenizer

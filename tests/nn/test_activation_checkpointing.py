@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -43,16 +44,17 @@ def saved_tensors_and_grads(module: nn.Module, loss_of: Callable[[], Tensor]) ->
 
 
 def block_calls(blocks: nn.ModuleList) -> list[int]:
-    """Counts runs of each block's ``forward`` (a checkpointed block runs again in the backward pass; forward hooks
-    do not fire during that re-run, so the method itself is wrapped)."""
+    """Counts runs of each block's attention (a checkpointed block runs again in the backward pass; forward hooks
+    do not fire during that re-run, so the method itself is wrapped; the attention, not the block's ``forward``,
+    because an adaptive-layer-norm predictor runs the block's parts itself)."""
     calls = [0] * len(blocks)
     for i, block in enumerate(blocks):
 
-        def counted(*args, i=i, forward=block.forward, **kwargs):
+        def counted(*args, i=i, forward=block.attn.forward, **kwargs):
             calls[i] += 1
             return forward(*args, **kwargs)
 
-        block.forward = counted
+        block.attn.forward = counted
     return calls
 
 
@@ -81,9 +83,12 @@ def test_encoder_checkpointing_keeps_loss_and_gradients():
         torch.testing.assert_close(checkpointed.eval()(tokens), plain.eval()(tokens), rtol=0, atol=0)
 
 
-def test_predictor_checkpointing_keeps_loss_and_gradients():
+@pytest.mark.parametrize("conditioning", ["none", "token", "concat", "adaln"])
+def test_predictor_checkpointing_keeps_loss_and_gradients(conditioning):
     torch.manual_seed(0)
     options = {"embed_dim": 32, "predictor_dim": 16, "depth": 2, "num_heads": 2, "dropout": 0.1}
+    if conditioning != "none":
+        options |= {"conditioning": conditioning, "condition_dim": 3}
     plain = JEPAPredictor(**options)
     checkpointed = JEPAPredictor(**options, activation_checkpointing=True)
     checkpointed.load_state_dict(plain.state_dict())
@@ -93,7 +98,8 @@ def test_predictor_checkpointing_keeps_loss_and_gradients():
     target_idx = torch.tensor([[[12, 13], [8, 9]], [[0, 1], [14, 15]]])
 
     def loss_of(predictor: nn.Module) -> Tensor:
-        return predictor(context, tokens.layout, context_idx, target_idx, valid=tokens.valid).square().mean()
+        cond = torch.randn(2, 3) if conditioning != "none" else None
+        return predictor(context, tokens.layout, context_idx, target_idx, valid=tokens.valid, cond=cond).square().mean()
 
     assert_same_and_cheaper(plain, checkpointed, loss_of)
 

@@ -8,6 +8,7 @@ from jepa_lightning.tokenizers import (
     grid_coords,
     sincos_embedding,
 )
+from jepa_lightning.tokenizers.time_series import adapted_patch_length
 
 SPEC = InputSpec(modality="time_series", channels=3, sample_rate=100.0)
 
@@ -79,6 +80,56 @@ def test_window_length_checked_when_built():
         ChannelPatchTokenizer(windows, embed_dim=8, patch_length=24)
     assert ChannelPatchTokenizer(windows, embed_dim=8, patch_length=25).patch_length == 25
     assert ChannelPatchTokenizer(windows, embed_dim=8, patch_length=24, crop=True).crop
+
+
+@pytest.mark.parametrize(
+    ("length", "patch_length", "min_patches", "shortest", "expected"),
+    [
+        (20, 10, 5, 1, 4),  # 2 patches of 10 -> 5 of 4
+        (24, 10, 5, 3, 4),  # ItalyPowerDemand's length: 6 patches of 4
+        (24, 10, 12, 3, 3),  # never below the conv kernel
+        (150, 10, 5, 1, 10),  # long enough: unchanged
+        (50, 10, 5, 1, 10),  # exactly min_patches: unchanged
+    ],
+)
+def test_adapted_patch_length(length, patch_length, min_patches, shortest, expected):
+    assert adapted_patch_length(length, patch_length, min_patches, shortest) == expected
+
+
+def test_min_patches_shortens_patches_of_short_series_only():
+    """``min_patches`` sizes the patches from the datamodule's batch width (``padded_length``) so that a short series
+    still gives ``min_patches`` tokens; long series and ``min_patches=None`` keep ``patch_length``."""
+    short = InputSpec(modality="time_series", channels=3, padded_length=20)
+    tokenizer = ChannelPatchTokenizer(short, embed_dim=8, patch_length=10, channel_independent=False, min_patches=5)
+    assert tokenizer.patch_length == 4 and tokenizer.proj.in_features == 3 * 4
+    assert tokenizer(series(length=20)).layout.shape == (5,)
+    rebuilt = ChannelPatchTokenizer(**tokenizer.constructor_arguments)  # what an export records and rebuilds
+    assert rebuilt.patch_length == 4 and rebuilt.constructor_arguments["patch_length"] == 10
+    conv = ChannelPatchTokenizer(short, embed_dim=8, patch_length=10, embedding="conv", min_patches=10)
+    assert conv.patch_length == 3  # the conv kernel
+    assert ChannelPatchTokenizer(short, embed_dim=8, patch_length=10).patch_length == 10
+    long = InputSpec(modality="time_series", channels=3, padded_length=150)
+    assert ChannelPatchTokenizer(long, embed_dim=8, patch_length=10, min_patches=5).patch_length == 10
+    windows = InputSpec(modality="eeg", channels=3, length=24)  # unpadded windows: the adapted length is checked
+    assert ChannelPatchTokenizer(windows, embed_dim=8, patch_length=10, min_patches=5).patch_length == 4
+    with pytest.raises(ValueError, match="min_patches sizes the patches"):
+        ChannelPatchTokenizer(SPEC, embed_dim=8, patch_length=10, min_patches=5)
+    with pytest.raises(ValueError, match="min_patches must be"):
+        ChannelPatchTokenizer(short, embed_dim=8, patch_length=10, min_patches=0)
+
+
+@pytest.mark.parametrize(
+    ("length", "min_patches", "expected"),
+    [(64, 8, 8), (128, 8, 16), (256, 8, 32), (448, 8, 32), (64, None, 32), (5, 8, 1)],
+)
+def test_min_patches_shrinks_the_patch_length_of_short_inputs_only(length, min_patches, expected):
+    """A known length cut into fewer than ``min_patches`` patches gets ``length // min_patches``-sample patches;
+    longer inputs or ``min_patches=None`` keep ``patch_length`` (EEG trials)."""
+    spec = InputSpec(modality="eeg", channels=3, sample_rate=128.0, length=length)
+    tokenizer = ChannelPatchTokenizer(spec, embed_dim=8, patch_length=32, min_patches=min_patches)
+    assert tokenizer.patch_length == expected and tokenizer.proj.in_features == expected
+    if length is not None and length >= expected * 2:
+        assert tokenizer(series(length=length)).layout.shape == (3, length // expected)
 
 
 @pytest.mark.parametrize(
