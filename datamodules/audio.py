@@ -433,13 +433,15 @@ class AudioDataModule(SSLDataModule):
 
     @property
     def input_spec(self) -> InputSpec:
-        """Mono audio at ``sample_rate`` and the number of classes; indexes the data."""
+        """Mono audio at ``sample_rate``, the clip length in samples (every clip is cropped or padded to it) and the
+        number of classes; indexes the data."""
         names = self.class_names
         return InputSpec(
             modality="audio",
             channels=1,
             sample_rate=float(self.sample_rate),
             num_classes=None if names is None else len(names),
+            length=self.clip_length,
         )
 
     def augmentation(self) -> Augment:

@@ -21,12 +21,12 @@ class InputSpec:
     numeric features, ``categories`` the cardinality of each categorical feature (its codes are ``0 .. card - 1``)
     and ``feature_names`` (numeric ones first, then categorical, the order of the tokens). Recordings: ``length`` is the
     number of samples of every window when batches are not padded (no ``lengths``), so a patch tokenizer can check its
-    patch length when the model is built instead of at the first step. Series in padded batches (``lengths``):
-    ``padded_length`` is the width every batch is cropped or padded to, when the datamodule fixes one, so a patch
-    tokenizer can size its patches to the series (``min_patches``). Video: ``frames`` per clip (with ``channels``
-    and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is built. Graphs: ``channels`` is
-    the width of the node features; ``vocab_size`` the size of the node texts' vocabulary (token ids
-    ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
+    patch length when the model is built instead of at the first step (audio: the samples of every clip). Series in
+    padded batches (``lengths``): ``padded_length`` is the width every batch is cropped or padded to, when the
+    datamodule fixes one, so a patch tokenizer can size its patches to the series (``min_patches``). Video: ``frames``
+    per clip (with ``channels`` and ``image_size``), so a tubelet tokenizer can check its tubelet when the model is
+    built. Graphs: ``channels`` is the width of the node features; ``vocab_size`` the size of the node texts'
+    vocabulary (token ids ``0 .. vocab_size - 1``, 0 = padding) when the batches pair each node with its text.
     ``condition_dim`` is the width ``C`` of the batches' condition ``batch["cond"]`` (see :func:`model_condition`),
     when the datamodule emits one. Trajectories: ``horizon`` is the number of future steps of each window
     (``batch["future"]``, and the actions ``batch["cond"]``), beside ``length``, the observed steps ``batch["x"]``.

@@ -18,11 +18,12 @@ import torch
 from jepa_lightning import load_encoder
 from jepa_lightning.cli import build_cli, main
 from jepa_lightning.export import ExportError, save_encoder
-from jepa_lightning.inputs import InputSpec
-from jepa_lightning.methods import BYOL, VJEPA, FineTune, SimCLR
-from jepa_lightning.nn import PooledTokenBackbone, TimmBackbone, TransformerEncoder
+from jepa_lightning.inputs import InputSpec, model_input
+from jepa_lightning.methods import BYOL, VJEPA, ConGraT, FineTune, SimCLR
+from jepa_lightning.nn import GATEncoder, PooledTokenBackbone, TextEncoder, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
 from tests.conftest import DIGITS_16, TINY_IJEPA, tiny_ijepa
+from tests.methods.test_two_tower import karate_with_texts
 from tests.test_cli_safety import CreatesAFile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,3 +250,25 @@ def test_a_video_jepa_exports_and_fine_tunes(tmp_path):
         assert torch.equal(load_encoder(tmp_path / "encoder.json")(clips), model.embed(clips))
     fine_tune = FineTune(encoder=str(tmp_path / "encoder.safetensors"), input_spec=spec).eval()
     assert fine_tune(clips).shape == (2, 3)
+
+
+def test_a_graph_node_encoder_exports_and_fine_tunes(tmp_path):
+    """ConGraT's exported network is its graph tower (what ``embed`` and the probes read), rebuilt with the same node
+    embeddings; FineTune puts a node classifier on it."""
+    dm = karate_with_texts()
+    torch.manual_seed(0)
+    model = ConGraT(
+        encoder=partial(GATEncoder, hidden=16, num_layers=2, heads=2),
+        pair_encoder=partial(TextEncoder, width=16, depth=1, heads=2),
+        embed_dim=16,
+        input_spec=dm.input_spec,
+    )
+    model = perturbed(model)
+    with pytest.raises(ValueError, match="no EMA teacher"):
+        model.export_network("target")
+    save_encoder(model.export_network(), tmp_path / "encoder", dm.input_spec)
+    nodes = model_input(next(iter(dm.val_dataloader())))
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "encoder.json")(nodes), model.embed(nodes))
+    fine_tune = FineTune(encoder=str(tmp_path / "encoder.safetensors"), input_spec=dm.input_spec, layer_decay=1.0)
+    assert fine_tune.eval()(nodes).shape == (nodes.seeds.shape[0], 4)

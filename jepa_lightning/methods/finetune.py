@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.bundled import resolve_config
 from jepa_lightning.export import REMOTE, load_encoder
-from jepa_lightning.inputs import InputSpec, ModelInput, TabularInput, input_batch_size, model_input
+from jepa_lightning.inputs import GraphInput, InputSpec, ModelInput, TabularInput, input_batch_size, model_input
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, no_weight_decay, require_input_spec
 from jepa_lightning.nn.backbones import TokenEncoder
 
@@ -70,15 +70,16 @@ class FineTune(SSLMethod):
     probe standardises its features too) and passed through ``head_dropout``: a classifier over
     ``input_spec.num_classes`` classes trained with cross-entropy (``label_smoothing``), or, with
     ``task="regression"`` (``"auto"``: when the data has no classes), ``num_outputs`` values trained with the mean
-    squared error. Samples without a label (``y = -1``; NaN for regression) are left out of the loss.
+    squared error. Samples without a label (``y = -1``; NaN for regression) are left out of the loss; graph items
+    (:class:`~jepa_lightning.inputs.GraphInput`: nodes or whole graphs) keep the (sub)graph message passing sees.
 
     Optimisation is :class:`SSLMethod`'s (AdamW, warmup + cosine, no decay on biases and norms) with layer-wise
     learning-rate decay (``layer_decay`` < 1, BEiT / MAE: block ``i`` of an ``L``-block transformer trains at
     ``layer_decay ** (L - i)`` times the rate, the tokenizer at ``layer_decay ** (L + 1)``, the final norm and the head
-    at the full rate) and ``freeze_epochs`` epochs of a frozen encoder first (eval mode: no dropout, no statistics
-    updated; only the head trains), then everything. ``mixup_alpha`` > 0 mixes pairs of samples and their one-hot
-    labels (weights from Beta(alpha, alpha), one per batch, as MAE's ``--mixup``) for the modalities in
-    :data:`MIXUP_MODALITIES`; off by default.
+    at the full rate; other encoders, a GAT or a CNN, need ``layer_decay=1``) and ``freeze_epochs`` epochs of a frozen
+    encoder first (eval mode: no dropout, no statistics updated; only the head trains), then everything.
+    ``mixup_alpha`` > 0 mixes pairs of samples and their one-hot labels (weights from Beta(alpha, alpha), one per
+    batch, as MAE's ``--mixup``) for the modalities in :data:`MIXUP_MODALITIES`; off by default.
 
     Defaults follow MAE's fine-tuning (facebookresearch/mae ``main_finetune.py``: layer decay 0.75, label smoothing
     0.1, weight decay 0.05, warmup then cosine) at this package's small scale (lr 1e-3, no mixup); MAE's head is
@@ -259,6 +260,16 @@ class FineTune(SSLMethod):
         return F.mse_loss(outputs, y.reshape(outputs.shape).to(outputs.dtype))
 
     def select(self, x: ModelInput, keep: Tensor) -> ModelInput:
+        """The items of ``x`` where ``keep``; graph items keep the (sub)graph that message passing sees around the
+        kept nodes (node level), or only the kept graphs' nodes and edges, renumbered (graph level)."""
+        if isinstance(x, GraphInput):
+            if x.batch is None:
+                return x._replace(seeds=x.seeds[keep])
+            nodes = keep[x.batch]
+            position = torch.cumsum(nodes, 0) - 1  # new index of each kept node
+            graph = torch.cumsum(keep, 0) - 1  # new index of each kept graph
+            edges = x.edge_index[:, nodes[x.edge_index[0]]]
+            return GraphInput(x.x[nodes], position[edges], graph[keep], graph[x.batch[nodes]])
         return type(x)(*(part[keep] for part in x)) if isinstance(x, tuple) else x[keep]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

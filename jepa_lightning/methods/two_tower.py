@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from jepa_lightning.distributed import gather, rank
 from jepa_lightning.inputs import InputSpec, ModelInput, input_batch_size, model_input, paired_input
 from jepa_lightning.losses.joint_embedding import clip_loss, similarity_targets, supervised_clip_loss
-from jepa_lightning.methods.base import SSLMethod, require_input_spec
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
 
 #: Builds an encoder ``input -> (B, D)`` with an ``embed_dim`` attribute from the data description (a ``class_path``
 #: in configs whose first constructor argument is ``spec``).
@@ -172,3 +172,10 @@ class TwoTower(SSLMethod):
     def embed_pair(self, x: Tensor) -> Tensor:
         """The second tower's representation ``(B, D)``."""
         return self.pair_encoder(x)
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The first tower's encoder (what :meth:`embed` reads), for ``jepa-lightning export`` and ``FineTune``; two
+        towers train their encoders directly (no EMA teacher), so the only network is ``"student"``."""
+        if network not in (None, "student"):
+            raise ValueError(f"{type(self).__name__} has no EMA teacher: export network 'student', not {network!r}")
+        return self.encoder

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import GraphInput, InputSpec
+from jepa_lightning.tokens import RecordsArguments
 
 with warnings.catch_warnings():  # torch-geometric scripts helpers with torch.jit at import, which torch deprecates
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
@@ -31,12 +32,13 @@ class GATLayer(nn.Module):
         return self.norm(self.linear2(F.gelu(self.linear1(self.conv(x, edge_index)))))
 
 
-class GATEncoder(nn.Module):
+class GATEncoder(RecordsArguments, nn.Module):
     """Graph attention network node encoder (ConGraT's ``GATMod``): input dropout, a linear embedding of the node
     features scaled by ``sqrt(hidden)``, then ``num_layers`` residual :class:`GATLayer` s; the items of a
     :class:`~jepa_lightning.inputs.GraphInput` are read out as their seed nodes' states (node level) or the mean over
     their nodes (graph level). ``embed_dim`` = ``hidden``. Defaults: the ConGraT paper's (hidden 64, 3 layers, 2
-    heads, dropout 0.3, feed-forward 128)."""
+    heads, dropout 0.3, feed-forward 128). Records its arguments, so ``jepa-lightning export`` writes it and
+    :func:`~jepa_lightning.load_encoder` rebuilds it."""
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -14,13 +15,24 @@ import timm
 import torch
 import yaml
 
+from datamodules.audio import AudioDataModule
+from datamodules.ecg import ECGDataModule
+from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
+from datamodules.point_clouds import PointCloudDataModule
+from datamodules.tabular import TabularDataModule
+from datamodules.video import VideoDataModule
 from jepa_lightning.cli import main
 from jepa_lightning.export import load_encoder, save_encoder
-from jepa_lightning.inputs import InputSpec
-from jepa_lightning.methods import EEGJEPA, TSJEPA, FineTune
-from jepa_lightning.nn import TransformerEncoder
+from jepa_lightning.inputs import GraphInput, InputSpec
+from jepa_lightning.methods import AJEPA, ECGJEPA, EEGJEPA, TJEPA, TSJEPA, VJEPA, ConGraT, FineTune, SSLMethod
+from jepa_lightning.nn import GATEncoder, TextEncoder, TransformerEncoder
 from tests.conftest import DIGITS_16, fast_trainer, tiny_ijepa
+from tests.datamodules.test_audio import RATE as AUDIO_RATE
+from tests.datamodules.test_audio import labeled_folder
+from tests.datamodules.test_graphs import write_graph
+from tests.datamodules.test_point_clouds import make_classes
+from tests.methods.test_pointjepa import tiny_point_jepa
 
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
 TINY_IJEPA_SECTION = {
@@ -175,25 +187,134 @@ def test_bad_settings_are_refused(exported):
         FineTune(encoder="missing.safetensors", input_spec=DIGITS_16)
 
 
-@pytest.mark.parametrize("config", ["finetune_digits.yaml", "finetune_gunpoint.yaml", "finetune_blink.yaml"])
-def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config):
+def digits_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    return DIGITS_16, tiny_ijepa(), ["--data.image_size=16"]
+
+
+def blink_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    spec = InputSpec("eeg", channels=4, sample_rate=128.0, num_classes=2, length=256)
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    options = {"patch_length": 32, "predictor_dim": 8, "predictor_depth": 1, "predictor_heads": 2}
+    return spec, EEGJEPA(encoder=encoder, input_spec=spec, **options), []
+
+
+def gunpoint_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    spec = InputSpec("time_series", channels=1, num_classes=2, length=150)
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    return spec, TSJEPA(encoder=encoder, patch_length=10, predictor_dim=16, input_spec=spec), []
+
+
+def klettres_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Tones in two class folders written here (klettres-data is a Debian package), 0.5 s at 8 kHz."""
+    folder = labeled_folder(tmp_path / "audio", per_class=5, seconds=0.5)
+    options = {"path": str(folder), "sample_rate": AUDIO_RATE, "clip_seconds": 0.5, "batch_size": 2}
+    spec = AudioDataModule(**options).input_spec
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    method = AJEPA(
+        encoder=encoder, n_mels=32, patch_size=(4, 8), predictor_dim=8, predictor_depth=1, predictor_heads=2,
+        readout="rows", input_spec=spec,
+    )  # fmt: skip
+    return spec, method, [f"--data.{key}={value}" for key, value in options.items()]
+
+
+def penguins_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    spec = TabularDataModule(missing="keep").input_spec
+    encoder = TransformerEncoder(
+        16, 1, 2, 1.0, norm_placement="post", activation="relu", norm_eps=1e-5, output_head=True
+    )
+    method = TJEPA(encoder=encoder, predictor_dim=8, predictor_depth=1, predictor_heads=2, input_spec=spec)
+    return spec, method, []
+
+
+def moving_digits_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Clips of noise in two class folders (NPY, 8 frames of 16 x 16) instead of the generated moving digits."""
+    generator = np.random.default_rng(0)
+    for name in ("one", "two"):
+        (tmp_path / "video" / name).mkdir(parents=True)
+        for k in range(5):
+            np.save(tmp_path / "video" / name / f"{k}.npy", generator.integers(0, 255, (8, 16, 16), np.uint8))
+    options = {"path": str(tmp_path / "video"), "image_size": 16, "frames_per_clip": 4, "batch_size": 2}
+    spec = VideoDataModule(**options, frame_step=2).input_spec
+    encoder = TransformerEncoder(embed_dim=24, depth=1, num_heads=2)
+    method = VJEPA(encoder=encoder, patch_size=8, predictor_dim=12, predictor_depth=1, input_spec=spec)
+    return spec, method, [f"--data.{key}={value}" for key, value in options.items()]
+
+
+def wordnet_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """A ring of 24 labelled nodes with texts written here (WordNet is a Debian package)."""
+    nodes, edges = write_graph(tmp_path, nodes=24)
+    options = {"nodes": str(nodes), "edges": str(edges), "label_column": "kind", "text_column": "text"}
+    spec = GraphDataModule(**options, link_fraction=0.1).input_spec
+    method = ConGraT(
+        encoder=partial(GATEncoder, hidden=16, num_layers=2, heads=2),
+        pair_encoder=partial(TextEncoder, width=16, depth=1, heads=2, max_length=16),
+        embed_dim=16,
+        input_spec=spec,
+    )
+    data = ["--data.wordnet=null", "--data.batch_size=6", *(f"--data.{key}={value}" for key, value in options.items())]
+    return spec, method, data
+
+
+@pytest.mark.parametrize(
+    ("config", "case"),
+    [
+        ("finetune_digits.yaml", digits_case),
+        ("finetune_gunpoint.yaml", gunpoint_case),
+        ("finetune_blink.yaml", blink_case),
+        ("finetune_klettres.yaml", klettres_case),
+        ("finetune_penguins.yaml", penguins_case),
+        ("finetune_moving_digits.yaml", moving_digits_case),
+        ("finetune_wordnet.yaml", wordnet_case),
+    ],
+)
+def test_the_fine_tune_configs_fit_through_the_command_line(tmp_path, monkeypatch, config, case):
+    """Each modality family's fine-tune config, with a tiny pretrained encoder exported here and data small enough
+    for a few seconds (files written here where the config's data set is a Debian package)."""
+    fit_through_the_command_line(tmp_path, monkeypatch, case, [f"--config={CONFIGS / config}"])
+
+
+def ecg_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Two class folders of one-lead NPZ records (20 s at 100 Hz, 2 s windows) written here."""
+    generator = np.random.default_rng(0)
+    for name in ("normal", "other"):
+        (tmp_path / "ecg" / name).mkdir(parents=True)
+        for k in range(2):
+            signal = generator.normal(size=(1, 2000)).astype(np.float32)
+            np.savez(tmp_path / "ecg" / name / f"{k}.npz", signal=signal, sample_rate=100.0, lead_names=["II"])
+    options = {"path": str(tmp_path / "ecg"), "window_seconds": 2.0, "batch_size": 4}
+    spec = ECGDataModule(**options).input_spec
+    encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
+    method = ECGJEPA(encoder=encoder, predictor_dim=8, predictor_depth=1, predictor_heads=2, input_spec=spec)
+    return spec, method, ["--data=datamodules.ecg.ECGDataModule", *(f"--data.{k}={v}" for k, v in options.items())]
+
+
+def point_cloud_case(tmp_path: Path) -> tuple[InputSpec, SSLMethod, list[str]]:
+    """Meshes in two class folders written here (CGAL's models carry names, not classes)."""
+    options = {"path": str(make_classes(tmp_path / "clouds")), "num_points": 64, "batch_size": 2}
+    spec = PointCloudDataModule(**options).input_spec
+    method = tiny_point_jepa(input_spec=spec)
+    data = ["--data=datamodules.point_clouds.PointCloudDataModule", *(f"--data.{k}={v}" for k, v in options.items())]
+    return spec, method, data
+
+
+@pytest.mark.parametrize("case", [ecg_case, point_cloud_case])
+def test_fine_tuning_fits_the_modalities_without_labelled_data_offline_on_labelled_folders(tmp_path, monkeypatch, case):
+    """ECG and point clouds have no labelled data set here (the bundled ECG record and CGAL's models are unlabelled),
+    so no config: the command line names FineTune and the datamodule, on class folders written here."""
+    model = ["--model=jepa_lightning.methods.FineTune", "--model.freeze_epochs=1", "--diagnostics=false"]
+    fit_through_the_command_line(tmp_path, monkeypatch, case, model)
+
+
+def fit_through_the_command_line(tmp_path: Path, monkeypatch, case, config: list[str]) -> None:
+    """Export the case's tiny encoder, fit FineTune on it through ``jepa-lightning fit`` for 2 x 2 steps, and check
+    the checkpoint: 4 steps, a head."""
     monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
-    if config == "finetune_digits.yaml":
-        spec, method, data = DIGITS_16, tiny_ijepa(), ["--data.image_size=16"]
-    elif config == "finetune_blink.yaml":
-        spec = InputSpec("eeg", channels=4, sample_rate=128.0, num_classes=2, length=256)
-        encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
-        options = {"patch_length": 32, "predictor_dim": 8, "predictor_depth": 1, "predictor_heads": 2}
-        method, data = EEGJEPA(encoder=encoder, input_spec=spec, **options), []
-    else:
-        spec = InputSpec("time_series", channels=1, num_classes=2, length=150)
-        encoder = TransformerEncoder(embed_dim=16, depth=1, num_heads=2)
-        method, data = TSJEPA(encoder=encoder, patch_length=10, predictor_dim=16, input_spec=spec), []
+    spec, method, data = case(tmp_path)
     save_encoder(method.export_network(), tmp_path / "encoder", spec)
     main(
         [
             "fit",
-            f"--config={CONFIGS / config}",
+            *config,
             f"--model.encoder={tmp_path / 'encoder.safetensors'}",
             *data,
             "--trainer.max_epochs=2",
@@ -247,3 +368,24 @@ def test_series_of_any_length_get_a_head_as_wide_as_the_readout(tmp_path, readou
     assert model.head[-1].in_features == width
     series = torch.randn(3, 1, 40)
     assert model.head(model.encoder(series)).shape == (3, 2)
+
+
+def test_graph_items_without_a_label_leave_the_seeds_or_the_graphs_and_nothing_else(tmp_path):
+    """Node level: the kept seeds in the same graph; graph level: the kept graphs' nodes and edges, renumbered. The
+    outputs of what is kept do not change (eval mode: every item is computed on its own)."""
+    spec = InputSpec("graphs", channels=3, num_classes=2)
+    torch.manual_seed(0)
+    save_encoder(GATEncoder(spec, hidden=8, num_layers=2, heads=2), tmp_path / "encoder", spec)
+    model = FineTune(encoder=str(tmp_path / "encoder.safetensors"), input_spec=spec, layer_decay=1.0).eval()
+    edges = torch.tensor([[0, 1, 2, 3, 5], [1, 2, 0, 4, 6]])
+    keep = torch.tensor([True, False, True])
+    nodes = GraphInput(torch.randn(7, 3), edges, torch.tensor([0, 3, 5]))
+    kept = model.select(nodes, keep)
+    assert kept.seeds.tolist() == [0, 5] and kept.x is nodes.x and kept.edge_index is nodes.edge_index
+    graphs = GraphInput(torch.randn(7, 3), edges, torch.arange(3), torch.tensor([0, 0, 0, 1, 1, 2, 2]))
+    kept = model.select(graphs, keep)
+    assert torch.equal(kept.x, graphs.x[[0, 1, 2, 5, 6]]) and kept.batch.tolist() == [0, 0, 0, 1, 1]
+    assert kept.edge_index.tolist() == [[0, 1, 2, 3], [1, 2, 0, 4]] and kept.seeds.tolist() == [0, 1]
+    with torch.no_grad():
+        for inputs in (nodes, graphs):
+            torch.testing.assert_close(model(model.select(inputs, keep)), model(inputs)[keep])
