@@ -29,10 +29,11 @@ diabetes yes / no) and Chile (carData ``Chile``: 2,532 voters with a vote, 4 num
 missing values, vote intention in 4 classes). They replace scikit-learn's wine, breast cancer and iris, on which the
 random encoder already probed 0.94-1.00, so the panel could not show whether a table method learns.
 
-Audio: the 12 English vowels in "h_d" words (heed, hid, ..., heard: the classic vowel-identification words)
-rendered by Debian's ``espeak-ng`` in 8 English accents, with voice variants split by speaker (the test split's voices
-are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned on Debian's
-klettres (spoken letters labelled by language), not on these.
+Audio: the 12 English vowels in "h_d" words (heed, hid, ..., heard: the classic vowel-identification words) and the
+26 English letter names (an ISOLET-like task: its E-set b, c, d, e, g, p, t, v, z differs only in the first
+consonant), rendered by Debian's ``espeak-ng`` in 8 English accents, with voice variants split by speaker (the test
+split's voices are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned
+on Debian's klettres (spoken letters labelled by language), not on these.
 
 Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
 (CGAL's models carry no class labels).
