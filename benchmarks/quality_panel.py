@@ -29,10 +29,11 @@ diabetes yes / no) and Chile (carData ``Chile``: 2,532 voters with a vote, 4 num
 missing values, vote intention in 4 classes). They replace scikit-learn's wine, breast cancer and iris, on which the
 random encoder already probed 0.94-1.00, so the panel could not show whether a table method learns.
 
-Audio: the 12 English vowels in "h_d" words (heed, hid, ..., heard: the classic vowel-identification words)
-rendered by Debian's ``espeak-ng`` in 8 English accents, with voice variants split by speaker (the test split's voices
-are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned on Debian's
-klettres (spoken letters labelled by language), not on these.
+Audio: the 12 English vowels in "h_d" words (heed, hid, ..., heard: the classic vowel-identification words) and the
+26 English letter names (an ISOLET-like task: its E-set b, c, d, e, g, p, t, v, z differs only in the first
+consonant), rendered by Debian's ``espeak-ng`` in 8 English accents, with voice variants split by speaker (the test
+split's voices are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned
+on Debian's klettres (spoken letters labelled by language), not on these.
 
 Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
 (CGAL's models carry no class labels).
@@ -88,8 +89,8 @@ FASHION_TRAIN, FASHION_TEST = 2000, 1000
 VICREG = "VICReg"
 #: ItemSSL with its own defaults on a table config's data and optimisation settings (trainer, batch size).
 ITEM_SSL = "--model=jepa_lightning.methods.ItemSSL"
-#: Spoken vowels: the words (class folder -> text), espeak-ng's English accents, and the voice variants heard in
-#: training / only in test.
+#: Spoken vowels: the words (class folder -> text); espeak-ng's English accents and the voice variants heard in
+#: training / only in test (every spoken set).
 VOWEL_WORDS = {w.replace("'", ""): w for w in ("heed", "hid", "hayed", "head", "had", "hod", "hawed", "hoed", "hood")}
 VOWEL_WORDS |= {"whod": "who'd", "hud": "hud", "heard": "heard"}
 ACCENTS = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -97,6 +98,9 @@ VARIANTS = {
     "train": ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klatt2", "edward", "john", "linda"),
     "test": ("m6", "m7", "f4", "f5", "klatt3", "max", "steph"),
 }
+#: Spoken letters: the 26 English letter names (espeak-ng reads a single letter as its name), an ISOLET-like task
+#: whose E-set (b, c, d, e, g, p, t, v, z) differs only in its first consonant.
+LETTERS = {letter: letter for letter in "abcdefghijklmnopqrstuvwxyz"}
 
 
 #: The ``--data.*`` overrides that point a config's datamodule at a data set; called when the data set's turn comes
@@ -163,31 +167,37 @@ def fashion_mnist() -> list[str]:
     return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
 
 
-def spoken_vowels() -> list[str]:
-    """The 12 "h_d" vowel words spoken by espeak-ng in every accent x voice variant (1,248 training clips, 672 test
-    clips from other voices), each at a seeded random speed (140-190 words per minute) and pitch (35-65), written once
-    as WAV class folders (what a user of :class:`~datamodules.audio.AudioDataModule` points ``path`` at)."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise FileNotFoundError("espeak-ng not found: apt-get install espeak-ng")
-    folders = {}
-    for split, variants in VARIANTS.items():
-        folder = folders[split] = CACHE / "spoken-vowels" / split
-        if folder.exists():
-            continue
-        partial = folder.with_name(split + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        for word, text in VOWEL_WORDS.items():
-            (partial / word).mkdir(parents=True)
-            for accent in ACCENTS:
-                for variant in variants:
-                    draw = random.Random(f"{word}/{accent}/{variant}")
-                    speed, pitch = draw.randint(140, 190), draw.randint(35, 65)
-                    wav = partial / word / f"{accent}+{variant}.wav"
-                    command = [espeak, "-v", f"{accent}+{variant}", "-s", str(speed), "-p", str(pitch), "-w", wav, text]
-                    subprocess.run(command, check=True, capture_output=True)
-        partial.rename(folder)
-    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+def espeak_words(name: str, words: dict[str, str]) -> DataArgs:
+    """Words (class folder -> text) spoken by espeak-ng in every accent x voice variant of :data:`ACCENTS` and
+    :data:`VARIANTS` (per word: 8 x 13 training clips, 8 x 7 test clips from other voices), each at a seeded random
+    speed (140-190 words per minute) and pitch (35-65), written once under ``name`` as WAV class folders (what a user
+    of :class:`~datamodules.audio.AudioDataModule` points ``path`` at)."""
+
+    def data_args() -> list[str]:
+        espeak = shutil.which("espeak-ng")
+        if espeak is None:
+            raise FileNotFoundError("espeak-ng not found: apt-get install espeak-ng")
+        folders = {}
+        for split, variants in VARIANTS.items():
+            folder = folders[split] = CACHE / name / split
+            if folder.exists():
+                continue
+            partial = folder.with_name(split + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for word, text in words.items():
+                (partial / word).mkdir(parents=True)
+                for accent in ACCENTS:
+                    for variant in variants:
+                        draw = random.Random(f"{word}/{accent}/{variant}")
+                        speed, pitch = draw.randint(140, 190), draw.randint(35, 65)
+                        wav = partial / word / f"{accent}+{variant}.wav"
+                        voice = f"{accent}+{variant}"
+                        command = [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", wav, text]
+                        subprocess.run(command, check=True, capture_output=True)
+            partial.rename(folder)
+        return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+
+    return data_args
 
 
 def rdataset_table(package: str, names: tuple[str, ...], label: str) -> DataArgs:
@@ -320,7 +330,10 @@ MODALITIES = [
                 {},
             ),
         ],
-        {"spoken vowels (espeak-ng, unseen voices)": spoken_vowels},
+        {
+            "spoken vowels (espeak-ng, unseen voices)": espeak_words("spoken-vowels", VOWEL_WORDS),
+            "spoken letters (espeak-ng, unseen voices)": espeak_words("spoken-letters", LETTERS),
+        },
     ),
 ]
 
@@ -509,6 +522,11 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def tried(method: Method, overrides: list[str]) -> Method:
+    """``method`` with ``overrides`` appended to its command line, named "<name>, tried: <overrides>"."""
+    return Method(f"{method.name}, tried: `{' '.join(overrides)}`", method.config, [*method.model_args, *overrides])
+
+
 def run_modality(
     modality: Modality,
     datasets: list[str] | None,
@@ -517,10 +535,14 @@ def run_modality(
     budget: int,
     attentive: bool = False,
     fractions: list[float] | None = None,
+    overrides: list[str] | None = None,
 ) -> list[str]:
     """Every data set x method x seed of one modality (only the data sets named in ``datasets`` and the methods whose
-    name starts with a word in ``method_names``, where given); its table's lines."""
+    name starts with a word in ``method_names``, where given); its table's lines. ``overrides``: command-line
+    arguments appended to every method's (a variant to try), named in its rows."""
     methods = [m for m in modality.methods if method_names is None or m.name.split()[0] in method_names]
+    if overrides:
+        methods = [tried(method, overrides) for method in methods]
     rows: list[Row] = []
     for dataset, find_data in modality.datasets.items():
         if datasets is not None and dataset not in datasets:
@@ -579,6 +601,13 @@ def main() -> None:
         help="also report the linear probe fitted on these fractions of the training labels (e.g. 0.01 0.1), "
         "stratified by class, label seed = the run's seed",
     )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="a command-line argument appended to every method's, to try a variant (repeatable; write it with '=': "
+        "--override=--model.init_args.lr=3e-4)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown tables are written")
     args = parser.parse_args()
 
@@ -595,7 +624,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for modality in (m for m in MODALITIES if m.name in args.modalities):
         lines += run_modality(
-            modality, args.datasets, args.methods, args.seeds, args.budget, args.attentive, args.labels
+            modality, args.datasets, args.methods, args.seeds, args.budget, args.attentive, args.labels, args.override
         )
         args.output.write_text("\n".join([*lines, "", "(partial: still running)"]) + "\n")  # kept if interrupted
     lines += ["", f"Total wall time: {(time.perf_counter() - start) / 60:.1f} min"]
