@@ -85,6 +85,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality_panel.md"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jepa-lightning" / "quality-panel"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_TRAIN, FASHION_TEST = 2000, 1000
+OPENCV_DIGITS = Path("/usr/share/doc/opencv-doc/examples/data/digits.png")
+#: digits.png: 20 x 20 px digits tiled 100 per row, 5 rows per class; the panel's stratified split per class.
+DIGIT_SIDE, DIGIT_COLUMNS, DIGIT_ROWS_PER_CLASS = 20, 100, 5
+DIGITS_TRAIN_PER_CLASS, DIGITS_TEST_PER_CLASS, DIGITS_SPLIT_SEED = 200, 100, 0
 VICREG = "VICReg"
 #: Spoken vowels: the words (class folder -> text), espeak-ng's English accents, and the voice variants heard in
 #: training / only in test.
@@ -158,6 +162,50 @@ def fashion_mnist() -> list[str]:
             (partial / str(label)).mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(partial / str(label) / f"{index:05d}.png")
         partial.rename(folder)
+    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+
+
+def split_digit_sheet(sheet: np.ndarray) -> dict[str, list[tuple[int, int]]]:
+    """The panel's split of a ``digits.png``-style sheet (``DIGIT_SIDE`` px tiles in row order,
+    ``DIGIT_ROWS_PER_CLASS`` rows per class): split -> ``(tile index, label)``, stratified by class: per class, a
+    permutation of its tiles (``DIGITS_SPLIT_SEED``) gives ``DIGITS_TRAIN_PER_CLASS`` training tiles and the next
+    ``DIGITS_TEST_PER_CLASS`` test tiles; the rest are not used."""
+    columns = sheet.shape[1] // DIGIT_SIDE
+    per_class = DIGIT_ROWS_PER_CLASS * columns
+    classes = sheet.shape[0] // DIGIT_SIDE // DIGIT_ROWS_PER_CLASS
+    draw = np.random.default_rng(DIGITS_SPLIT_SEED)
+    split: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for label in range(classes):
+        order = (label * per_class + draw.permutation(per_class)).tolist()
+        split["train"] += [(index, label) for index in order[:DIGITS_TRAIN_PER_CLASS]]
+        split["test"] += [(index, label) for index in order[DIGITS_TRAIN_PER_CLASS :][:DIGITS_TEST_PER_CLASS]]
+    return split
+
+
+def digit_tiles(sheet: np.ndarray) -> np.ndarray:
+    """The sheet's ``DIGIT_SIDE`` px tiles in row order, ``(N, DIGIT_SIDE, DIGIT_SIDE)``."""
+    rows, columns = sheet.shape[0] // DIGIT_SIDE, sheet.shape[1] // DIGIT_SIDE
+    return sheet.reshape(rows, DIGIT_SIDE, columns, DIGIT_SIDE).swapaxes(1, 2).reshape(-1, DIGIT_SIDE, DIGIT_SIDE)
+
+
+def opencv_digits(sheet_path: Path = OPENCV_DIGITS, cache: Path = CACHE / "opencv-digits") -> list[str]:
+    """OpenCV's ``digits.png`` (Debian's opencv-doc: 5,000 handwritten digits of 20 x 20 px, 500 per class, tiled
+    100 per row, 5 rows per class), split by :func:`split_digit_sheet` (2,000 training / 1,000 test images; the
+    other 2,000 are not used) and written once as PNG class folders under ``cache``."""
+    if not sheet_path.exists():
+        raise FileNotFoundError(f"{sheet_path} not found: apt-get install opencv-doc")
+    folders = {split: cache / split for split in ("train", "test")}
+    if not all(folder.exists() for folder in folders.values()):
+        sheet = np.asarray(Image.open(sheet_path).convert("L"))
+        tiles = digit_tiles(sheet)
+        for split, picked in split_digit_sheet(sheet).items():
+            partial = folders[split].with_name(split + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for index, label in picked:
+                (partial / str(label)).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(tiles[index]).save(partial / str(label) / f"{index:04d}.png")
+            shutil.rmtree(folders[split], ignore_errors=True)
+            partial.rename(folders[split])
     return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
 
 
@@ -296,6 +344,18 @@ MODALITIES = [
         [
             Method("I-JEPA (ijepa_digits.yaml)", "ijepa_digits.yaml"),
             Method("LeJEPA (lejepa_digits.yaml)", "lejepa_digits.yaml"),
+            Method("LeJEPA-multicrop (lejepa_multicrop_digits.yaml)", "lejepa_multicrop_digits.yaml"),
+            Method("SAR-JEPA (sarjepa_fashion.yaml)", "sarjepa_fashion.yaml"),
+            Method("N-JEPA (njepa_digits.yaml)", "njepa_digits.yaml"),
+            Method("IWM (iwm_digits.yaml)", "iwm_digits.yaml"),
+            Method("seq-JEPA (seqjepa_digits.yaml)", "seqjepa_digits.yaml"),
+            Method("SimCLR (simclr_digits.yaml)", "simclr_digits.yaml"),
+            Method("BYOL (byol_digits.yaml)", "byol_digits.yaml"),
+            Method(
+                "SimCLR-ResNet-18 (simclr_digits.yaml, timm ResNet-18 backbone)",
+                "simclr_digits.yaml",
+                ["--model.backbone=jepa_lightning.nn.TimmBackbone", "--model.backbone.model_name=resnet18"],
+            ),
             vicreg(
                 "ijepa_digits.yaml",
                 {"embed_dim": 64, "depth": 4, "num_heads": 2},
@@ -303,7 +363,7 @@ MODALITIES = [
                 {"patch_size": 4},
             ),
         ],
-        {"Fashion-MNIST (2k/1k)": fashion_mnist},
+        {"Fashion-MNIST (2k/1k)": fashion_mnist, "OpenCV digits.png (2k/1k)": opencv_digits},
     ),
     Modality(
         "audio",
