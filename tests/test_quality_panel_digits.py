@@ -11,7 +11,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import quality_panel as panel  # noqa: E402
+import quality_panel as panel
 
 SIDE = panel.DIGIT_SIDE
 
