@@ -178,7 +178,7 @@ def split_digit_sheet(sheet: np.ndarray) -> dict[str, list[tuple[int, int]]]:
     for label in range(classes):
         order = (label * per_class + draw.permutation(per_class)).tolist()
         split["train"] += [(index, label) for index in order[:DIGITS_TRAIN_PER_CLASS]]
-        split["test"] += [(index, label) for index in order[DIGITS_TRAIN_PER_CLASS :][:DIGITS_TEST_PER_CLASS]]
+        split["test"] += [(index, label) for index in order[DIGITS_TRAIN_PER_CLASS:][:DIGITS_TEST_PER_CLASS]]
     return split
 
 
