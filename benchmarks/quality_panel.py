@@ -34,6 +34,13 @@ rendered by Debian's ``espeak-ng`` in 8 English accents, with voice variants spl
 are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned on Debian's
 klettres (spoken letters labelled by language), not on these.
 
+Images: the first 2,000 training and 1,000 test images of Debian's Fashion-MNIST (``dataset-fashion-mnist``), and
+OpenCV's ``digits.png`` (Debian's ``opencv-doc``: 5,000 handwritten digits of 20 x 20 px), split stratified with a
+fixed seed into 200 training and 100 test digits per class (:func:`split_digit_sheet`). Both are read at the configs'
+32 x 32. SAR-JEPA's config (``sarjepa_fashion.yaml``) was tuned on Fashion-MNIST's training images with speckle, so its
+Fashion-MNIST row is not on unseen data; its digits.png row is. Besides VICReg, the image references are the repo's
+SimCLR and BYOL configs (same ViT) and SimCLR on timm's ResNet-18 (:class:`~jepa_lightning.nn.TimmBackbone`).
+
 Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
 (CGAL's models carry no class labels).
 """
