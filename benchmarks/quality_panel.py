@@ -369,6 +369,7 @@ MODALITIES = [
             Method("N-JEPA (njepa_digits.yaml)", "njepa_digits.yaml"),
             Method("IWM (iwm_digits.yaml)", "iwm_digits.yaml"),
             Method("seq-JEPA (seqjepa_digits.yaml)", "seqjepa_digits.yaml"),
+            Method("CNN-JEPA (cnnjepa_digits.yaml)", "cnnjepa_digits.yaml"),
             Method("SimCLR (simclr_digits.yaml)", "simclr_digits.yaml"),
             Method("BYOL (byol_digits.yaml)", "byol_digits.yaml"),
             Method(
