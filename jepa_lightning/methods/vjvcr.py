@@ -30,12 +30,18 @@ class VJVCR(JEPA):
     predictor outputs the representations of the future frames, and VICReg's variance and covariance terms on the
     representations keep them from collapsing; for :class:`~datamodules.video.VideoDataModule`.
 
-    No official code has been released with the paper; the preset follows its description. One encoder for past and
-    future, no EMA teacher: the targets are the same encoder's output under stop-gradient (the library's
-    ``target_encoder="student"``). Context: the tubelets of the first half of the clip; target: every tubelet of the
-    second half, one group (:class:`~jepa_lightning.masks.FutureFrameMaskSampler`); loss: mean squared error to the
-    raw (not normalised) representations plus ``regularizer_weight`` x (VICReg's variance hinge + 0.04 x its
-    covariance penalty, VICReg's 25 : 1) on every context token (``regularizer="vicreg"``,
+    No official code has been released with the paper; the preset follows its description. The nearest released
+    code is Meta's EB-JEPA library (facebookresearch/eb_jepa@966e61e9285b3a876f49b9774e9720d9a99a7925,
+    ``examples/video_jepa/``, ``eb_jepa/jepa.py::JEPA.unroll``, ``eb_jepa/losses.py``; arXiv 2602.03604, LeCun the
+    only shared author): a video JEPA with VICReg-style variance-covariance terms and no teacher on moving MNIST,
+    which cites neither the paper nor VJ-VCR and has no latent variable, so it is a reference, not the recipe; where
+    it differs is listed below.
+
+    One encoder for past and future, no EMA teacher: the targets are the same encoder's output under
+    stop-gradient (the library's ``target_encoder="student"``). Context: the tubelets of the first half of the clip;
+    target: every tubelet of the second half, one group (:class:`~jepa_lightning.masks.FutureFrameMaskSampler`);
+    loss: mean squared error to the raw (not normalised) representations plus ``regularizer_weight`` x (VICReg's
+    variance hinge + 0.04 x its covariance penalty, VICReg's 25 : 1) on every context token (``regularizer="vicreg"``,
     ``regularizer_input="tokens"``). Tokens: tubelets of ``tubelet_size`` frames x ``patch_size`` pixels
     (:class:`~jepa_lightning.tokenizers.TubeletTokenizer`, 3-D sin-cos positions), V-JEPA's by default.
 
@@ -49,12 +55,20 @@ class VJVCR(JEPA):
     Deviations:
 
     - the encoder is the library's ViT over tubelets; the paper's encoders are the authors' own networks for each
-      data set, and the paper's loss weights and latent-variable settings are not given in released code, so
-      ``regularizer_weight`` (1), ``latent_weight`` (0.01) and the latent encoder are the library's choices.
+      data set (EB-JEPA's: a per-frame ``ResNet5``, predictor a ``ResUNet`` on two concatenated past frames), and the
+      paper's loss weights and latent-variable settings are not given in released code, so ``regularizer_weight``
+      (1), ``latent_weight`` (0.01) and the latent encoder are the library's choices.
     - targets: the whole clip is encoded and the future tokens read out (as in every library JEPA), so a target
       token has attended to the past frames; the paper encodes the future frames on their own.
     - the variance-covariance terms act on the context tokens (the shared encoder's output on the past); targets
       are taken under stop-gradient.
+    - against EB-JEPA's video JEPA (kept because it is not VJ-VCR's code and each choice needs a core mechanism the
+      library lacks): its VC terms act on an MLP projector's output (``dstc-4dstc-4dstc`` with BatchNorm) at every
+      spatial location of every frame, past and future, with the covariance term the mean of the squared
+      off-diagonals (ours VICReg's sum / D) and weights 10 (variance) and 100 (covariance), so ours equals its loss
+      with ``std_coeff=1, cov_coeff=0.04 (D - 1)``; its prediction MSE is taken on the projected representations,
+      with gradient into the targets (no stop-gradient), rolled out 4 steps (the context frames re-fed) and
+      averaged over the whole clip; Adam at a constant 1e-3, batch 64, 50 epochs.
     """
 
     def __init__(

@@ -1,5 +1,6 @@
 """The VJVCR preset: no teacher, future frames predicted from the past, VICReg's variance and covariance terms
-(official ``VICReg.forward`` re-typed below; VJ-VCR itself has no released code), and the optional latent variable."""
+(official ``VICReg.forward`` re-typed below; VJ-VCR itself has no released code), and the optional latent variable;
+compared with Meta's nearest released code, EB-JEPA's video JEPA (its VC and prediction losses re-typed below)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,27 @@ def official_variance_covariance(x):
     return std_loss, cov_loss
 
 
+# official: facebookresearch/eb_jepa@966e61e9285b3a876f49b9774e9720d9a99a7925 eb_jepa/losses.py::VCLoss.forward
+# (with HingeStdLoss.forward and CovarianceLoss.forward; proj=None; x is (B, C, T, H, W))
+def eb_jepa_vc_loss(x, std_coeff, cov_coeff):
+    x = x.transpose(0, 1).flatten(1).transpose(0, 1)  # [B*T*H*W, C]
+    centred = x - x.mean(dim=0, keepdim=True)
+    std_loss = torch.mean(F.relu(1.0 - torch.sqrt(centred.var(dim=0) + 0.0001)))
+    batch_size, n = x.shape
+    centred = x - x.mean(dim=0, keepdim=True)
+    cov = (centred.T @ centred) / (batch_size - 1)
+    cov_loss = cov.flatten()[:-1].view(n - 1, n + 1)[:, 1:].flatten().pow(2).mean()
+    return std_coeff * std_loss + cov_coeff * cov_loss, std_loss, cov_loss
+
+
+# official: facebookresearch/eb_jepa@966e61e9285b3a876f49b9774e9720d9a99a7925 eb_jepa/losses.py::SquareLossSeq.forward
+# (proj=None; state and predi are (B, C, T, H, W))
+def eb_jepa_square_loss_seq(state, predi):
+    state = state.transpose(0, 1).flatten(1).transpose(0, 1)
+    predi = predi.transpose(0, 1).flatten(1).transpose(0, 1)
+    return F.mse_loss(state, predi)
+
+
 def test_defaults_no_teacher_future_frames_mse_and_vicreg():
     model = small()
     assert model.teacher is None and model.hparams.target_encoder == "student"
@@ -80,6 +102,39 @@ def test_the_loss_is_mse_to_the_future_plus_the_official_variance_covariance_of_
     assert std_loss > 0
     expected = F.mse_loss(prediction, target) + 1.0 * (std_loss + 0.04 * cov_loss)
     torch.testing.assert_close(loss, expected)
+
+
+def test_the_loss_against_eb_jepa_video_jepa_losses():
+    """EB-JEPA's video JEPA (examples/video_jepa/main.py: ``VCLoss(std_coeff=10, cov_coeff=100, proj=projector)``,
+    ``SquareLossSeq(projector)``, ``JEPA.unroll``) on the same tokens, laid out as its (B, C, T, H, W) maps. Same
+    variance hinge; its covariance is the MEAN of the squared off-diagonals (ours VICReg's sum / D, so D - 1 times
+    larger): our default equals its VC loss with ``std_coeff=1, cov_coeff=0.04 (D - 1)``, not its (10, 100). Its
+    prediction MSE runs over the whole clip with the context frames re-fed as their own prediction (zero error), so
+    it is ours times the future share of the clip."""
+    model = small().eval()
+    x = torch.randn(4, 3, 8, 32, 32)
+    loss = model.masked_prediction(x, torch.Generator().manual_seed(3)).loss
+    tokens = model.student.tokenizer(x)
+    context_idx, target_idx = model.mask_sampler(tokens.layout, 4, torch.Generator().manual_seed(3), "cpu")
+    with torch.no_grad():
+        context = model.student.encoder(tokens, keep=context_idx)
+        prediction = model.predictor(context, tokens.layout, context_idx, target_idx)
+        state = model.student.encoder(tokens).view(4, 4, 4, 4, 48).permute(0, 4, 1, 2, 3)  # (B, D, T, H, W)
+    dim = 48
+
+    def maps(t):  # (B, 2 * 4 * 4, D) tokens of two tubelet steps -> (B, D, 2, 4, 4)
+        return t.reshape(4, 2, 4, 4, dim).permute(0, 4, 1, 2, 3)
+
+    official_vc, std_loss, cov_loss = eb_jepa_vc_loss(maps(context), 1.0, 0.04 * (dim - 1))
+    torch.testing.assert_close(model.regularization(context), official_vc)
+    official_default, _, _ = eb_jepa_vc_loss(maps(context), 10.0, 100.0)
+    assert not torch.allclose(model.regularizer_weight * model.regularization(context), official_default)
+    official_prediction = eb_jepa_square_loss_seq(state[:, :, 2:], maps(prediction))
+    torch.testing.assert_close(loss, official_prediction + official_vc)
+    # the rollout's loss over the whole clip, context steps re-fed (one step, as in JEPA.unroll): half of ours here
+    rolled = torch.cat((state[:, :, :2], maps(prediction)), dim=2)
+    torch.testing.assert_close(eb_jepa_square_loss_seq(state, rolled), 0.5 * official_prediction)
+    assert std_loss > 0 and cov_loss > 0
 
 
 def test_targets_take_no_gradient_and_the_encoder_trains_through_the_context():
