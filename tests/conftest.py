@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import pytest
@@ -14,7 +14,11 @@ from jepa_lightning.methods import IJEPA
 from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.tokenizers import InputSpec
 
+T = TypeVar("T")
+
 DIGITS_16 = InputSpec("images", channels=1, image_size=(16, 16), num_classes=10)
+#: Eight 32 x 32 RGB frames: the clips of the video presets' tests.
+CLIP_8x32 = InputSpec("video", channels=3, image_size=(32, 32), frames=8)
 #: The command line's tiny I-JEPA on the bundled digits (arguments for `jepa-lightning fit` / `probe`).
 TINY_IJEPA = [
     "--model=jepa_lightning.methods.IJEPA",
@@ -64,6 +68,19 @@ def tiny_ijepa(**kwargs) -> IJEPA:
         "input_spec": DIGITS_16,
     }
     return IJEPA(**{**defaults, **kwargs})
+
+
+def tiny_video(method: type[T], **kwargs: Any) -> T:
+    """A two-layer video JEPA of class ``method`` on :data:`CLIP_8x32` with 8 x 8 patches."""
+    torch.manual_seed(0)
+    defaults = {
+        "encoder": TransformerEncoder(embed_dim=48, depth=2, num_heads=4),
+        "patch_size": 8,
+        "predictor_dim": 24,
+        "predictor_depth": 1,
+        "input_spec": CLIP_8x32,
+    }
+    return method(**{**defaults, **kwargs})
 
 
 @pytest.fixture(scope="session", autouse=True)

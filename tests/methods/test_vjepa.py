@@ -9,25 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from jepa_lightning.cli import build_cli
-from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import MultiMaskSampler, RandomChoiceMaskSampler, vjepa_multiblock
 from jepa_lightning.methods import VJEPA
-from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.nn.functional import gather_mask_major
-
-SPEC = InputSpec("video", channels=3, image_size=(32, 32), frames=8)
+from tests.conftest import tiny_video
 
 
 def small(**kwargs) -> VJEPA:
-    torch.manual_seed(0)
-    defaults = {
-        "encoder": TransformerEncoder(embed_dim=48, depth=2, num_heads=4),
-        "patch_size": 8,
-        "predictor_dim": 24,
-        "predictor_depth": 1,
-        "input_spec": SPEC,
-    }
-    return VJEPA(**{**defaults, **kwargs})
+    return tiny_video(VJEPA, **kwargs)
 
 
 # official: facebookresearch/jepa@51c59d518fc63c08464af6de585f78ac0c7ed4d5

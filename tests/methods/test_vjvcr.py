@@ -12,27 +12,15 @@ import torch
 import torch.nn.functional as F
 
 from jepa_lightning.cli import build_cli, main
-from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import FutureFrameMaskSampler
 from jepa_lightning.methods import VJVCR
 from jepa_lightning.methods.vjvcr import gaussian_kl
-from jepa_lightning.nn import TransformerEncoder
 from jepa_lightning.nn.functional import gather_mask_major
-from tests.conftest import FAST_TRAINER_ARGS
-
-SPEC = InputSpec("video", channels=3, image_size=(32, 32), frames=8)
+from tests.conftest import FAST_TRAINER_ARGS, tiny_video
 
 
 def small(**kwargs) -> VJVCR:
-    torch.manual_seed(0)
-    defaults = {
-        "encoder": TransformerEncoder(embed_dim=48, depth=2, num_heads=4),
-        "patch_size": 8,
-        "predictor_dim": 24,
-        "predictor_depth": 1,
-        "input_spec": SPEC,
-    }
-    return VJVCR(**{**defaults, **kwargs})
+    return tiny_video(VJVCR, **kwargs)
 
 
 # official: facebookresearch/vicreg@4e12602fd495af83efd1631fbe82523e6db092e0 main_vicreg.py::VICReg.forward
