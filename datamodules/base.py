@@ -501,9 +501,10 @@ class SSLDataModule(LightningDataModule, ABC):
     def _require_test_source(self) -> SampleSource:
         source = self.test_source
         if source is None:
+            own = "configure one with test_path=... or " if hasattr(self, "test_path") else ""
             raise ValueError(
-                f"{type(self).__name__} has no test set: configure one (e.g. test_path=...) or hold part of the "
-                "training data out with test_fraction=... to use the 'test' split"
+                f"{type(self).__name__} has no test set: {own}hold part of the training data out with "
+                "test_fraction=... to use the 'test' split"
             )
         return source
 

@@ -178,8 +178,10 @@ def test_eval_loaders_keep_source_order_and_labels() -> None:
 
 
 def test_test_split_needs_a_test_source() -> None:
-    with pytest.raises(ValueError, match="no test set"):
+    with pytest.raises(ValueError, match="no test set") as error:
         ToyDataModule().test_dataloader()
+    # the hint names only the options the datamodule has: ToyDataModule has no test_path
+    assert "test_fraction=" in str(error.value) and "test_path" not in str(error.value)
     with pytest.raises(ValueError, match="no test set"):
         ToyDataModule().setup("test")
     dm = ToyDataModule(test_size=7, batch_size=4, predict_split="test")

@@ -147,7 +147,7 @@ def test_test_path_feeds_the_test_loader(tmp_path: Path) -> None:
     x, y = gather(dm.test_dataloader())
     assert x.shape == (3, 3, 4, 4)
     assert y.tolist() == [1, 1, 1]
-    with pytest.raises(ValueError, match="no test set"):
+    with pytest.raises(ValueError, match=r"no test set: configure one with test_path=\.\.\. or hold part"):
         ImageDataModule(batch_size=2).test_dataloader()
 
 
