@@ -9,9 +9,18 @@ import lightning as L
 import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
+from torch.distributed.device_mesh import DeviceMesh
 
 from jepa_lightning.distributed import all_reduce_sum
 from jepa_lightning.inputs import InputSpec, ModelInput, model_input
+from jepa_lightning.nn.ema import FSDPModule
+
+try:
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+except ImportError:  # torch < 2.6 keeps FSDP2 and DTensor under private names
+    from torch.distributed._composable.fsdp import fully_shard
+    from torch.distributed._tensor import DTensor
 
 #: Which network ``jepa-lightning export`` writes: the EMA teacher (``"target"``) or the trained one (``"student"``).
 ExportedNetwork = Literal["target", "student"]
@@ -211,12 +220,33 @@ class SSLMethod(L.LightningModule):
         self.after_optimizer_step(step)
 
     def configure_model(self) -> None:
-        """Compile the :meth:`compile_targets` in place when ``torch_compile`` is set (once per module)."""
+        """Shard the model with FSDP2 when Lightning's ``ModelParallelStrategy`` gives it a device mesh
+        (:meth:`shard`), then compile the :meth:`compile_targets` in place when ``torch_compile`` is set (once per
+        module)."""
+        if self.device_mesh is not None:
+            self.shard(self.device_mesh["data_parallel"])
         if not self.torch_compile:
             return
         for module in self.compile_targets():
             if getattr(module, "_compiled_call_impl", None) is None:
                 module.compile(backend=self.compile_backend, dynamic=None)
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """The modules the method calls on their own, inner ones first: each becomes one FSDP2 unit (:meth:`shard`).
+        Here every child with parameters; a method that calls parts of a child separately lists those parts."""
+        return [child for child in self.children() if next(child.parameters(), None) is not None]
+
+    def shard(self, mesh: DeviceMesh) -> None:
+        """FSDP2 over ``mesh`` (``fully_shard``): every transformer block of each :meth:`fsdp_units` entry, then the
+        entry itself, then whatever child still holds whole parameters. Each rank keeps a shard of every parameter,
+        the EMA teacher's included (its update moves each shard towards the student's, see
+        :meth:`~jepa_lightning.nn.EMATeacher.update`); a unit's parameters are gathered for its forward pass only,
+        which is why a module the method calls outside its parent's forward must be a unit of its own."""
+        for unit in [*self.fsdp_units(), *self.children()]:
+            for layer in [*(m for m in unit.modules() if isinstance(m, Block)), unit]:
+                whole = [p for p in layer.parameters() if not isinstance(p, DTensor)]
+                if whole and not isinstance(layer, FSDPModule):
+                    fully_shard(layer, mesh=mesh)
 
     def compile_targets(self) -> list[nn.Module]:
         """What ``torch_compile`` compiles: every transformer block when the model has any (regional compilation:

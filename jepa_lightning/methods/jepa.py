@@ -397,6 +397,18 @@ class JEPA(SSLMethod):
             )
         return features
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """What the step calls on its own: the tokenizers, the encoders (with their final norms, applied separately
+        to targets taken before them) and the predictor."""
+        tokenizers, encoders = [self.student.tokenizer], [self.student.encoder]
+        if self.teacher is not None and self.teacher_scope == "encoder":
+            encoders.append(self.teacher.module)
+        elif self.teacher is not None:
+            tokenizers.append(self.teacher.module.tokenizer)
+            encoders.append(self.teacher.module.encoder)
+        norms = [encoder.norm for encoder in encoders if isinstance(getattr(encoder, "norm", None), nn.Module)]
+        return [*tokenizers, *norms, *encoders, self.predictor]
+
     @property
     def ema_source(self) -> nn.Module:
         """What the EMA teacher averages: the whole student (``teacher_scope="backbone"``) or its encoder only
