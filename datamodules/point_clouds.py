@@ -746,7 +746,8 @@ class PointCloudDataModule(SSLDataModule):
         root: the torch-geometric data set's folder (``raw/`` as its archive unpacks, ``processed/`` written on first
             use); None: ``$JEPA_LIGHTNING_CACHE/<ModelNet10 | ModelNet40 | ShapeNet>``.
         download: fetch the data set into ``root`` when it is not there (needs internet, once); False makes a
-            missing data set an error that names the folder and how to get it.
+            missing data set an error that names the folder and how to get it. Fetch it before a multi-process
+            (DDP) run, e.g. with a single-process run: every process indexes the data, so each would fetch it.
         categories: ShapeNet's categories to use (e.g. ``["Airplane", "Chair"]``; labels follow this order); None:
             all 16.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
