@@ -38,6 +38,7 @@ clipped Gaussian used here).
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import warnings
 from dataclasses import dataclass
@@ -99,6 +100,9 @@ PLY_TYPES = {
     "float64": "f8",
 }
 
+#: The first word of an OFF file: the keyword (OFF, COFF, NOFF, 4OFF, ...), perhaps with the vertex count glued on.
+OFF_KEYWORD = re.compile(r"([A-Za-z0-9]*OFF)(\d+)?")
+
 Mesh = tuple[np.ndarray, "np.ndarray | None"]
 
 
@@ -152,11 +156,14 @@ def triangulate(polygons: list[list[int]], path: Path) -> np.ndarray:
 
 
 def read_off(path: Path) -> Mesh:
-    """OFF (and COFF/NOFF/CNOFF/STOFF ...): vertices ``(V, 3)`` and triangles ``(M, 3)`` or None when M = 0."""
+    """OFF (and COFF/NOFF/CNOFF/STOFF ...): vertices ``(V, 3)`` and triangles ``(M, 3)`` or None when M = 0.
+
+    A vertex count glued to the keyword (``OFF490 518 0``, as in many files of ModelNet's archives) is read too."""
     lines = _data_lines(path)
-    if not lines or not lines[0].split()[0].endswith("OFF"):
+    keyword = OFF_KEYWORD.fullmatch(lines[0].split()[0]) if lines else None
+    if keyword is None:
         raise invalid(path, "an OFF file starting with an 'OFF' header", repr(lines[0][:40]) if lines else "no data")
-    header = lines[0].split()
+    header = [keyword[1], *([keyword[2]] if keyword[2] else []), *lines[0].split()[1:]]
     counts, start = (header[1:], 1) if len(header) > 1 else ((lines[1].split() if len(lines) > 1 else []), 2)
     try:
         num_vertices, num_faces = int(counts[0]), int(counts[1])

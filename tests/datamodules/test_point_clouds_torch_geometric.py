@@ -17,8 +17,10 @@ from torch_geometric.data import Data
 from torch_geometric.datasets import ModelNet, ShapeNet
 from torch_geometric.datasets import modelnet as pyg_modelnet
 from torch_geometric.datasets import shapenet as pyg_shapenet
+from torch_geometric.io import read_off as pyg_read_off
 from torch_geometric.transforms import SamplePoints
 
+import datamodules.point_clouds as pc
 from datamodules.point_clouds import PointCloudDataModule, normalize_unit_sphere
 from jepa_lightning.cli import main
 
@@ -131,6 +133,18 @@ def test_modelnet_processed_offline_with_labels_official_splits_and_batches(tmp_
     test = next(iter(dm.test_dataloader()))
     assert test["x"].shape == (4, 64, 3) and test["y"].tolist() == [0, 1, 2, 3]
     assert torch.allclose(test["x"].norm(dim=2).amax(1), torch.ones(4))
+
+
+def test_our_off_reader_reads_modelnet_files_as_torch_geometric_does(tmp_path: Path) -> None:
+    """ModelNet's archives glue the vertex count to 'OFF' in many files; both readers take them, with equal results."""
+    fake_modelnet(tmp_path / "raw")
+    for k in (1, 2):  # the first file of each class has the glued header
+        path = tmp_path / "raw" / "sofa" / "train" / f"sofa_000{k}.off"
+        assert path.read_text().startswith("OFF8 12 0\n" if k == 1 else "OFF\n8 12 0\n")
+        vertices, faces = pc.read_off(path)
+        theirs = pyg_read_off(str(path))
+        np.testing.assert_allclose(vertices, theirs.pos.numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(faces, theirs.face.t().numpy())
 
 
 def test_meshes_are_sampled_by_torch_geometric_sample_points_seeded_for_evaluation(tmp_path: Path) -> None:
