@@ -11,7 +11,8 @@ warning listing them (:func:`datamodules.base.check_files`).
 
 Readers (all written here, no extra dependency):
 
-* OFF (also COFF/NOFF/... headers, counts on the header line or the next, ``#`` comments, polygons),
+* OFF (also COFF/NOFF/... headers, counts on the header line, the next, or glued to the keyword as in ModelNet,
+  ``#`` comments, polygons),
 * PLY, ASCII and binary (little/big endian): ``vertex`` x y z (other vertex properties ignored) and an optional
   ``face`` list (polygons),
 * OBJ: ``v`` and ``f`` lines (``a``, ``a/b``, ``a//c``, ``a/b/c``, negative indices), other lines ignored,
