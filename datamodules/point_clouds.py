@@ -30,7 +30,7 @@ torch-geometric's point-cloud data sets are a second kind of source (``source=``
 labelled by category, official train / val / test lists). They are fetched only with ``download=True`` (internet,
 once), processed by torch-geometric into ``<root>/processed`` and checked like files. ModelNet's meshes are sampled
 with torch-geometric's ``SamplePoints``; normalisation and augmentation stay the ones here (torch-geometric's
-``NormalizeScale`` scales into the unit cube, not the unit sphere of Point-JEPA's ``pc_normalize``; its
+``NormalizeScale`` scales into the unit cube, not the unit sphere that Point-JEPA's data pipeline uses; its
 ``RandomRotate``, ``RandomScale`` and ``FixedPoints`` draw from Python's or NumPy's RNG, which the per-sample seeding
 of the base does not reach, so training would no longer be reproducible; ``RandomJitter`` is uniform noise, not the
 clipped Gaussian used here).
