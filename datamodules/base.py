@@ -43,6 +43,8 @@ CACHE_ENV = "JEPA_LIGHTNING_CACHE"
 #: Threads that check files while indexing (decoders such as PIL, libsndfile and NumPy release the GIL).
 CHECK_WORKERS = min(8, os.cpu_count() or 1)
 Checked = TypeVar("Checked")
+#: What :func:`check_files` checks: a file, or any other handle on a sample (e.g. an index into an in-memory data set).
+Item = TypeVar("Item")
 
 
 def invalid(where: str | Path, expected: str, got: str) -> ValueError:
@@ -73,7 +75,7 @@ def require_bad_file_policy(on_bad_file: str) -> None:
         raise invalid("on_bad_file", f"one of {BAD_FILE_POLICIES}", repr(on_bad_file))
 
 
-def _attempt(check: Callable[[Path], Checked], path: Path) -> tuple[Checked | None, ValueError | None]:
+def _attempt(check: Callable[[Item], Checked], path: Item) -> tuple[Checked | None, ValueError | None]:
     """``check(path)`` and no error, or None and the ValueError that says why ``path`` is bad."""
     try:
         return check(path), None
@@ -82,8 +84,8 @@ def _attempt(check: Callable[[Path], Checked], path: Path) -> tuple[Checked | No
 
 
 def check_files(
-    files: Sequence[Path],
-    check: Callable[[Path], Checked],
+    files: Sequence[Item],
+    check: Callable[[Item], Checked],
     on_bad_file: str,
     field: str,
     labels: Sequence[int] | None = None,

@@ -11,7 +11,8 @@ warning listing them (:func:`datamodules.base.check_files`).
 
 Readers (all written here, no extra dependency):
 
-* OFF (also COFF/NOFF/... headers, counts on the header line or the next, ``#`` comments, polygons),
+* OFF (also COFF/NOFF/... headers, counts on the header line, the next, or glued to the keyword as in ModelNet,
+  ``#`` comments, polygons),
 * PLY, ASCII and binary (little/big endian): ``vertex`` x y z (other vertex properties ignored) and an optional
   ``face`` list (polygons),
 * OBJ: ``v`` and ``f`` lines (``a``, ``a/b``, ``a//c``, ``a/b/c``, negative indices), other lines ignored,
@@ -22,16 +23,28 @@ Readers (all written here, no extra dependency):
 
 Polygons are triangulated as fans. Meshes carry only x y z except NPZ meshes, whose feature columns are
 interpolated barycentrically like the coordinates.
+
+torch-geometric's point-cloud data sets are a second kind of source (``source=``): ModelNet10 / ModelNet40
+(``torch_geometric.datasets.ModelNet``: CAD meshes, labelled by class, official train / test lists) and ShapeNet
+(``torch_geometric.datasets.ShapeNet``: the part-segmentation release, about 16,900 point sets of 16 categories,
+labelled by category, official train / val / test lists). They are fetched only with ``download=True`` (internet,
+once), processed by torch-geometric into ``<root>/processed`` and checked like files. ModelNet's meshes are sampled
+with torch-geometric's ``SamplePoints``; normalisation and augmentation stay the ones here (torch-geometric's
+``NormalizeScale`` scales into the unit cube, not the unit sphere that Point-JEPA's data pipeline uses; its
+``RandomRotate``, ``RandomScale`` and ``FixedPoints`` draw from Python's or NumPy's RNG, which the per-sample seeding
+of the base does not reach, so training would no longer be reproducible; ``RandomJitter`` is uniform noise, not the
+clipped Gaussian used here).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,6 +66,16 @@ from datamodules.base import (
 )
 from jepa_lightning.inputs import InputSpec
 
+with warnings.catch_warnings():  # torch-geometric scripts helpers with torch.jit at import, which torch deprecates
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from torch_geometric.data import Data, InMemoryDataset
+    from torch_geometric.datasets import ModelNet, ShapeNet
+    from torch_geometric.transforms import SamplePoints
+
+#: Where :class:`PointCloudDataModule` reads its shapes: point cloud files, or one of torch-geometric's data sets.
+PointCloudSourceName = Literal["files", "modelnet10", "modelnet40", "shapenet"]
+#: The torch-geometric data sets by source name, as messages and default cache folders name them.
+TORCH_GEOMETRIC_SOURCES = {"modelnet10": "ModelNet10", "modelnet40": "ModelNet40", "shapenet": "ShapeNet"}
 POINT_CLOUD_EXTENSIONS = (".off", ".ply", ".obj", ".xyz", ".npy", ".npz")
 CGAL_TARBALL = Path("/usr/share/doc/libcgal-dev/data.tar.gz")
 CGAL_EXTENSIONS = (".off", ".ply", ".xyz")
@@ -77,6 +100,9 @@ PLY_TYPES = {
     "double": "f8",
     "float64": "f8",
 }
+
+#: The first word of an OFF file: the keyword (OFF, COFF, NOFF, 4OFF, ...), perhaps with the vertex count glued on.
+OFF_KEYWORD = re.compile(r"([A-Za-z0-9]*OFF)(\d+)?")
 
 Mesh = tuple[np.ndarray, "np.ndarray | None"]
 
@@ -131,11 +157,14 @@ def triangulate(polygons: list[list[int]], path: Path) -> np.ndarray:
 
 
 def read_off(path: Path) -> Mesh:
-    """OFF (and COFF/NOFF/CNOFF/STOFF ...): vertices ``(V, 3)`` and triangles ``(M, 3)`` or None when M = 0."""
+    """OFF (and COFF/NOFF/CNOFF/STOFF ...): vertices ``(V, 3)`` and triangles ``(M, 3)`` or None when M = 0.
+
+    A vertex count glued to the keyword (``OFF490 518 0``, as in many files of ModelNet's archives) is read too."""
     lines = _data_lines(path)
-    if not lines or not lines[0].split()[0].endswith("OFF"):
+    keyword = OFF_KEYWORD.fullmatch(lines[0].split()[0]) if lines else None
+    if keyword is None:
         raise invalid(path, "an OFF file starting with an 'OFF' header", repr(lines[0][:40]) if lines else "no data")
-    header = lines[0].split()
+    header = [keyword[1], *([keyword[2]] if keyword[2] else []), *lines[0].split()[1:]]
     counts, start = (header[1:], 1) if len(header) > 1 else ((lines[1].split() if len(lines) > 1 else []), 2)
     try:
         num_vertices, num_faces = int(counts[0]), int(counts[1])
@@ -402,17 +431,25 @@ class ToPoints:
     """Raw :class:`Shape` -> ``(num_points, 3 + F)``: surface sampling or resampling, then optional normalisation.
 
     ``seed=None`` draws from torch's global RNG (seeded per sample by the base for training); an int makes the
-    result a deterministic function of the shape (evaluation).
+    result a deterministic function of the shape (evaluation). ``sample_points=True`` samples meshes with
+    torch-geometric's ``SamplePoints`` (x y z only; the same area-weighted draw as :func:`sample_surface`, from
+    torch's global RNG, which an int ``seed`` re-seeds for the call) instead of :func:`sample_surface`.
     """
 
-    def __init__(self, num_points: int, normalize: bool, seed: int | None = None) -> None:
+    def __init__(self, num_points: int, normalize: bool, seed: int | None = None, sample_points: bool = False) -> None:
         self.num_points = num_points
         self.normalize = normalize
         self.seed = seed
+        self.sample_points = SamplePoints(num_points) if sample_points else None
 
     def __call__(self, shape: Shape) -> Tensor:
         generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
-        if shape.faces is not None:
+        if shape.faces is not None and self.sample_points is not None:
+            with torch.random.fork_rng(devices=[], enabled=self.seed is not None):
+                if self.seed is not None:
+                    torch.default_generator.manual_seed(self.seed)
+                points = self.sample_points(Data(pos=shape.points, face=shape.faces.t())).pos
+        elif shape.faces is not None:
             points = sample_surface(shape.points, shape.faces, self.num_points, generator)
         else:
             points = resample(shape.points, self.num_points, generator)
@@ -497,15 +534,15 @@ class FilePointCloudSource(SampleSource):
 
 
 def check_shape(
-    path: Path,
+    path: str | Path,
     vertices: np.ndarray,
     faces: np.ndarray | None,
     columns: int | None,
     normalize: bool,
     min_points: int | None,
 ) -> Shape:
-    """Validate a read file and wrap it as a :class:`Shape`; every problem is a ValueError naming ``path``.
-    ``columns`` None accepts any number of columns (3 + features)."""
+    """Validate a read file (or a sample named by ``path``) and wrap it as a :class:`Shape`; every problem is a
+    ValueError naming ``path``. ``columns`` None accepts any number of columns (3 + features)."""
     if len(vertices) == 0:
         raise invalid(path, "at least one vertex/point", "none (empty shape)")
     if columns is not None and vertices.shape[1] != columns:
@@ -542,6 +579,87 @@ class ShapeCheck:
         vertices, faces = read_shape(path)
         check_shape(path, vertices, faces, None, self.normalize, self.min_points)
         return int(vertices.shape[1])
+
+
+# ------------------------------------------------------------------------------- torch-geometric data sets
+
+
+def missing_data_error(root: str, name: str, url: str, missing: list[str]) -> FileNotFoundError:
+    """The error for a torch-geometric data set that is not under ``root`` (``missing``: what it lacks) and may not
+    be downloaded."""
+    listed = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    raw = Path(root) / "raw"
+    return FileNotFoundError(
+        f"root={root!r}: no {name} there (torch-geometric needs {listed}). Download it once with download=true "
+        f"(--data.download true; needs internet: it fetches {url}, hundreds of MB, and unpacks it into {raw}), or "
+        f"unpack that archive yourself so that {raw} holds its folders."
+    )
+
+
+def missing_raw_paths(dataset: InMemoryDataset) -> list[str]:
+    """The raw files or folders of a torch-geometric data set that are not on disk."""
+    return [path for path in dataset.raw_paths if not Path(path).exists()]
+
+
+class LocalModelNet(ModelNet):
+    """torch-geometric's ModelNet that downloads only when ``allow_download``; else a missing copy is an error."""
+
+    def __init__(self, root: str, name: str, train: bool, allow_download: bool) -> None:
+        self.allow_download = allow_download
+        super().__init__(root, name, train)
+
+    def download(self) -> None:
+        if not self.allow_download:
+            raise missing_data_error(self.root, f"ModelNet{self.name}", self.urls[self.name], missing_raw_paths(self))
+        super().download()
+
+
+class LocalShapeNet(ShapeNet):
+    """torch-geometric's ShapeNet (x y z only) that downloads only when ``allow_download``; else a missing copy is an
+    error."""
+
+    def __init__(self, root: str, categories: list[str], split: str, allow_download: bool) -> None:
+        self.allow_download = allow_download
+        super().__init__(root, categories, include_normals=False, split=split)
+
+    def download(self) -> None:
+        if not self.allow_download:
+            raise missing_data_error(self.root, "ShapeNet", self.url, missing_raw_paths(self))
+        super().download()
+
+
+def data_shape(data: Data) -> Shape:
+    """A torch-geometric sample as a :class:`Shape`: ``pos`` and, for a mesh, ``face`` ``(3, M)`` as ``(M, 3)``."""
+    return Shape(data.pos.float(), None if data.face is None else data.face.t())
+
+
+@dataclass(frozen=True)
+class DataSetSampleCheck:
+    """Indexing's check of one sample of a torch-geometric data set, by position (:func:`check_shape`)."""
+
+    dataset: InMemoryDataset
+    name: str
+    normalize: bool
+    min_points: int | None
+
+    def __call__(self, position: int) -> None:
+        shape = data_shape(self.dataset[position])
+        faces = None if shape.faces is None else shape.faces.numpy()
+        check_shape(
+            f"{self.name} sample {position}", shape.points.double().numpy(), faces, 3, self.normalize, self.min_points
+        )
+
+
+class DataSetPointCloudSource(SampleSource):
+    """The checked samples of a torch-geometric data set (its ``positions``) as :class:`Shape` samples."""
+
+    def __init__(self, dataset: InMemoryDataset, positions: Tensor, labels: Tensor) -> None:
+        self.dataset = dataset
+        self.positions = positions
+        self.labels = labels
+
+    def load(self, index: int) -> Shape:
+        return data_shape(self.dataset[int(self.positions[index])])
 
 
 def _is_point_cloud(path: Path) -> bool:
@@ -619,7 +737,8 @@ class PointCloudDataModule(SSLDataModule):
         scale_range: range of the random scale of train/view augmentation (per axis unless ``isotropic_scale``).
         isotropic_scale: one scale factor for all three axes.
         rotate_up: random rotation about ``up_axis`` in train/view augmentation.
-        up_axis: the vertical coordinate (1: y up, as in ModelNet/ShapeNet).
+        up_axis: the vertical coordinate (1: y up, as in ShapeNet and PointNet++'s resampled ModelNet; 2 for the
+            z-up meshes of ModelNet's own archives, which ``source='modelnet10' | 'modelnet40'`` reads).
         jitter: std of the Gaussian noise added to coordinates (clipped at 5 std); 0 disables.
         point_dropout: probability that a point is replaced by a copy of a kept point; 0 disables.
         min_points: point set files with fewer points are bad files instead of being upsampled (meshes are exempt:
@@ -627,6 +746,18 @@ class PointCloudDataModule(SSLDataModule):
         on_bad_file: what indexing does with a bad file (see the module docstring): ``"error"`` raises naming it,
             ``"skip"`` leaves it out with one warning listing every skipped file. A class left without files is an
             error.
+        source: ``"files"`` (``path``), or one of torch-geometric's data sets under ``root``: ``"modelnet10"`` /
+            ``"modelnet40"`` (meshes sampled with its ``SamplePoints``; labels: the class; the official train list
+            is the training source, split by ``val_fraction``, the official test list the test set) or
+            ``"shapenet"`` (point sets, x y z; labels: the category; the official train and val lists are the
+            training source, split by ``val_fraction``, the official test list the test set).
+        root: the torch-geometric data set's folder (``raw/`` as its archive unpacks, ``processed/`` written on first
+            use); None: ``$JEPA_LIGHTNING_CACHE/<ModelNet10 | ModelNet40 | ShapeNet>``.
+        download: fetch the data set into ``root`` when it is not there (needs internet, once); False makes a
+            missing data set an error that names the folder and how to get it. Fetch it before a multi-process
+            (DDP) run, e.g. with a single-process run: every process indexes the data, so each would fetch it.
+        categories: ShapeNet's categories to use (e.g. ``["Airplane", "Chair"]``; labels follow this order); None:
+            all 16.
         kwargs: loader, split and view settings of :class:`~datamodules.base.SSLDataModule`.
     """
 
@@ -644,6 +775,10 @@ class PointCloudDataModule(SSLDataModule):
         point_dropout: float = 0.0,
         min_points: int | None = MIN_POINTS,
         on_bad_file: BadFilePolicy = "error",
+        source: PointCloudSourceName = "files",
+        root: str | None = None,
+        download: bool = False,
+        categories: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -660,6 +795,24 @@ class PointCloudDataModule(SSLDataModule):
         if min_points is not None and min_points < 1:
             raise invalid("min_points", "None or an integer >= 1", repr(min_points))
         require_bad_file_policy(on_bad_file)
+        if source not in ("files", *TORCH_GEOMETRIC_SOURCES):
+            raise invalid("source", f"'files' or one of {tuple(TORCH_GEOMETRIC_SOURCES)}", repr(source))
+        if source == "files" and (root is not None or download or categories is not None):
+            raise invalid(
+                "root/download/categories",
+                "unset with source='files' (they select a torch-geometric data set: source='modelnet10' | "
+                "'modelnet40' | 'shapenet')",
+                repr((root, download, categories)),
+            )
+        if source != "files" and (path is not None or test_path is not None):
+            raise invalid(
+                "path/test_path", f"None with source={source!r} (its data lives under root)", repr((path, test_path))
+            )
+        known = list(ShapeNet.category_ids)
+        if categories is not None and (source != "shapenet" or not categories or set(categories) - set(known)):
+            raise invalid(
+                "categories", f"None or ShapeNet categories out of {known} (source='shapenet')", repr(categories)
+            )
         self.path = path
         self.test_path = test_path
         self.num_points = num_points
@@ -672,6 +825,10 @@ class PointCloudDataModule(SSLDataModule):
         self.point_dropout = point_dropout
         self.min_points = min_points
         self.on_bad_file = on_bad_file
+        self.source = source
+        self.root = root
+        self.download = download
+        self.categories = categories
         self._columns: int | None = None
         self._class_names: list[str] | None = None
         self._num_classes: int | None = None
@@ -679,10 +836,60 @@ class PointCloudDataModule(SSLDataModule):
     # ----------------------------------------------------------------- indexing
 
     def index_sources(self) -> tuple[SampleSource, SampleSource | None]:
-        """Index ``path`` (or CGAL's models) and ``test_path``; every file is read and checked now."""
+        """Index ``path`` (or CGAL's models) and ``test_path``, or the torch-geometric data set of ``source``; every
+        file or sample is read and checked now."""
+        if self.source != "files":
+            return self._data_set_sources()
         train = self._folder(cgal_folder() if self.path is None else require_path(self.path, "path"), "path")
         test = None if self.test_path is None else self._folder(require_path(self.test_path, "test_path"), "test_path")
         return train, test
+
+    def data_set_root(self) -> Path:
+        """The torch-geometric data set's folder: ``root``, or ``<cache>/<ModelNet10 | ModelNet40 | ShapeNet>``."""
+        if self.root is not None:
+            return Path(self.root).expanduser()
+        return cache_root() / TORCH_GEOMETRIC_SOURCES[self.source]
+
+    def _data_set_sources(self) -> tuple[DataSetPointCloudSource, DataSetPointCloudSource]:
+        """The official training and test lists of the torch-geometric data set (downloaded and processed by
+        torch-geometric on first use), with their labels; every sample is checked."""
+        root = str(self.data_set_root())
+        if not self.download and not Path(root).is_dir():  # checked here too, so that no empty folder is made there
+            name = TORCH_GEOMETRIC_SOURCES[self.source]
+            url = ShapeNet.url if self.source == "shapenet" else ModelNet.urls[name.removeprefix("ModelNet")]
+            raise missing_data_error(root, name, url, [str(Path(root) / "raw")])
+        if self.source == "shapenet":
+            categories = self.categories or list(ShapeNet.category_ids)
+            train: InMemoryDataset = LocalShapeNet(root, categories, "trainval", self.download)
+            test: InMemoryDataset = LocalShapeNet(root, categories, "test", self.download)
+            labels = [torch.as_tensor(data_set.category).view(-1) for data_set in (train, test)]
+            self._class_names = list(categories)
+        else:
+            name = self.source.removeprefix("modelnet")
+            train = LocalModelNet(root, name, True, self.download)
+            test = LocalModelNet(root, name, False, self.download)
+            labels = [torch.as_tensor(data_set.y).view(-1) for data_set in (train, test)]
+            # ModelNet's labels number its class folders in sorted order (torch_geometric.datasets.ModelNet)
+            folders = Path(train.raw_dir).iterdir()
+            self._class_names = sorted(entry.name for entry in folders if entry.is_dir() and entry.name[0] != ".")
+        self._num_classes = len(self._class_names)
+        self._columns = 3
+        sources = []
+        for data_set, split_labels, split in zip((train, test), labels, ("train", "test")):
+            field = f"{TORCH_GEOMETRIC_SOURCES[self.source]} {split}"
+            check = DataSetSampleCheck(data_set, f"{root} ({field})", self.normalize, self.min_points)
+            found = check_files(
+                range(len(data_set)),
+                check,
+                self.on_bad_file,
+                field,
+                split_labels.tolist(),
+                self._class_names,
+                CHECK_WORKERS,
+            )
+            positions = torch.tensor([position for position, _ in found], dtype=torch.long)
+            sources.append(DataSetPointCloudSource(data_set, positions, split_labels[positions]))
+        return sources[0], sources[1]
 
     def _folder(self, folder: Path, field: str) -> FilePointCloudSource:
         if not folder.is_dir():
@@ -734,7 +941,8 @@ class PointCloudDataModule(SSLDataModule):
 
     @property
     def class_names(self) -> list[str] | None:
-        """Class sub-folder names in label order; None for a flat folder."""
+        """Class sub-folder names in label order (ModelNet's classes, ShapeNet's categories); None for a flat
+        folder."""
         self._indexed_sources()
         return self._class_names
 
@@ -746,11 +954,16 @@ class PointCloudDataModule(SSLDataModule):
 
     def train_transform(self) -> Transform:
         """Random sampling of ``num_points``, normalisation, then scale / rotation / jitter / dropout."""
-        return Compose(ToPoints(self.num_points, self.normalize), self.augmentation())
+        return Compose(self.to_points(), self.augmentation())
 
     def eval_transform(self) -> Transform:
         """Deterministic sampling of ``num_points`` (seeded by ``seed``) and normalisation, no augmentation."""
-        return ToPoints(self.num_points, self.normalize, seed=self.seed)
+        return self.to_points(seed=self.seed)
 
     def view_transform(self) -> Transform:
-        return Compose(ToPoints(self.num_points, self.normalize), self.augmentation())
+        return Compose(self.to_points(), self.augmentation())
+
+    def to_points(self, seed: int | None = None) -> ToPoints:
+        """Sampling and normalisation; the meshes of torch-geometric's data sets are sampled with its
+        ``SamplePoints``."""
+        return ToPoints(self.num_points, self.normalize, seed, sample_points=self.source != "files")
