@@ -40,8 +40,8 @@ class SaliencyRankedMaskSampler(MaskSampler):
     the groups after it reaches its prediction. Works on any layout (the ranking ignores geometry).
 
     ``fallback`` (e.g. I-JEPA's :class:`~jepa_lightning.masks.MultiBlockMaskSampler`) mixes in another sampler: a step
-    uses the ranked groups with probability ``ranked_probability[0] + (ranked_probability[1] - ranked_probability[0])
-    * progress`` (linear in the training progress; DSeq-JEPA's lambda, 0 -> 1, so that the teacher's saliency is
+    uses the ranked groups with a probability that moves linearly from ``ranked_probability[0]`` at the start of
+    training to ``ranked_probability[1]`` at its end (DSeq-JEPA's lambda, 0 -> 1, so that the teacher's saliency is
     used once it means something), drawn from the step's generator, and the fallback's masks otherwise. Without a
     fallback every step is ranked. The scores are ranked on the host (one copy from the accelerator per step).
     """
