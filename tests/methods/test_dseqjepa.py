@@ -198,12 +198,16 @@ def test_the_new_options_are_off_by_default(digits_batch, monkeypatch):
     assert torch.isfinite(loss)
 
 
-def test_preset_trains_on_ranked_steps_with_one_mask_token_per_rank(digits_batch):
+def test_preset_trains_on_ranked_steps_with_one_mask_token_per_rank(digits_batch, monkeypatch):
     model = tiny_dseqjepa(ranked_probability=(1.0, 1.0))
     assert model.predictor.mask_token.shape[0] == 4 and model.saliency_depth == -1
+    seen = []
+    draw = model.mask_sampler.configurations
+    monkeypatch.setattr(model.mask_sampler, "configurations", lambda *a, **k: seen.append(k["scores"]) or draw(*a, **k))
     loss, *_ = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
     loss.backward()
     assert torch.isfinite(loss) and model.predictor.mask_token.grad[:4].abs().sum(dim=(1, 2)).gt(0).all()
+    assert seen[0].equal(model.token_scores(digits_batch, model.student.tokenizer(digits_batch)))  # the teacher's
     with pytest.raises(ValueError, match="num_groups"):
         tiny_dseqjepa(num_regions=1)
 
