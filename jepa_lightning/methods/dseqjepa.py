@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jepa_lightning.masks.base import MaskSampler
 from jepa_lightning.masks.multiblock import MultiBlockMaskSampler
 from jepa_lightning.masks.saliency import SaliencyRankedMaskSampler
 from jepa_lightning.methods.ijepa import IJEPA
@@ -16,14 +15,16 @@ class DSeqJEPA(IJEPA):
     order, each from the regions ranked before it.
 
     Every step the EMA teacher scores each patch (:meth:`~jepa_lightning.methods.JEPA.token_scores`: the teacher's
-    tokens after all but its last ``-saliency_depth`` blocks, through its final norm, against their mean); the
-    patches are ranked into ``num_regions`` regions (:class:`~jepa_lightning.masks.SaliencyRankedMaskSampler`), and
-    region ``k = 1 .. num_regions - 1`` is predicted from the student's encoding of regions ``0 .. k - 1`` alone: one
-    context and one target group per rank, the loss averaged over the ranks. With probability rising linearly from
+    tokens after all but its last ``-saliency_depth`` blocks, through its final norm, against their mean); the patches
+    are ranked into ``num_regions`` regions (:class:`~jepa_lightning.masks.SaliencyRankedMaskSampler`), and region ``k =
+    1 .. num_regions - 1`` is predicted from the student's encoding of regions ``0 .. k - 1`` alone: one context and one
+    target group per rank, the loss averaged over the ranks. With probability rising linearly from
     ``ranked_probability[0]`` to ``[1]`` over training a step uses these regions, otherwise I-JEPA's multi-block masks
-    (``fallback_sampler``), so early steps, whose teacher's saliency means little, are plain I-JEPA. Everything else is
-    :class:`~jepa_lightning.methods.IJEPA` (ViT-B encoder, smooth-L1 on layer-normed EMA targets, EMA 0.996 -> 1, mean
-    of the teacher's tokens as the representation), except the predictor's width, 192 as in the official ViT-B
+    (:class:`~jepa_lightning.masks.MultiBlockMaskSampler`'s defaults), so early steps, whose teacher's saliency means
+    little, are plain I-JEPA (another mix: :class:`~jepa_lightning.methods.IJEPA` with a
+    :class:`~jepa_lightning.masks.SaliencyRankedMaskSampler` as ``mask_sampler`` and ``saliency_depth``). Everything
+    else is :class:`~jepa_lightning.methods.IJEPA` (ViT-B encoder, smooth-L1 on layer-normed EMA targets, EMA 0.996 ->
+    1, mean of the teacher's tokens as the representation), except the predictor's width, 192 as in the official ViT-B
     config (6 blocks, the encoder's head count).
 
     Official code: SkyShunsuke/DSeq-JEPA@6fdb97124cbbf612b80ee9f4cc735fee93c6a8b9
@@ -59,16 +60,14 @@ class DSeqJEPA(IJEPA):
         num_regions: int = 5,
         saliency_depth: int | None = -1,
         ranked_probability: tuple[float, float] = (0.0, 1.0),
-        fallback_sampler: MaskSampler | None = None,
         predictor_dim: int = 192,
         **kwargs: Any,
     ) -> None:
         """``num_regions``: regions ranked per image (the first only ever context); ``saliency_depth``: the teacher
-        blocks the saliency reads (see :meth:`~jepa_lightning.methods.JEPA.token_scores`); ``ranked_probability``:
-        the chance of a ranked step at the start and at the end of training; ``fallback_sampler``: the masks of the
-        other steps (None: I-JEPA's multi-block); ``predictor_dim``: the predictor's width; ``kwargs``: the arguments of
-        :class:`~jepa_lightning.methods.IJEPA` except ``mask_sampler``."""
+        blocks the saliency reads (see :meth:`~jepa_lightning.methods.JEPA.token_scores`); ``ranked_probability``: the
+        chance of a ranked step at the start and at the end of training; ``predictor_dim``: the predictor's width;
+        ``kwargs``: the arguments of :class:`~jepa_lightning.methods.IJEPA` except ``mask_sampler``."""
         sampler = SaliencyRankedMaskSampler(
-            num_regions, fallback=fallback_sampler or MultiBlockMaskSampler(), ranked_probability=ranked_probability
+            num_regions, fallback=MultiBlockMaskSampler(), ranked_probability=ranked_probability
         )
         super().__init__(mask_sampler=sampler, saliency_depth=saliency_depth, predictor_dim=predictor_dim, **kwargs)

@@ -69,7 +69,6 @@ def tiny_dseqjepa(**kwargs) -> DSeqJEPA:
         "predictor_dim": 16,
         "predictor_depth": 2,
         "predictor_heads": 2,
-        "fallback_sampler": MultiBlockMaskSampler(min_context=4),
         "input_spec": DIGITS_16,
     }
     return DSeqJEPA(**{**defaults, **kwargs})
