@@ -6,6 +6,7 @@ from jepa_lightning.masks.features import FeatureSubsetMaskSampler
 from jepa_lightning.masks.frames import FutureFrameMaskSampler
 from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler, vjepa_multiblock
 from jepa_lightning.masks.random import RandomMaskSampler
+from jepa_lightning.masks.saliency import SaliencyRankedMaskSampler, saliency_groups, sequential_masks
 from jepa_lightning.masks.series import (
     AxisSpanMaskSampler,
     ForecastMaskSampler,
@@ -35,6 +36,7 @@ __all__ = [
     "RandomChoiceMaskSampler",
     "RandomMaskSampler",
     "RandomPatchMaskSampler",
+    "SaliencyRankedMaskSampler",
     "SharedTimeSpanMaskSampler",
     "TimeBlockMaskSampler",
     "TimeSpanMaskSampler",
@@ -42,6 +44,8 @@ __all__ = [
     "TubeMaskSampler",
     "first_true_indices",
     "mask_generator",
+    "saliency_groups",
+    "sequential_masks",
     "to_device",
     "vjepa_multiblock",
 ]

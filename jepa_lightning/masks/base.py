@@ -28,9 +28,12 @@ class MaskSampler:
     (block sizes, the shortest context) then never synchronise the host with an accelerator.
     ``progress`` in [0, 1] is the training progress, for samplers that anneal. ``relative_to_end``: the targets are
     placed from the end of the grid (a forecast), which padded series (shorter than the grid) cannot honour.
+    ``needs_scores``: :meth:`configurations` takes per-token ``scores`` ``(B, N)`` as well, which the method computes
+    before drawing (:meth:`~jepa_lightning.methods.JEPA.token_scores`; DSeq-JEPA's saliency ranking).
     """
 
     relative_to_end: bool = False
+    needs_scores: bool = False
 
     def __call__(
         self,

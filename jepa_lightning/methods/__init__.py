@@ -7,6 +7,7 @@ from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.methods.byol import BYOL
 from jepa_lightning.methods.cnnjepa import CNNJEPA
 from jepa_lightning.methods.congrat import ConGraT
+from jepa_lightning.methods.dseqjepa import DSeqJEPA
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
 from jepa_lightning.methods.eegjepa import EEGJEPA
@@ -54,6 +55,7 @@ __all__ = [
     "VJVCR",
     "BarlowTwins",
     "ConGraT",
+    "DSeqJEPA",
     "ECGJEPAWeimann",
     "FineTune",
     "ItemSSL",

@@ -152,6 +152,11 @@ class JEPA(SSLMethod):
     factory (e.g. :class:`~jepa_lightning.nn.ConvPredictor`); the readouts see the final feature map's cells
     (``"mean"``: global average pooling).
 
+    Saliency-ranked masks: a ``mask_sampler`` whose ``needs_scores`` is True (e.g.
+    :class:`~jepa_lightning.masks.SaliencyRankedMaskSampler`, DSeq-JEPA) receives per-token scores from
+    :meth:`token_scores`, computed on the target network's tokens after ``saliency_depth`` of its blocks (None: all;
+    negative: all but the last ``-saliency_depth``), before the masks are drawn; no other sampler does.
+
     ``activation_checkpointing=True`` recomputes the blocks' activations of the student encoder and the default
     predictor in the backward pass instead of keeping them (less memory for long token sequences such as video, one
     more forward of those blocks per step; loss and gradients unchanged). A ``predictor`` factory sets its own.
@@ -202,6 +207,7 @@ class JEPA(SSLMethod):
         mask_seed: int = 0,
         activation_checkpointing: bool = False,
         input_spec: InputSpec | None = None,
+        saliency_depth: int | None = None,
         **kwargs: Any,
     ) -> None:
         """``kwargs`` are the optimiser settings of :class:`SSLMethod` (``lr``, ``weight_decay``, ...);
@@ -293,6 +299,7 @@ class JEPA(SSLMethod):
         self.loss_kind = loss
         self.loss_beta = loss_beta
         self.mask_seed = mask_seed
+        self.saliency_depth = saliency_depth
 
     # -- the objective ------------------------------------------------------------------------------------
     @staticmethod
@@ -324,8 +331,9 @@ class JEPA(SSLMethod):
         (when not None); ``target_x`` is what the target network encodes (default ``x``: another view of the same
         geometry, such as IWM's untransformed image, must tokenize to the same layout)."""
         tokens = self.student.tokenizer(x)
+        scores = {"scores": self.token_scores(x, tokens)} if self.mask_sampler.needs_scores else {}
         configurations = self.mask_sampler.configurations(
-            tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress
+            tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress, **scores
         )
         valid = tokens.valid
         if valid is not None and self.mask_sampler.relative_to_end:
@@ -386,6 +394,21 @@ class JEPA(SSLMethod):
         context cannot tell about the targets (VJ-VCR) infers it here and returns its regularizer."""
         return cond, None
 
+    def token_scores(self, x: ModelInput, tokens: Tokens) -> Tensor:
+        """Per-token saliency ``(B, N)`` for a mask sampler that ranks tokens (``needs_scores``, e.g.
+        :class:`~jepa_lightning.masks.SaliencyRankedMaskSampler`), without gradient: the scaled dot product of each of
+        the target network's tokens after ``saliency_depth`` blocks (through its final norm; None: all blocks) with
+        the mean of those tokens (DSeq-JEPA scores against the teacher's [CLS] token; the library's encoders have
+        none); padding tokens score -inf."""
+        if self.target_features is not None:
+            raise ValueError("target_encoder='fixed' has no target network to score tokens with")
+        with torch.no_grad():
+            encoded, target_tokens = self.encode_targets(x, tokens, num_blocks=self.saliency_depth)
+            valid = target_tokens.valid
+            query = masked_mean(encoded, valid).unsqueeze(1)
+            scores = (query @ encoded.transpose(1, 2)).squeeze(1) / encoded.shape[-1] ** 0.5
+        return scores if valid is None else scores.masked_fill(~valid, float("-inf"))
+
     def fixed_targets(self, x: ModelInput, tokens: Tokens) -> Tensor:
         """The ``target_features`` of ``x``, one row per token of ``tokens`` ``(B, N, F)``, without gradient."""
         with torch.no_grad():
@@ -429,23 +452,27 @@ class JEPA(SSLMethod):
         return self.teacher.module if self.teacher_scope == "encoder" else self.teacher.module.encoder
 
     def encode_targets(
-        self, x: ModelInput, tokens: Tokens | None = None, *, final_norm: bool = True
+        self, x: ModelInput, tokens: Tokens | None = None, *, final_norm: bool = True, num_blocks: int | None = None
     ) -> tuple[Tensor, Tokens]:
         """Every token of ``x`` encoded by the :attr:`target_network`, ``(B, N, D)``, and its tokens (layout and
         validity); the teacher runs without dropout or drop-path (:meth:`~jepa_lightning.nn.EMATeacher.frozen`).
         With ``teacher_scope="encoder"`` the teacher encodes ``tokens``, the student's tokenization of ``x`` (made
         here when None), as Point-JEPA's teacher does; a whole-backbone teacher (or the student) tokenizes ``x``
-        itself. ``final_norm=False``: the last block's output, before the encoder's final norm."""
+        itself. ``final_norm=False``: the last block's output, before the encoder's final norm. ``num_blocks``: the
+        output of the first blocks only (see :class:`~jepa_lightning.nn.TransformerEncoder`)."""
+        options: dict[str, Any] = {"final_norm": final_norm}
+        if num_blocks is not None:  # an option of transformer encoders only
+            options["num_blocks"] = num_blocks
         if self.teacher is None:
             tokens = self.student.tokenizer(x)
-            return self.student.encoder(tokens, final_norm=final_norm), tokens
+            return self.student.encoder(tokens, **options), tokens
         if self.teacher_scope == "encoder":
             tokens = self.student.tokenizer(x) if tokens is None else tokens
             with self.teacher.frozen() as encoder:
-                return encoder(tokens, final_norm=final_norm), tokens
+                return encoder(tokens, **options), tokens
         with self.teacher.frozen() as teacher:
             tokens = teacher.tokenizer(x)
-            return teacher.encoder(tokens, final_norm=final_norm), tokens
+            return teacher.encoder(tokens, **options), tokens
 
     def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
         """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens

@@ -225,10 +225,14 @@ class TransformerEncoder(RecordsArguments, nn.Module):
         embed_dim, depth, num_heads = VIT_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads, **overrides})
 
-    def forward(self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True) -> Tensor:
+    def forward(
+        self, tokens: Tokens, keep: Tensor | None = None, *, final_norm: bool = True, num_blocks: int | None = None
+    ) -> Tensor:
         """Encode ``tokens``; with ``keep`` ``(B, K)`` only those token indices are seen -> ``(B, K, D)``. Tokens
         that ``tokens.valid`` marks as padding are left out of every token's attention. ``final_norm=False`` returns
-        the last block's output without the final norm (and output head; Point-JEPA's targets)."""
+        the last block's output without the final norm (and output head; Point-JEPA's targets). ``num_blocks`` runs
+        only the first blocks, ``self.blocks[:num_blocks]`` (negative: all but the last ``-num_blocks``), before the
+        final norm: an intermediate block's tokens (DSeq-JEPA's saliency); None (default) runs them all."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
@@ -241,7 +245,7 @@ class TransformerEncoder(RecordsArguments, nn.Module):
             x, positions = gather_tokens(x, keep), gather_tokens(positions, keep)
         if not self.positions_every_layer:
             x = x + positions
-        for block in self.blocks:
+        for block in self.blocks if num_blocks is None else self.blocks[:num_blocks]:
             inputs = x + positions if self.positions_every_layer else x
             x = run_block(block, inputs, mask, self.activation_checkpointing)
         if not final_norm:
