@@ -9,6 +9,8 @@ whole batch; without synchronisation they do not (per-rank statistics).
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -16,16 +18,27 @@ from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from torch import Tensor
 
 from jepa_lightning import distributed
+from jepa_lightning.inputs import InputSpec
 from jepa_lightning.masks import MaskSampler, RandomMaskSampler, mask_generator
 from jepa_lightning.methods import CNNJEPA
-from jepa_lightning.nn.dense import SparseBatchNorm2d
+from jepa_lightning.nn.dense import SparseBatchNorm2d, SparseResNet
 from jepa_lightning.tokens import TokenLayout
 from tests.distributed import run_on_ranks
-from tests.methods.test_cnnjepa import ENCODER, SPEC
 
 pytestmark = pytest.mark.distributed
 
 WORLD, LOCAL = 2, 4
+SPEC = InputSpec("images", channels=1, image_size=(32, 32))
+#: A small ResNet-18 (one block per stage) on 32-pixel images: an 8 x 8 grid of 4-pixel cells.
+ENCODER = partial(
+    SparseResNet,
+    model_name="resnet18",
+    layers=(1, 1, 1, 1),
+    channels=(8, 8, 16, 16),
+    stem_width=8,
+    small_input_stem=True,
+    output_stride=16,
+)
 
 
 class RowsOfGlobalMasks(MaskSampler):
