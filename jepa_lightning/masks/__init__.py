@@ -5,6 +5,7 @@ from jepa_lightning.masks.combinators import CurriculumMaskSampler, MultiMaskSam
 from jepa_lightning.masks.features import FeatureSubsetMaskSampler
 from jepa_lightning.masks.frames import FutureFrameMaskSampler
 from jepa_lightning.masks.multiblock import BlockUnionMaskSampler, MultiBlockMaskSampler, vjepa_multiblock
+from jepa_lightning.masks.neighbourhoods import NeighbourhoodBlockMaskSampler
 from jepa_lightning.masks.random import RandomMaskSampler
 from jepa_lightning.masks.saliency import SaliencyRankedMaskSampler, saliency_groups, sequential_masks
 from jepa_lightning.masks.series import (
@@ -33,6 +34,7 @@ __all__ = [
     "MaskSampler",
     "MultiBlockMaskSampler",
     "MultiMaskSampler",
+    "NeighbourhoodBlockMaskSampler",
     "RandomChoiceMaskSampler",
     "RandomMaskSampler",
     "RandomPatchMaskSampler",

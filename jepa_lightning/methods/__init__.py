@@ -18,6 +18,7 @@ from jepa_lightning.methods.intl import INTL
 from jepa_lightning.methods.item_ssl import ItemSSL
 from jepa_lightning.methods.iwm import IWM
 from jepa_lightning.methods.jepa import JEPA
+from jepa_lightning.methods.jepa3d import JEPA3D
 from jepa_lightning.methods.joint_embedding import JointEmbedding, projection_mlp
 from jepa_lightning.methods.lejepa import LeJEPA
 from jepa_lightning.methods.njepa import NJEPA
@@ -47,6 +48,7 @@ __all__ = [
     "INTL",
     "IWM",
     "JEPA",
+    "JEPA3D",
     "NJEPA",
     "SARJEPA",
     "TJEPA",

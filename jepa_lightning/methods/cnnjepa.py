@@ -76,6 +76,10 @@ class CNNJEPA(JEPA):
     keeps its own), and its momentum schedule divides by the number of epochs, not that minus one (lightly's
     ``cosine_schedule``); (5) the official multi-block masks come from a generator seeded by the step count, ours
     from the library's (seed, step, rank) generator.
+
+    Under DDP the batch norms see each rank's batch; ``--trainer.sync_batchnorm true`` gives them the global batch's
+    statistics, the sparse ones of the student included (they stay sparse and all-reduce their masked sums and
+    counts: :func:`~jepa_lightning.nn.dense.restore_sparse_batch_norms`).
     """
 
     def __init__(

@@ -121,12 +121,13 @@ class JEPA(SSLMethod):
     ``readout`` is what ``embed`` (probes, ``predict``) reads from the tokens of ``readout_network`` (see
     :data:`~jepa_lightning.nn.functional.Readout`, :data:`ReadoutNetwork`): the target network (default) or the
     student, on every token (the probes and validation run it in eval mode). ``predictor_positions_every_layer``,
-    ``predictor_drop_path_rate``, ``predictor_dropout``, ``predictor_attention_dropout`` and
-    ``predictor_mask_noise_levels`` are the :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer``,
-    ``drop_path_rate``, ``dropout``, ``attention_dropout`` and ``mask_noise_levels`` (N-JEPA's noise on the mask
-    tokens' positions). Masks are drawn on the host from a generator seeded by ``(mask_seed, optimizer step,
-    micro-batch, rank)``: a resumed run draws the same masks, ranks draw different ones, and sampling never waits
-    for an accelerator.
+    ``predictor_drop_path_rate``, ``predictor_dropout``, ``predictor_attention_dropout``,
+    ``predictor_mask_noise_levels`` and ``predictor_context_every_layer`` are the
+    :class:`~jepa_lightning.nn.JEPAPredictor`'s ``positions_every_layer``, ``drop_path_rate``, ``dropout``,
+    ``attention_dropout``, ``mask_noise_levels`` (N-JEPA's noise on the mask tokens' positions) and
+    ``context_every_layer`` (3D-JEPA's context-aware decoder). Masks are drawn on the host from a generator seeded
+    by ``(mask_seed, optimizer step, micro-batch, rank)``: a resumed run draws the same masks, ranks draw different
+    ones, and sampling never waits for an accelerator.
 
     Padding (series of different lengths, :class:`~jepa_lightning.inputs.SeriesInput`): the tokenizer marks the
     tokens made only of padding (``Tokens.valid``); masks are drawn on the whole grid, then padding tokens drop out of
@@ -185,6 +186,7 @@ class JEPA(SSLMethod):
         predictor_mask_noise_levels: int = 0,
         predictor_conditioning: PredictorConditioning = "none",
         predictor_condition_dim: int | None = None,
+        predictor_context_every_layer: bool = False,
         mask_sampler: MaskSampler | None = None,
         readout: Readout = "mean",
         readout_network: ReadoutNetwork = "target",
@@ -269,6 +271,7 @@ class JEPA(SSLMethod):
             output_dim=None if target_features is None else target_features.feature_dim(input_spec),
             activation_checkpointing=activation_checkpointing,
             num_mask_tokens=self.mask_sampler.num_configurations,
+            context_every_layer=predictor_context_every_layer,
             **self.predictor_condition(predictor_conditioning, predictor_condition_dim, input_spec),
         )
         self.predictor = predictor(encoder.embed_dim)

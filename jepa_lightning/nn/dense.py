@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.models.resnet import ResNet
 from torch import Tensor, nn
 
+from jepa_lightning import distributed
 from jepa_lightning.inputs import InputSpec
 from jepa_lightning.nn.backbones import replace_stem
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -84,20 +85,31 @@ class SparseAvgPool2d(nn.AvgPool2d):
 class SparseBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the active positions only (SparK's sparse batch norm: a ``BatchNorm1d`` of the visible
     positions' features), 0 at inactive positions; the running statistics are those of the visible positions.
-    Statistics are masked sums, so no host synchronisation; in a dense pass it is ``nn.BatchNorm2d``."""
+    Statistics are masked sums, so no host synchronisation; in a dense pass it is ``nn.BatchNorm2d``.
+
+    ``sync=True`` (set by :func:`restore_sparse_batch_norms`, after a conversion to ``nn.SyncBatchNorm``): in training
+    under a process group, the masked sums and counts are all-reduced over the ranks
+    (:func:`jepa_lightning.distributed.all_reduce_sum`, whose backward sums the gradients as ``SyncBatchNorm``'s
+    does), so sparse and dense passes normalise with the global batch's statistics, on any device (CPU gloo too)."""
 
     cells: ActiveCells
+    sync: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
         active = self.cells.at(tuple(x.shape[-2:]))
-        if active is None:
+        synced = self.sync and self.training and distributed.is_distributed()
+        if active is None and not synced:
             return super().forward(x)
-        weight = active.to(torch.float32)
         values = x.float()
+        weight = torch.ones_like(values[:, :1]) if active is None else active.to(torch.float32)
         if self.training or not self.track_running_stats:
-            count = weight.sum().clamp_min(1)
-            mean = (values * weight).sum(dim=(0, 2, 3)) / count
-            var = ((values - mean[:, None, None]).square() * weight).sum(dim=(0, 2, 3)) / count
+            sums = torch.cat([(values * weight).sum(dim=(0, 2, 3)), weight.sum().view(1)])
+            if synced:
+                sums = distributed.all_reduce_sum(sums)
+            count = sums[-1].clamp_min(1)
+            mean = sums[:-1] / count
+            squares = ((values - mean[:, None, None]).square() * weight).sum(dim=(0, 2, 3))
+            var = (distributed.all_reduce_sum(squares) if synced else squares) / count
             if self.training and self.track_running_stats:
                 self.update_running_stats(mean, var * count / (count - 1).clamp_min(1))
         else:
@@ -153,6 +165,28 @@ def sparse_copy(layer: nn.Module, cells: ActiveCells) -> nn.Module | None:
     sparse.load_state_dict(layer.state_dict())
     sparse.cells = cells
     return sparse
+
+
+def restore_sparse_batch_norms(module: nn.Module, cells: ActiveCells) -> None:
+    """Turn every ``nn.SyncBatchNorm`` under ``module`` into a :class:`SparseBatchNorm2d` reading ``cells`` with
+    ``sync=True``, holding the same parameters and buffers (not copies: the optimiser, DDP and the EMA teacher hold
+    those tensors). ``nn.SyncBatchNorm.convert_sync_batchnorm``, which Lightning's ``sync_batchnorm=True`` applies,
+    replaces every batch norm, the sparse ones included, by a dense ``SyncBatchNorm`` that would count the masked
+    positions and, on the CPU, cannot run; the networks of this module call this at the start of their forward pass.
+    The synchronised statistics are over the default process group (a converted layer's own group is not kept)."""
+    for name, child in module.named_children():
+        if not isinstance(child, nn.SyncBatchNorm):
+            restore_sparse_batch_norms(child, cells)
+            continue
+        sparse = SparseBatchNorm2d(
+            child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+        )
+        for tensors in (sparse._parameters, sparse._buffers):
+            for key in tensors:
+                tensors[key] = getattr(child, key)
+        sparse.cells, sparse.sync = cells, True
+        sparse.train(child.training)
+        setattr(module, name, sparse)
 
 
 def sparsify(module: nn.Module, cells: ActiveCells) -> None:
@@ -248,6 +282,7 @@ class SparseResNet(RecordsArguments, nn.Module):
             raise ValueError("SparseResNet has no final norm to leave out (target_final_norm=False)")
         if tokens.valid is not None:
             raise ValueError("SparseResNet encodes whole images: padded tokens are not supported")
+        restore_sparse_batch_norms(self.model, self.cells)
         x, (h, w) = self.images(tokens), tokens.layout.shape
         active = None
         if keep is not None:
@@ -301,6 +336,8 @@ class ConvPredictor(nn.Module):
                 layers.append(nn.Conv2d(embed_dim, embed_dim, kernel_size, padding="same"))
             layers += [nn.BatchNorm2d(embed_dim), nn.ReLU()]
         self.layers = nn.Sequential(*layers)
+        #: Always a dense pass: for its batch norms once synchronised (:func:`restore_sparse_batch_norms`).
+        self.cells = ActiveCells()
 
     def feature_map(self, context: Tensor, layout: TokenLayout, context_idx: Tensor) -> Tensor:
         """The grid ``(B, D, h, w)``: context features at ``context_idx``, the mask token everywhere else."""
@@ -330,6 +367,7 @@ class ConvPredictor(nn.Module):
                 "ConvPredictor predicts on a 2-D grid of unpadded images with one mask token, got layout shape "
                 f"{layout.shape}, valid={'set' if valid is not None else None}, mask_index={mask_index}"
             )
+        restore_sparse_batch_norms(self.layers, self.cells)
         predicted = self.layers(self.feature_map(context, layout, context_idx)).flatten(2).transpose(1, 2)
         if self.normalize:
             predicted = F.normalize(predicted, dim=-1)

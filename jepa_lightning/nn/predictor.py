@@ -89,6 +89,11 @@ class JEPAPredictor(nn.Module):
     values that :meth:`forward` takes as ``cond``: per sample ``(B, C)`` or per target group ``(B, M, C)``. The
     default ``"none"`` builds nothing and ignores ``cond``, so the predictor is the unconditioned one, weights and
     random draws included.
+
+    ``context_every_layer=True`` feeds the context to every block (3D-JEPA's context-aware decoder): each block sees
+    the embedded context tokens as they entered the first block, concatenated with the target slots carried from the
+    block before, and only the target slots go on; so the mask tokens attend to the encoder's context at every depth,
+    and the context tokens themselves are never updated. The default (False) runs the blocks on the whole sequence.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class JEPAPredictor(nn.Module):
         num_mask_tokens: int = 1,
         conditioning: PredictorConditioning = "none",
         condition_dim: int = 0,
+        context_every_layer: bool = False,
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
@@ -140,6 +146,7 @@ class JEPAPredictor(nn.Module):
         self.mask_noise_levels = mask_noise_levels
         self.activation_checkpointing = activation_checkpointing
         self.conditioning = conditioning
+        self.context_every_layer = context_every_layer
         self.embed = nn.Linear(embed_dim, predictor_dim)
         if num_mask_tokens < 1:
             raise ValueError(f"num_mask_tokens must be >= 1, got {num_mask_tokens}")
@@ -238,7 +245,10 @@ class JEPAPredictor(nn.Module):
             if self.conditioning == "token":
                 key_valid = nn.functional.pad(key_valid, (1, 0), value=True)
             mask = restrict_to_valid_keys(mask, key_valid)
+        context_part = x[:, :-per_group]  # the context (and a condition token), as every block sees it
         for index, block in enumerate(self.blocks):
+            if self.context_every_layer and index > 0:
+                x = torch.cat([context_part, x[:, -per_group:]], dim=1)
             inputs = x + sequence_positions if self.positions_every_layer else x
             layer = partial(self.modulated_block, index, rows=rows) if self.conditioning == "adaln" else block
             x = run_block(layer, inputs, mask, self.activation_checkpointing)
