@@ -67,8 +67,9 @@ class AcousticWordEmbedding(TwoTower):
     another symbol (officially it may draw the same one). Under DDP the phoneme embeddings are gathered, so every
     rank scores against the global batch (officially per device). The warmup is a fraction of the run
     (``warmup_fraction``; officially 500 steps of 100,000), and biases and norms are not weight-decayed (library
-    convention). Official evaluation is keyword spotting on Google Speech Commands and the UCLA phonetic corpus, not
-    part of this preset.
+    convention). The official zero-shot keyword spotting (``clap/zeroshot.py``) is
+    :class:`~jepa_lightning.callbacks.CrossModalRetrievalReport`'s ``retrieval_top1`` without its silence threshold;
+    its data sets (Speech Commands, the UCLA phonetic corpus) are not downloaded.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ import math
 import re
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -201,3 +202,54 @@ def test_fit_from_the_command_line_prints_retrieval_on_held_out_voices(tmp_path,
 def test_the_datamodule_helper_is_shared(tmp_path):
     dm = datamodule(write_corpus(tmp_path))
     assert dm.input_spec.vocab_size == 12 == SPEC.vocab_size  # the tiny corpus's symbols, as SPEC assumes
+
+
+class Given(nn.Module):
+    """A stand-in model whose first modality carries its embedding and whose phoneme ids index a table."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.table = nn.Parameter(table)
+        self.projector = self.pair_projector = nn.Identity()
+
+    @property
+    def device(self) -> torch.device:
+        return self.table.device
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0]
+
+    def embed_pair(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table[ids[:, 0] - 2]
+
+
+# official: lingjzhu/clap-ipa@a6786fa63532a130ede92100438078ce34299412 clap/zeroshot.py::Google_Command_Eval (scoring)
+def official_keyword_accuracy(sembs, pembs, labels, gt):
+    sembs = F.normalize(sembs, dim=-1)
+    pembs = F.normalize(pembs, dim=-1)
+    outs = []
+    for s, label in zip(sembs, labels, strict=True):
+        scores = torch.matmul(pembs, s)
+        sorted_indices = np.argsort(-scores)
+        sorted_target_labels = np.array(gt)[sorted_indices]
+        if scores[sorted_indices[0]] < 0.10:
+            pred_rank = 0 if label == "silence" else 100
+        else:
+            pred_rank = np.where(sorted_target_labels == label)[0].item()
+        outs.append(1 if pred_rank == 0 else 0)
+    return np.mean(outs)
+
+
+def test_retrieval_top1_is_clap_ipas_zero_shot_keyword_accuracy():
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(5, 6, generator=g)
+    words = torch.randint(0, 5, (40,), generator=g)
+    speech = table[words] + 0.8 * torch.randn(40, 6, generator=g)
+    batch = {"x": speech[:, None], "y": words, "pair": torch.stack([words + 2, words + 2], 1)}
+    ours = retrieval_scores(Given(table), [batch])["retrieval_top1"]
+    gt = [f"w{k}" for k in range(5)]
+    official = official_keyword_accuracy(speech, table, [gt[w] for w in words], gt)
+    scores = F.normalize(speech, dim=1) @ F.normalize(table, dim=1).T
+    assert scores.max(1).values.min() >= 0.1  # the official silence threshold never applies here
+    assert ours == pytest.approx(0.825)
+    assert ours == pytest.approx(official)
