@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from datamodules.audio import AudioDataModule, ClipReader
+from datamodules.audio import AudioClipSource, AudioDataModule
 from datamodules.base import (
     CHECK_WORKERS,
     EpochSeededSampler,
@@ -136,7 +136,7 @@ def pad_ids(strings: Sequence[Sequence[int]]) -> Tensor:
     return out
 
 
-def edit_distances(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], block: int = 256) -> np.ndarray:
+def edit_distances(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]], block: int = 64) -> np.ndarray:
     """Levenshtein distances (unit insertions, deletions, substitutions) of every string of ``a`` to every string of
     ``b``, ``int32 (len(a), len(b))``; the dynamic programme runs over symbol positions, vectorised over all pairs of
     ``block`` rows of ``a`` at a time."""
@@ -394,24 +394,12 @@ def render_espeak(words: Sequence[str], voices: Sequence[str], folder: Path) -> 
 # --------------------------------------------------------------------------------------------- source and batches
 
 
-class SpokenWordSource(SampleSource):
+class SpokenWordSource(AudioClipSource):
     """Clips and their positions: ``load`` returns ``(clip float32 (1, T), index)``; ``labels`` are the items' string
     ids. Clips are kept in memory once read when ``cache``."""
 
-    def __init__(self, files: list[Path], labels: Tensor, reader: ClipReader, cache: bool) -> None:
-        self.files = files
-        self.labels = labels
-        self.reader = reader
-        self.cache = cache
-        self._clips: dict[int, np.ndarray] = {}
-
-    def load(self, index: int) -> tuple[Tensor, int]:
-        clip = self._clips.get(index)
-        if clip is None:
-            clip = self.reader(self.files[index])
-            if self.cache:
-                self._clips[index] = clip
-        return torch.from_numpy(clip), index
+    def load(self, index: int) -> tuple[Tensor, int]:  # type: ignore[override]
+        return super().load(index), index
 
 
 class WordTransform:
@@ -592,7 +580,7 @@ class SpokenWordDataModule(AudioDataModule):
         source = SpokenWordSource([files[position] for position, _ in kept], labels, reader, self.cache)
         for index, (_, clip) in enumerate(kept):
             if clip is not None:
-                source._clips[index] = clip
+                source.remember(index, clip)
         return source, [ids[position] for position, _ in kept]
 
     # ----------------------------------------------------------------- what the model sees
@@ -616,10 +604,10 @@ class SpokenWordDataModule(AudioDataModule):
 
     @property
     def distances(self) -> np.ndarray:
-        """Edit distances between the phoneme strings (string ids, :attr:`strings`), computed once."""
+        """Edit distances between the phoneme strings (string ids, :attr:`strings`), ``uint16``, computed once."""
         if self._distances is None:
             self._indexed_sources()
-            self._distances = edit_distances(self.strings, self.strings)
+            self._distances = edit_distances(self.strings, self.strings).astype(np.uint16)
         return self._distances
 
     def train_sampler(self, dataset: Dataset, num_replicas: int, rank: int) -> EpochSeededSampler:

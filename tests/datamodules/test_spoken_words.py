@@ -214,7 +214,7 @@ def test_the_nearest_sampler_deals_whole_groups_to_ranks_and_resumes(tmp_path):
     loader = dm.train_dataloader()
     assert isinstance(loader.sampler, NearestWordSampler)
     first = [batch["y"].tolist() for batch in loader]
-    assert all(len(set(labels)) == 4 for labels in first)  # four distinct strings per batch while there are
+    assert all(len(set(labels)) == 4 for labels in first[:-1])  # the last batch takes the repeats left over
     words, distances = loader.sampler.words, dm.distances
     for rank in (0, 1):
         sampler = NearestWordSampler(loader.dataset, words, distances, 4, num_replicas=2, rank=rank, seed=0)
