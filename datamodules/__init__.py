@@ -13,6 +13,7 @@ from datamodules.eeg import EEGDataModule
 from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
 from datamodules.point_clouds import PointCloudDataModule
+from datamodules.spoken_words import SpokenWordDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.time_series import TimeSeriesDataModule
 from datamodules.trajectories import TrajectoryDataModule
@@ -29,6 +30,7 @@ __all__ = [
     "ResumableLoader",
     "SSLDataModule",
     "SampleSource",
+    "SpokenWordDataModule",
     "TabularDataModule",
     "TimeSeriesDataModule",
     "TrajectoryDataModule",

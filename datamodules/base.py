@@ -561,7 +561,7 @@ class SSLDataModule(LightningDataModule, ABC):
                 f"{dropped / per_process:.0%} of the data unseen per epoch. Use a batch_size that divides "
                 f"{per_process} or drop_last=False."
             )
-        sampler = EpochSeededSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=self.seed)
+        sampler = self.train_sampler(dataset, num_replicas, rank)
         loader = self._loader(dataset, loader=ResumableLoader, sampler=sampler, drop_last=self.drop_last)
         assert isinstance(loader, ResumableLoader)
         self._train_loader = loader
@@ -569,6 +569,11 @@ class SSLDataModule(LightningDataModule, ABC):
             loader.load_state_dict(self._train_loader_state)
             self._train_loader_state = None
         return loader
+
+    def train_sampler(self, dataset: Dataset, num_replicas: int, rank: int) -> EpochSeededSampler:
+        """The training loader's sampler: shuffled by ``seed`` and the epoch, split over the ranks; override for
+        another order (it must stay an :class:`EpochSeededSampler`, which the loader needs to resume)."""
+        return EpochSeededSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=self.seed)
 
     def state_dict(self) -> dict[str, Any]:
         """The training loader's place in its epoch, kept in every checkpoint so that a run resumed mid-epoch

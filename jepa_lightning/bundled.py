@@ -56,6 +56,8 @@ def summary(path: Path) -> str:
         prints = "prints the action error and the next-state prediction against baselines at init and after training"
     elif "LinkPredictionReport" in callbacks:
         prints = "prints the link-prediction ROC-AUC (and the linear probe) at init and after training"
+    elif "CrossModalRetrievalReport" in callbacks:
+        prints = "prints cross-modal retrieval and word discrimination at init and after training"
     elif "LinearProbeReport" in callbacks:
         prints = "prints the linear probe at init and after training"
     else:

@@ -23,12 +23,14 @@ from jepa_lightning.callbacks.linear_probe import (
 from jepa_lightning.callbacks.link_prediction import LinkPredictionReport, link_prediction_auc
 from jepa_lightning.callbacks.online_probes import OnlineKNNProbe, OnlineLinearProbe, embed_batch, knn_predict
 from jepa_lightning.callbacks.progress import LineProgressBar
+from jepa_lightning.callbacks.retrieval import CrossModalRetrievalReport, retrieval_scores
 from jepa_lightning.callbacks.spectrum import SpectrumPlot
 
 __all__ = [
     "AttentiveProbeSettings",
     "CollapseMonitor",
     "ControlReport",
+    "CrossModalRetrievalReport",
     "EmbeddingWriter",
     "LabelBudget",
     "LineProgressBar",
@@ -52,4 +54,5 @@ __all__ = [
     "knn_predict",
     "linear_probe_accuracy",
     "link_prediction_auc",
+    "retrieval_scores",
 ]

@@ -159,6 +159,39 @@ def supervised_clip_loss(
     return -total * world_size() / count.clamp(min=1)
 
 
+def sigmoid_loss(
+    z1: Tensor,
+    z2: Tensor,
+    logit_scale: Tensor | float,
+    bias: Tensor | float,
+    positives: Tensor | None = None,
+    normalize: bool = True,
+) -> Tensor:
+    """SigLIP's pairwise sigmoid loss between two modalities ``(N, D)`` of the same N items (Zhai et al., 2023; the
+    loss CLAP-IPA trains speech against phoneme strings with).
+
+    Every local item of ``z1`` is scored against every gathered item of ``z2`` (logits ``logit_scale * cos + bias``,
+    ``(N, N_global)``); a pair labelled positive (+1) adds ``-log sigmoid(logit)``, a negative one (-1)
+    ``-log sigmoid(-logit)``; the sum over the pairs is divided by ``N``. Positives: by default each item's own
+    partner (offset ``rank * N``); ``positives`` (bool ``(N, N_global)``) replaces them (all False: a term of
+    negatives only, CLAP-IPA's hard negatives; or several True per row for items that share their partner's
+    content). Distributed semantics: gathers ``z2`` (autograd-aware); the mean over ranks (DDP) is the
+    single-process loss on the global batch (the sum over all ``N_global^2`` pairs divided by ``N_global``).
+    """
+    _check_pair(z1, z2, "sigmoid_loss")
+    if normalize:
+        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    logits = logit_scale * z1 @ gather(z2).T + bias
+    if positives is None:
+        own = rank() * z1.shape[0] + torch.arange(z1.shape[0], device=z1.device)
+        positives = torch.zeros_like(logits, dtype=torch.bool)
+        positives[torch.arange(z1.shape[0], device=z1.device), own] = True
+    if positives.shape != logits.shape:
+        raise ValueError(f"sigmoid_loss positives must be (N, N_global) = {tuple(logits.shape)}, got {positives.shape}")
+    signs = positives.to(logits.dtype) * 2 - 1
+    return -F.logsigmoid(signs * logits).sum() / z1.shape[0]
+
+
 def similarity_targets(sims: Tensor, own: Tensor, alpha: float, weights: str = "identity") -> tuple[Tensor, Tensor]:
     """ConGraT's graph-similarity label smoothing: soft targets ``alpha * s + (1 - alpha) * onehot`` for both
     directions, each ``(N, N_global)``.

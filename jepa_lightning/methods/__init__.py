@@ -1,5 +1,6 @@
 """LightningModules: the shared base, the generic JEPA and joint-embedding bases, and one module per paper preset."""
 
+from jepa_lightning.methods.acoustic_word import AcousticWordEmbedding
 from jepa_lightning.methods.actjepa import ACTJEPA
 from jepa_lightning.methods.ajepa import AJEPA
 from jepa_lightning.methods.barlow_twins import BarlowTwins
@@ -55,6 +56,7 @@ __all__ = [
     "TSJEPA",
     "VJEPA",
     "VJVCR",
+    "AcousticWordEmbedding",
     "BarlowTwins",
     "ConGraT",
     "DSeqJEPA",

@@ -7,8 +7,6 @@ import math
 from functools import partial
 from typing import Any
 
-import torch
-
 from jepa_lightning.methods.two_tower import EncoderFactory, TwoTower
 from jepa_lightning.nn.graph import GATEncoder, TextEncoder
 
@@ -69,17 +67,6 @@ class ConGraT(TwoTower):
             lr=lr,
             min_lr=min_lr,
             adam_eps=adam_eps,
+            gradient_clip=gradient_clip,
             **kwargs,
         )
-        self.gradient_clip = gradient_clip
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        """The trainer's clipping when it sets one, else the official norm clipping at ``gradient_clip``."""
-        if gradient_clip_val is None and self.gradient_clip is not None:
-            gradient_clip_val, gradient_clip_algorithm = self.gradient_clip, "norm"
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)

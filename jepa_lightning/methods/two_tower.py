@@ -72,9 +72,11 @@ class TwoTower(SSLMethod):
         warmup_fraction: float = 0.0,
         weight_decay: float = 0.0,
         final_weight_decay: float | None = None,
+        gradient_clip: float | None = None,
         **kwargs: Any,
     ) -> None:
-        """``kwargs``: the remaining optimiser settings of :class:`SSLMethod` (``min_lr``, ``betas``, ``adam_eps``)."""
+        """``gradient_clip``: the gradient-norm clipping used when the trainer sets none (None: no clipping);
+        ``kwargs``: the remaining optimiser settings of :class:`SSLMethod` (``min_lr``, ``betas``, ``adam_eps``)."""
         super().__init__(
             input_spec=input_spec,
             lr=lr,
@@ -100,6 +102,18 @@ class TwoTower(SSLMethod):
         self.supervised_weight = supervised_weight
         self.similarity_smoothing = similarity_smoothing
         self.similarity_weights = similarity_weights
+        self.gradient_clip = gradient_clip
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """The trainer's clipping when it sets one, else norm clipping at ``gradient_clip`` (when set)."""
+        if gradient_clip_val is None and self.gradient_clip is not None:
+            gradient_clip_val, gradient_clip_algorithm = self.gradient_clip, "norm"
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def setup(self, stage: str) -> None:
         """Ask the datamodule for graph similarities when the targets are smoothed with them."""

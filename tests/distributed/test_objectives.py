@@ -21,6 +21,7 @@ from jepa_lightning.losses import (
     intl_loss,
     lejepa_loss,
     nt_xent,
+    sigmoid_loss,
     sigreg,
     similarity_targets,
     slice_directions,
@@ -31,7 +32,7 @@ from jepa_lightning.losses import (
     vicreg_token_terms,
     vicreg_variance,
 )
-from jepa_lightning.methods import ItemSSL
+from jepa_lightning.methods import AcousticWordEmbedding, ItemSSL
 from tests.distributed import run_on_ranks
 
 pytestmark = pytest.mark.distributed
@@ -71,6 +72,18 @@ def _smoothed_clip(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     return (clip_loss(z[0], z[1], 3.0, (column_targets, row_targets)),)
 
 
+def _same_string_sigmoid(z: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """AcousticWordEmbedding's positives (the own partner and every item with the same label, gathered) in the
+    sigmoid loss, and its hard-negative term (every pair a negative)."""
+    n = z[0].shape[0]
+    positives = AcousticWordEmbedding.positives(
+        SimpleNamespace(same_string_positives=True), {"y": _labels(z[0])}, n, z[0].device
+    )
+    matching = sigmoid_loss(z[0], z[1], 3.0, -2.0, positives)
+    negatives = sigmoid_loss(z[0], z[2], 3.0, -2.0, torch.zeros_like(positives))
+    return (matching + negatives) / 2, matching, negatives
+
+
 #: Rank 0 holds rows [0, 5) and rank 1 rows [5, 16): token counts differ between ranks, as JEPA contexts do.
 UNEVEN_ROWS = (slice(0, 5), slice(5, GLOBAL_BATCH))
 
@@ -81,6 +94,8 @@ CASES: dict[str, Case] = {
     "clip_loss": lambda z: (clip_loss(z[0], z[1], torch.tensor(2.0, dtype=torch.float64)),),
     "clip_loss_smoothed": _smoothed_clip,
     "supervised_clip_loss": lambda z: (supervised_clip_loss(z[0], z[1], _labels(z[0]), 2.0),),
+    "sigmoid_loss": lambda z: (sigmoid_loss(z[0], z[1], torch.tensor(3.0, dtype=torch.float64), -2.0),),
+    "acoustic_word": _same_string_sigmoid,
     "barlow_twins": lambda z: (barlow_twins(z[0], z[1], 0.1),),
     "vicreg": lambda z: tuple(vicreg(z[0], z[1])),
     "vicreg_variance": lambda z: (vicreg_variance(z[0] * 0.3),),
