@@ -19,16 +19,20 @@ from tests.test_import_graph import ROOT, module_name, project_imports
 #: The modality-neutral modules: splits and loaders, recordings, tables, the UCR/UEA ``.ts`` format. Every other
 #: module of ``datamodules`` is a modality.
 TOOLKIT = {"datamodules.base", "datamodules.recordings", "datamodules.tables", "datamodules.ts_format"}
+#: Variants of a modality that build on it (and on nothing else beyond the toolkit): spoken words paired with their
+#: phoneme strings are audio clips with a second view; the modality itself never imports its variant.
+VARIANTS = {"datamodules.spoken_words": {"datamodules.audio"}}
 MODULES = sorted(path for path in (ROOT / "datamodules").glob("*.py") if path.name != "__init__.py")
 
 
 def forbidden_imports(path: Path) -> list[str]:
     """``line: name`` of every import of ``datamodules`` in ``path`` outside the toolkit (the package root included:
-    it imports every modality)."""
+    it imports every modality) and, for a variant, outside the modality it extends."""
+    allowed = TOOLKIT | VARIANTS.get(module_name(path), set())
     return [
         f"{line}: {name}"
         for name, line, _ in project_imports(path)
-        if name.split(".")[0] == "datamodules" and name not in TOOLKIT
+        if name.split(".")[0] == "datamodules" and name not in allowed
     ]
 
 
@@ -42,6 +46,13 @@ def test_the_toolkit_and_the_modalities_are_found():
 def test_datamodules_import_only_the_toolkit(path):
     found = forbidden_imports(path)
     assert not found, f"{path.name} imports beyond {sorted(TOOLKIT)}:\n" + "\n".join(found)
+
+
+def test_a_modality_never_imports_its_variant():
+    for variant, bases in VARIANTS.items():
+        for base in bases:
+            path = ROOT / (base.replace(".", "/") + ".py")
+            assert variant not in {name for name, _, _ in project_imports(path)}
 
 
 def test_a_modality_importing_another_is_caught(tmp_path, monkeypatch):
