@@ -78,9 +78,9 @@ class TimmBackbone(RecordsArguments, nn.Module):
 
     ``channels_last=True`` keeps the convolution weights and the input in NHWC memory order: the same network and
     the same arithmetic (outputs and gradients equal up to float rounding), but oneDNN on CPUs (and cuDNN under
-    mixed precision) convolve NHWC without reordering every activation to and from its blocked layout: 12% less
-    time per ResNet-18 step on our 2-core CPU (``benchmarks/joint_embedding_vs_peers.py``). Off by default, which
-    keeps results bit-identical to earlier releases.
+    mixed precision) convolve NHWC without reordering every activation to and from its blocked layout: a ResNet-18's
+    forward and backward of 128 CIFAR-size images took 12% less time on our CPU (5.27 against 6.01 s, one thread).
+    Off by default, which keeps results bit-identical to earlier releases.
     """
 
     def __init__(
