@@ -9,7 +9,8 @@ One step = two augmented views (random tensors here; data loading is measured by
 All implementations use the same timm ResNet-18 (CIFAR-style stem at 32 px) and projectors of the same
 shape (``--hidden`` wide; SimCLR to 128, VICReg and Barlow Twins 3 layers to ``--hidden``). lightly (as its
 examples do) and stable-pretraining (its ``methods`` classes) encode the views one after the other; ours encodes
-them in one batched pass.
+them in one batched pass. The row ``jepa-lightning (channels_last)`` is ours with the backbone's
+``channels_last=True`` (the same network and arithmetic in NHWC memory order).
 
 The last row per method is the backbone alone (forward and backward of both views with a trivial loss, plus
 the optimiser step): the overhead of a method is how much slower its step is than that.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
+from typing import Any
 
 import torch
 from harness import add_comparison_arguments, compare, dump_json, print_table
@@ -41,13 +43,22 @@ def _backbone(image_size: int) -> TimmBackbone:
     return TimmBackbone(_spec(image_size), "resnet18", small_input_stem=image_size <= 64)
 
 
-def ours(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+def ours(
+    device: torch.device,
+    method: str,
+    image_size: int,
+    batch_size: int,
+    hidden: int,
+    channels_last: bool = False,
+):
     from jepa_lightning.methods import BarlowTwins, SimCLR, VICReg
 
     classes = {"simclr": SimCLR, "vicreg": VICReg, "barlow_twins": BarlowTwins}
     dims = (hidden, 128) if method == "simclr" else (hidden, hidden, hidden)
     model = classes[method](
-        backbone=partial(TimmBackbone, model_name="resnet18", small_input_stem=image_size <= 64),
+        backbone=partial(
+            TimmBackbone, model_name="resnet18", small_input_stem=image_size <= 64, channels_last=channels_last
+        ),
         projector_dims=dims,
         input_spec=_spec(image_size),
     ).to(device)
@@ -61,6 +72,11 @@ def ours(device: torch.device, method: str, image_size: int, batch_size: int, hi
         optimizer.step()
 
     return step
+
+
+def ours_channels_last(device: torch.device, **settings: Any):
+    """Ours with ``TimmBackbone(channels_last=True)``: the same network and batches in NHWC memory order."""
+    return ours(device, channels_last=True, **settings)
 
 
 def lightly(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
@@ -133,6 +149,7 @@ def backbone_only(device: torch.device, method: str, image_size: int, batch_size
 
 IMPLEMENTATIONS = {
     "jepa-lightning": ours,
+    "jepa-lightning (channels_last)": ours_channels_last,
     "lightly": lightly,
     "stable-pretraining": stable_pretraining,
     "backbone alone": backbone_only,

@@ -31,6 +31,10 @@ PredictorPositions = Literal["sincos", "mlp"]
 #: every block's layer norms (``"adaln"``, adaptive layer norm; pre-norm blocks only).
 PredictorConditioning = Literal["none", "token", "concat", "adaln"]
 PREDICTOR_CONDITIONINGS = ("none", "token", "concat", "adaln")
+#: How the predictor runs several target groups (I-JEPA's four blocks): one sequence per group, the context repeated
+#: for each (``"separate"``, I-JEPA's official code), or every group's mask tokens after one copy of the context in a
+#: single sequence (``"joint"``, stable-pretraining's I-JEPA), where the groups see each other.
+TargetGroups = Literal["separate", "joint"]
 
 
 def condition_rows(cond: Tensor, batch: int, groups: int) -> Tensor:
@@ -94,6 +98,12 @@ class JEPAPredictor(nn.Module):
     the embedded context tokens as they entered the first block, concatenated with the target slots carried from the
     block before, and only the target slots go on; so the mask tokens attend to the encoder's context at every depth,
     and the context tokens themselves are never updated. The default (False) runs the blocks on the whole sequence.
+
+    ``target_groups="joint"`` (:data:`TargetGroups`) predicts every target group in one sequence per sample,
+    ``B x (Nc + M Nt)`` tokens instead of ``M B x (Nc + Nt)``: less than half the predictor's work for I-JEPA's four
+    blocks, but the groups' mask tokens attend to each other and the context is encoded once, which the paper's
+    objective does not do (a different model, as stable-pretraining's I-JEPA). Full attention, no conditioning,
+    positions once and unpadded batches only; the default ``"separate"`` is the paper's.
     """
 
     def __init__(
@@ -123,9 +133,20 @@ class JEPAPredictor(nn.Module):
         conditioning: PredictorConditioning = "none",
         condition_dim: int = 0,
         context_every_layer: bool = False,
+        target_groups: TargetGroups = "separate",
     ) -> None:
         super().__init__()
         check_attention_rule(attention)
+        if target_groups not in ("separate", "joint"):
+            raise ValueError(f"target_groups must be 'separate' or 'joint', got {target_groups!r}")
+        joint_conflicts = attention != "full" or conditioning != "none" or positions_every_layer or context_every_layer
+        if target_groups == "joint" and joint_conflicts:
+            raise ValueError(
+                "target_groups='joint' takes full attention, no conditioning, positions once and the context once "
+                f"(got attention={attention!r}, conditioning={conditioning!r}, "
+                f"positions_every_layer={positions_every_layer}, context_every_layer={context_every_layer})"
+            )
+        self.target_groups = target_groups
         check_weight_init(init)
         if predictor_dim % num_heads:
             raise ValueError(f"predictor_dim={predictor_dim} must be divisible by num_heads={num_heads}")
@@ -218,6 +239,8 @@ class JEPAPredictor(nn.Module):
         target_positions = gather_mask_major(positions, target_idx)
         if self.training and self.mask_noise_levels > 0:
             target_positions = self.noised(target_positions)
+        if self.target_groups == "joint":
+            return self.joint(self.embed(context) + context_positions, mask_token + target_positions, groups, valid)
         if self.positions_every_layer:  # the sequence's positions, added before each block below
             x = self.embed(context).repeat(groups, 1, 1)
             x = torch.cat([x, self.condition_queries(mask_token.expand(x.shape[0], per_group, -1), rows)], dim=1)
@@ -255,6 +278,21 @@ class JEPAPredictor(nn.Module):
         if self.head is not None:
             x = self.head(x)
         return self.proj(self.norm(x[:, -per_group:]))
+
+    def joint(self, context: Tensor, queries: Tensor, groups: int, valid: Tensor | None) -> Tensor:
+        """``target_groups="joint"``: the embedded ``context`` ``(B, Nc, P)`` and every group's mask tokens
+        ``queries`` ``(M * B, Nt, P)`` in one sequence per sample; predictions mask-major ``(M * B, Nt, D)``."""
+        if valid is not None:
+            raise ValueError("target_groups='joint' takes unpadded batches only (valid=None)")
+        batch, per_group = context.shape[0], queries.shape[1]
+        queries = queries.unflatten(0, (groups, batch)).transpose(0, 1).flatten(1, 2)  # (B, M * Nt, P)
+        x = torch.cat([context, queries], dim=1)
+        for block in self.blocks:
+            x = run_block(block, x, None, self.activation_checkpointing)
+        if self.head is not None:
+            x = self.head(x)
+        out = self.proj(self.norm(x[:, -groups * per_group :]))
+        return out.unflatten(1, (groups, per_group)).transpose(0, 1).flatten(0, 1)
 
     def noised(self, positions: Tensor) -> Tensor:
         """``positions`` ``(M * B, Nt, Dp)`` with one noise level per row (see ``mask_noise_levels``)."""

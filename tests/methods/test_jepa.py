@@ -231,3 +231,40 @@ def test_cosine_latent_loss_is_selectable_and_trains(digits_batch):
         losses.append(loss.item())
     assert all(0 <= value <= 2 for value in losses)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_targets_first_gives_the_loss_and_gradients_of_the_student_first_order(digits_batch):
+    """masked_prediction encodes the targets (no gradient, no random draws) before the student, so the teacher's
+    temporaries are freed before the student's activations pile up: the loss and every gradient are bit-identical
+    to the paper's order (student, predictor, then teacher), dropout draws included."""
+    from jepa_lightning.losses.latent import latent_regression, normalize_targets
+    from jepa_lightning.nn.functional import gather_mask_major
+
+    model = tiny_ijepa(
+        encoder=TransformerEncoder(embed_dim=32, depth=2, num_heads=2, dropout=0.2, drop_path_rate=0.2),
+        predictor_dropout=0.2,
+    )
+    model.teacher.update(model.student, 0.5)  # a teacher that differs from the student
+    torch.manual_seed(0)
+    loss, *_ = model.masked_prediction(digits_batch, mask_generator(0, 3, 0, "cpu"))
+    loss.backward()
+    ours = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+
+    torch.manual_seed(0)  # the student-first order, written out
+    tokens = model.student.tokenizer(digits_batch)
+    ((context_idx, target_idx),) = model.mask_sampler.configurations(
+        tokens.layout, digits_batch.shape[0], mask_generator(0, 3, 0, "cpu"), "cpu"
+    )
+    context = model.student.encoder(tokens, keep=context_idx)
+    prediction = model.predictor(context, tokens.layout, context_idx, target_idx)
+    with torch.no_grad():
+        encoded, _ = model.encode_targets(digits_batch)
+        target = gather_mask_major(normalize_targets(encoded, model.target_norm), target_idx)
+    reference = latent_regression(prediction, target, model.loss_kind, model.loss_beta)
+    reference.backward()
+    assert torch.equal(loss, reference)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert torch.equal(ours[name], p.grad), name
+    assert len(ours) == sum(p.grad is not None for p in model.parameters()) > 0

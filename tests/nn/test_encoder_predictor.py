@@ -163,3 +163,31 @@ def test_dropout_options_reach_every_block_and_default_to_none():
     assert not torch.allclose(encoder(x), encoder(x))
     default = TransformerEncoder(embed_dim=32, depth=2, num_heads=2)
     assert all(block.attn.attn_drop.p == block.mlp.drop1.p == 0.0 for block in default.blocks)
+
+
+def test_joint_target_groups_are_one_sequence_of_all_targets():
+    """target_groups="joint" equals the paper's predictor given one group holding every target (then split back
+    mask-major); with a single group it is the paper's predictor exactly. Invalid combinations are refused."""
+    torch.manual_seed(0)
+    layout = TokenLayout("grid", (4, 4), grid_coords((4, 4)))
+    separate = JEPAPredictor(32, predictor_dim=16, depth=2, num_heads=2)
+    joint = JEPAPredictor(32, predictor_dim=16, depth=2, num_heads=2, target_groups="joint")
+    joint.load_state_dict(separate.state_dict())
+    batch, groups, per_group = 3, 4, 2
+    context_idx = torch.stack([torch.randperm(16)[:5] for _ in range(batch)])
+    target_idx = torch.stack([torch.randperm(16)[: groups * per_group] for _ in range(batch)]).view(batch, groups, -1)
+    context = torch.randn(batch, 5, 32)
+    out = joint(context, layout, context_idx, target_idx)
+    assert out.shape == (groups * batch, per_group, 32)
+    whole = separate(context, layout, context_idx, target_idx.flatten(1).unsqueeze(1))  # (B, M * Nt, D)
+    expected = whole.unflatten(1, (groups, per_group)).transpose(0, 1).flatten(0, 1)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(out, separate(context, layout, context_idx, target_idx), atol=1e-4)
+    one = target_idx[:, :1]
+    assert torch.equal(joint(context, layout, context_idx, one), separate(context, layout, context_idx, one))
+    with pytest.raises(ValueError, match="target_groups"):
+        JEPAPredictor(32, predictor_dim=16, num_heads=2, target_groups="joint", attention="same_channel")
+    with pytest.raises(ValueError, match="target_groups"):
+        JEPAPredictor(32, predictor_dim=16, num_heads=2, target_groups="mixed")
+    with pytest.raises(ValueError, match="context_every_layer=True"):
+        JEPAPredictor(32, predictor_dim=16, num_heads=2, target_groups="joint", context_every_layer=True)
