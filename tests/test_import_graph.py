@@ -101,6 +101,19 @@ def test_no_cycle_between_subpackages():
     assert cycle is None, "import cycle: " + " -> ".join(f"{a} ({edges[a][b]})" for a, b in itertools.pairwise(cycle))
 
 
+def test_modules_import_from_submodules_not_from_the_package_roots():
+    """``from jepa_lightning import x`` inside the package goes through the root's lazy façade, which imports
+    ``jepa_lightning.methods``: a cycle the graph cannot see (``import jepa_lightning.nn`` first then fails)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in source_files()
+        if path.name != "__init__.py" or module_name(path) not in PACKAGES
+        for name, line, _ in project_imports(path)
+        if name in PACKAGES
+    ]
+    assert not found, f"imports from a package root: {found}"
+
+
 def test_cycle_detection_finds_a_planted_cycle():
     edges = {"a": {"b": "a.py:1"}, "b": {"c": "b.py:1"}, "c": {"a": "c.py:1"}, "d": {"a": "d.py:1"}}
     assert find_cycle(edges) in (["a", "b", "c", "a"], ["b", "c", "a", "b"], ["c", "a", "b", "c"])

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from timm.models.resnet import ResNet
 from torch import Tensor, nn
 
-from jepa_lightning import distributed
+from jepa_lightning.distributed import all_reduce_sum, is_distributed
 from jepa_lightning.inputs import InputSpec
 from jepa_lightning.nn.backbones import replace_stem
 from jepa_lightning.nn.functional import gather_mask_major, gather_tokens
@@ -97,7 +97,7 @@ class SparseBatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: Tensor) -> Tensor:
         active = self.cells.at(tuple(x.shape[-2:]))
-        synced = self.sync and self.training and distributed.is_distributed()
+        synced = self.sync and self.training and is_distributed()
         if active is None and not synced:
             return super().forward(x)
         values = x.float()
@@ -105,11 +105,11 @@ class SparseBatchNorm2d(nn.BatchNorm2d):
         if self.training or not self.track_running_stats:
             sums = torch.cat([(values * weight).sum(dim=(0, 2, 3)), weight.sum().view(1)])
             if synced:
-                sums = distributed.all_reduce_sum(sums)
+                sums = all_reduce_sum(sums)
             count = sums[-1].clamp_min(1)
             mean = sums[:-1] / count
             squares = ((values - mean[:, None, None]).square() * weight).sum(dim=(0, 2, 3))
-            var = (distributed.all_reduce_sum(squares) if synced else squares) / count
+            var = (all_reduce_sum(squares) if synced else squares) / count
             if self.training and self.track_running_stats:
                 self.update_running_stats(mean, var * count / (count - 1).clamp_min(1))
         else:
