@@ -13,7 +13,7 @@ from jepa_lightning.masks.neighbourhoods import NeighbourhoodBlockMaskSampler
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.nn.encoder import TransformerEncoder
 from jepa_lightning.nn.predictor import PredictorPositions
-from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer
+from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer, check_random_start
 
 
 class JEPA3D(JEPA):
@@ -77,11 +77,7 @@ class JEPA3D(JEPA):
     ) -> None:
         """``encoder=None`` is the 384 x 12 encoder (6 heads, drop-path 0.1, positions at every layer);
         ``kwargs``: the arguments of :class:`JEPA`."""
-        if random_start and teacher_scope != "encoder":
-            raise ValueError(
-                "random_start=True needs teacher_scope='encoder': a whole-backbone teacher tokenizes the cloud again "
-                "and would group it around other centres; set random_start=False for teacher_scope='backbone'"
-            )
+        check_random_start(random_start, teacher_scope)
         super().__init__(
             tokenizer=partial(
                 PointPatchTokenizer,

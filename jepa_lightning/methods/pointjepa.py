@@ -12,7 +12,7 @@ from jepa_lightning.masks.spans import ContiguousSpanMaskSampler
 from jepa_lightning.methods.jepa import JEPA
 from jepa_lightning.nn.encoder import TransformerEncoder
 from jepa_lightning.nn.predictor import PredictorPositions
-from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer
+from jepa_lightning.tokenizers.point_clouds import PointPatchTokenizer, check_random_start
 
 
 class PointJEPA(JEPA):
@@ -78,11 +78,7 @@ class PointJEPA(JEPA):
     ) -> None:
         """``encoder=None`` is the paper's 384 x 12 encoder (dropout 0.1, attention dropout 0.05, drop-path 0.25);
         ``kwargs``: the arguments of :class:`JEPA`."""
-        if random_start and teacher_scope != "encoder":
-            raise ValueError(
-                "random_start=True needs teacher_scope='encoder': a whole-backbone teacher tokenizes the cloud again "
-                "and would group it around other centres; set random_start=False for teacher_scope='backbone'"
-            )
+        check_random_start(random_start, teacher_scope)
         super().__init__(
             tokenizer=partial(
                 PointPatchTokenizer, num_groups=num_groups, group_size=group_size, random_start=random_start

@@ -118,6 +118,16 @@ class MiniPointNet(nn.Module):
         return x.amax(dim=2).reshape(batch, num_groups, -1)
 
 
+def check_random_start(random_start: bool, teacher_scope: str) -> None:
+    """A random farthest-point start groups each pass around other centres, so only a teacher that encodes the
+    student's tokens (``teacher_scope="encoder"``) sees the same groups as the student."""
+    if random_start and teacher_scope != "encoder":
+        raise ValueError(
+            "random_start=True needs teacher_scope='encoder': a whole-backbone teacher tokenizes the cloud again "
+            "and would group it around other centres; set random_start=False for teacher_scope='backbone'"
+        )
+
+
 class PointPatchTokenizer(Tokenizer):
     """Point clouds ``(B, N, 3 + F)`` (xyz first) -> ``num_groups`` tokens of ``group_size``-point neighbourhoods.
 
