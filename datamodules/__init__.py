@@ -10,14 +10,18 @@ from datamodules.audio import AudioDataModule
 from datamodules.base import EpochSeededSampler, ResumableLoader, SampleSource, SSLDataModule
 from datamodules.ecg import ECGDataModule
 from datamodules.eeg import EEGDataModule
-from datamodules.graphs import GraphDataModule
 from datamodules.images import ImageDataModule
-from datamodules.point_clouds import PointCloudDataModule
 from datamodules.spoken_words import SpokenWordDataModule
 from datamodules.tabular import TabularDataModule
 from datamodules.time_series import TimeSeriesDataModule
 from datamodules.trajectories import TrajectoryDataModule
 from datamodules.video import VideoDataModule
+from jepa_lightning.lazy import lazy_exports
+
+# the two data modules that read with torch-geometric are imported on first use (see jepa_lightning.lazy)
+__getattr__ = lazy_exports(
+    __name__, {"GraphDataModule": "datamodules.graphs", "PointCloudDataModule": "datamodules.point_clouds"}
+)
 
 __all__ = [
     "AudioDataModule",

@@ -1,5 +1,6 @@
 """LightningModules: the shared base, the generic JEPA and joint-embedding bases, and one module per paper preset."""
 
+from jepa_lightning.lazy import lazy_exports
 from jepa_lightning.methods.acoustic_word import AcousticWordEmbedding
 from jepa_lightning.methods.actjepa import ACTJEPA
 from jepa_lightning.methods.ajepa import AJEPA
@@ -7,7 +8,6 @@ from jepa_lightning.methods.barlow_twins import BarlowTwins
 from jepa_lightning.methods.base import SSLMethod
 from jepa_lightning.methods.byol import BYOL
 from jepa_lightning.methods.cnnjepa import CNNJEPA
-from jepa_lightning.methods.congrat import ConGraT
 from jepa_lightning.methods.dseqjepa import DSeqJEPA
 from jepa_lightning.methods.ecgjepa import ECGJEPA
 from jepa_lightning.methods.ecgjepa_weimann import ECGJEPAWeimann
@@ -36,6 +36,9 @@ from jepa_lightning.methods.two_tower import TwoTower
 from jepa_lightning.methods.vicreg import VICReg
 from jepa_lightning.methods.vjepa import VJEPA
 from jepa_lightning.methods.vjvcr import VJVCR
+
+# ConGraT builds its graph tower with torch-geometric: imported on first use (see jepa_lightning.lazy)
+__getattr__ = lazy_exports(__name__, {"ConGraT": "jepa_lightning.methods.congrat"})
 
 __all__ = [
     "ACTJEPA",

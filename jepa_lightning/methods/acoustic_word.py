@@ -16,7 +16,7 @@ from jepa_lightning.losses.joint_embedding import sigmoid_loss
 from jepa_lightning.methods.two_tower import EncoderFactory, TwoTower
 from jepa_lightning.nn.backbones import PooledTokenBackbone
 from jepa_lightning.nn.encoder import TransformerEncoder
-from jepa_lightning.nn.graph import TextEncoder
+from jepa_lightning.nn.text import TextEncoder
 from jepa_lightning.tokenizers.audio import LogMelPatchTokenizer
 
 WordLoss = Literal["sigmoid", "clip"]

@@ -8,7 +8,8 @@ from functools import partial
 from typing import Any
 
 from jepa_lightning.methods.two_tower import EncoderFactory, TwoTower
-from jepa_lightning.nn.graph import GATEncoder, TextEncoder
+from jepa_lightning.nn.graph import GATEncoder
+from jepa_lightning.nn.text import TextEncoder
 
 
 class ConGraT(TwoTower):

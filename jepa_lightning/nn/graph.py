@@ -1,12 +1,11 @@
-"""Two-tower encoders for graphs with node texts: a graph attention network over node features and edges, and a
-small transformer over the token ids of each node's text (ConGraT's two towers)."""
+"""The graph tower of two-tower methods: a graph attention network over node features and edges (ConGraT's; its text
+tower is :class:`~jepa_lightning.nn.text.TextEncoder`). The only network module that needs torch-geometric."""
 
 from __future__ import annotations
 
 import math
 import warnings
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -70,41 +69,3 @@ class GATEncoder(RecordsArguments, nn.Module):
         if graph.batch is None:
             return h[graph.seeds]
         return global_mean_pool(h, graph.batch, size=graph.seeds.shape[0])
-
-
-class TextEncoder(nn.Module):
-    """A small transformer over token ids ``(B, L)`` (0 = padding), trained from scratch: token + learned position
-    embeddings, pre-norm transformer layers, mean over the non-padding tokens, L2-normalised (ConGraT's sentence
-    embedding: mean pooling, normalised). ``embed_dim`` = ``width``."""
-
-    def __init__(
-        self,
-        spec: InputSpec,
-        width: int = 64,
-        depth: int = 2,
-        heads: int = 4,
-        max_length: int = 64,
-        dropout: float = 0.1,
-        normalize: bool = True,
-    ) -> None:
-        super().__init__()
-        spec.require("vocab_size")
-        self.embed_dim = width
-        self.max_length = max_length
-        self.normalize = normalize
-        self.tokens = nn.Embedding(spec.vocab_size, width, padding_idx=0)  # type: ignore[arg-type]  # required above
-        self.positions = nn.Parameter(torch.zeros(1, max_length, width))
-        nn.init.trunc_normal_(self.positions, std=0.02)
-        layer = nn.TransformerEncoderLayer(
-            width, heads, 4 * width, dropout, activation="gelu", batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(width), enable_nested_tensor=False)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        if ids.ndim != 2 or ids.shape[1] > self.max_length:
-            raise ValueError(f"TextEncoder expects token ids (B, L <= {self.max_length}), got {tuple(ids.shape)}")
-        valid = ids != 0
-        h = self.encoder(self.tokens(ids) + self.positions[:, : ids.shape[1]], src_key_padding_mask=~valid)
-        weights = valid.unsqueeze(-1).to(h.dtype)
-        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return F.normalize(pooled, dim=1) if self.normalize else pooled
