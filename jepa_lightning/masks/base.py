@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -81,6 +83,16 @@ def check_count(name: str, count: int) -> None:
     """``count`` must be at least 1."""
     if count < 1:
         raise ValueError(f"{name} must be >= 1, got {count}")
+
+
+def check_context_counts(counts: Tensor, min_context: int, empty: str, small: str) -> None:
+    """What a sampler says once its redraws are spent: a sample without a context token is an error (``empty``), one
+    whose context keeps ``min_context`` tokens or fewer a warning (``small``), attributed to the sampler's line, so
+    Python shows it once per process however many steps draw such masks."""
+    if bool((counts == 0).any()):
+        raise ValueError(empty)
+    if bool((counts <= min_context).any()):
+        warnings.warn(small, stacklevel=2)
 
 
 def to_device(masks: tuple[Tensor, Tensor], device: torch.device | str) -> tuple[Tensor, Tensor]:

@@ -4,12 +4,19 @@ over the batch."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, check_count, check_range, check_ratio, first_true_indices, to_device
+from jepa_lightning.masks.base import (
+    MaskSampler,
+    check_context_counts,
+    check_count,
+    check_range,
+    check_ratio,
+    first_true_indices,
+    to_device,
+)
 from jepa_lightning.masks.combinators import MultiMaskSampler, RandomChoiceMaskSampler
 from jepa_lightning.tokens import TokenLayout
 
@@ -169,17 +176,14 @@ class MultiBlockMaskSampler(MaskSampler):
             redrawn = block_masks(grid, size, (context.shape[0],), generator) & ~covered
             context = torch.where(small.view(-1, 1, 1), redrawn, context)
         counts = context.flatten(1).sum(1)
-        if bool((counts == 0).any()):
-            raise ValueError(
-                f"MultiBlockMaskSampler could not find a non-empty context on a {grid} grid "
-                f"(targets {self.num_targets} x scale {self.target_scale}): lower num_targets or target_scale."
-            )
-        if bool((counts <= self.min_context).any()):
-            warnings.warn(
-                f"MultiBlockMaskSampler: some contexts keep min_context={self.min_context} tokens or fewer after "
-                f"{self.max_tries} redraws on a {grid} grid; the targets cover most of the grid.",
-                stacklevel=3,
-            )
+        check_context_counts(
+            counts,
+            self.min_context,
+            empty=f"MultiBlockMaskSampler could not find a non-empty context on a {grid} grid "
+            f"(targets {self.num_targets} x scale {self.target_scale}): lower num_targets or target_scale.",
+            small=f"MultiBlockMaskSampler: some contexts keep min_context={self.min_context} tokens or fewer after "
+            f"{self.max_tries} redraws on a {grid} grid; the targets cover most of the grid.",
+        )
         return context
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 
-from jepa_lightning.masks.base import MaskSampler, check_count, check_range, to_device
+from jepa_lightning.masks.base import MaskSampler, check_context_counts, check_count, check_range, to_device
 from jepa_lightning.tokens import TokenLayout
 
 
@@ -91,17 +89,14 @@ class NeighbourhoodBlockMaskSampler(MaskSampler):
             context_seeds = torch.where(small.unsqueeze(1), redrawn, context_seeds)
             order, counts = self._context(coords, context_seeds, covered, context_size)
         else:
-            if bool((counts == 0).any()):
-                raise ValueError(
-                    f"NeighbourhoodBlockMaskSampler found no context token outside {self.num_targets} targets of "
-                    f"{target_size} of {num_tokens} tokens: lower num_targets or target_scale."
-                )
-            if bool((counts <= self.min_context).any()):
-                warnings.warn(
-                    f"NeighbourhoodBlockMaskSampler: some contexts keep min_context={self.min_context} tokens or "
-                    f"fewer after {self.max_tries} redraws; the targets cover most of the {num_tokens} tokens.",
-                    stacklevel=2,
-                )
+            check_context_counts(
+                counts,
+                self.min_context,
+                empty=f"NeighbourhoodBlockMaskSampler found no context token outside {self.num_targets} targets of "
+                f"{target_size} of {num_tokens} tokens: lower num_targets or target_scale.",
+                small=f"NeighbourhoodBlockMaskSampler: some contexts keep min_context={self.min_context} tokens or "
+                f"fewer after {self.max_tries} redraws; the targets cover most of the {num_tokens} tokens.",
+            )
         context_idx = order[:, : int(counts.min())].sort(dim=1).values
         return to_device((context_idx, target_idx), device)
 
