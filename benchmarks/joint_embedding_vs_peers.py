@@ -9,8 +9,9 @@ One step = two augmented views (random tensors here; data loading is measured by
 All implementations use the same timm ResNet-18 (CIFAR-style stem at 32 px) and projectors of the same
 shape (``--hidden`` wide; SimCLR to 128, VICReg and Barlow Twins 3 layers to ``--hidden``). lightly (as its
 examples do) and stable-pretraining (its ``methods`` classes) encode the views one after the other; ours encodes
-them in one batched pass. The row ``jepa-lightning (channels_last)`` is ours with the backbone's
-``channels_last=True`` (the same network and arithmetic in NHWC memory order).
+them in one batched pass. Our ``TimmBackbone`` keeps its weights and inputs in NHWC memory order by default
+(``channels_last=True``: the same network and arithmetic); the peers' rows run the NCHW network their examples build,
+and the ``(channels_last)`` rows the peers on our NHWC backbone, to show what the memory order alone buys.
 
 The last row per method is the backbone alone (forward and backward of both views with a trivial loss, plus
 the optimiser step): the overhead of a method is how much slower its step is than that.
@@ -39,8 +40,8 @@ def _views(batch_size: int, image_size: int, device: torch.device) -> list[torch
     return [torch.randn(batch_size, 3, image_size, image_size, device=device) for _ in range(2)]
 
 
-def _backbone(image_size: int) -> TimmBackbone:
-    return TimmBackbone(_spec(image_size), "resnet18", small_input_stem=image_size <= 64)
+def _backbone(image_size: int, channels_last: bool = False) -> TimmBackbone:
+    return TimmBackbone(_spec(image_size), "resnet18", small_input_stem=image_size <= 64, channels_last=channels_last)
 
 
 def ours(
@@ -49,7 +50,7 @@ def ours(
     image_size: int,
     batch_size: int,
     hidden: int,
-    channels_last: bool = False,
+    channels_last: bool = True,
 ):
     from jepa_lightning.methods import BarlowTwins, SimCLR, VICReg
 
@@ -74,16 +75,18 @@ def ours(
     return step
 
 
-def ours_channels_last(device: torch.device, **settings: Any):
-    """Ours with ``TimmBackbone(channels_last=True)``: the same network and batches in NHWC memory order."""
-    return ours(device, channels_last=True, **settings)
+def ours_nchw(device: torch.device, **settings: Any):
+    """Ours with ``TimmBackbone(channels_last=False)``: the NCHW network, views in one batch."""
+    return ours(device, channels_last=False, **settings)
 
 
-def lightly(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+def lightly(
+    device: torch.device, method: str, image_size: int, batch_size: int, hidden: int, channels_last: bool = False
+):
     from lightly.loss import BarlowTwinsLoss, NTXentLoss, VICRegLoss
     from lightly.models.modules.heads import BarlowTwinsProjectionHead, SimCLRProjectionHead, VICRegProjectionHead
 
-    backbone = _backbone(image_size)
+    backbone = _backbone(image_size, channels_last)
     heads = {
         "simclr": lambda: SimCLRProjectionHead(backbone.embed_dim, hidden, 128),
         "vicreg": lambda: VICRegProjectionHead(backbone.embed_dim, hidden, hidden),
@@ -108,7 +111,9 @@ def lightly(device: torch.device, method: str, image_size: int, batch_size: int,
     return step
 
 
-def stable_pretraining(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
+def stable_pretraining(
+    device: torch.device, method: str, image_size: int, batch_size: int, hidden: int, channels_last: bool = False
+):
     """stable-pretraining's ``methods.SimCLR`` / ``VICReg`` / ``BarlowTwins`` on the same backbone and projector
     shapes (they encode the views one after the other)."""
     from stable_pretraining.methods import SimCLR as SPTSimCLR
@@ -116,9 +121,13 @@ def stable_pretraining(device: torch.device, method: str, image_size: int, batch
     from stable_pretraining.methods.barlow_twins import BarlowTwins as SPTBarlowTwins
 
     builders = {
-        "simclr": lambda: SPTSimCLR(_backbone(image_size), projector_dims=(hidden, 128), temperature=0.1),
-        "vicreg": lambda: SPTVICReg(_backbone(image_size), projector_dims=(hidden, hidden, hidden)),
-        "barlow_twins": lambda: SPTBarlowTwins(_backbone(image_size), projector_dims=(hidden, hidden, hidden)),
+        "simclr": lambda: SPTSimCLR(
+            _backbone(image_size, channels_last), projector_dims=(hidden, 128), temperature=0.1
+        ),
+        "vicreg": lambda: SPTVICReg(_backbone(image_size, channels_last), projector_dims=(hidden, hidden, hidden)),
+        "barlow_twins": lambda: SPTBarlowTwins(
+            _backbone(image_size, channels_last), projector_dims=(hidden, hidden, hidden)
+        ),
     }
     model = builders[method]().to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -134,7 +143,7 @@ def stable_pretraining(device: torch.device, method: str, image_size: int, batch
 
 
 def backbone_only(device: torch.device, method: str, image_size: int, batch_size: int, hidden: int):
-    backbone = _backbone(image_size).to(device)
+    backbone = _backbone(image_size, channels_last=True).to(device)  # as ours
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=1e-3, fused=True)
     views = torch.cat(_views(batch_size, image_size, device))
 
@@ -149,9 +158,11 @@ def backbone_only(device: torch.device, method: str, image_size: int, batch_size
 
 IMPLEMENTATIONS = {
     "jepa-lightning": ours,
-    "jepa-lightning (channels_last)": ours_channels_last,
+    "jepa-lightning (NCHW)": ours_nchw,
     "lightly": lightly,
+    "lightly (channels_last)": partial(lightly, channels_last=True),
     "stable-pretraining": stable_pretraining,
+    "stable-pretraining (channels_last)": partial(stable_pretraining, channels_last=True),
     "backbone alone": backbone_only,
 }
 
