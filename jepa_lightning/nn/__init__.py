@@ -1,7 +1,13 @@
 """Networks: encoder, predictor, EMA teacher, backbones and the graph / text towers."""
 
 from jepa_lightning.nn.attentive import AttentiveClassifier, AttentivePooler
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
+from jepa_lightning.nn.backbones import (
+    PooledTokenBackbone,
+    TimmBackbone,
+    TimmEncoder,
+    TokenBackbone,
+    TokenEncoder,
+)
 from jepa_lightning.nn.dense import ConvPredictor, DenseEncoderFactory, SparseResNet
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
@@ -23,6 +29,7 @@ __all__ = [
     "SparseResNet",
     "TextEncoder",
     "TimmBackbone",
+    "TimmEncoder",
     "TokenBackbone",
     "TokenEncoder",
     "TransformerEncoder",
