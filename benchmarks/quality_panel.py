@@ -40,7 +40,9 @@ OpenCV's ``digits.png`` (Debian's ``opencv-doc``: 5,000 handwritten digits of 20
 fixed seed into 200 training and 100 test digits per class (:func:`split_digit_sheet`). Both are read at the configs'
 32 x 32. SAR-JEPA's config (``sarjepa_fashion.yaml``) was tuned on Fashion-MNIST's training images with speckle, so its
 Fashion-MNIST row is not on unseen data; its digits.png row is. Besides VICReg, the image references are the repo's
-SimCLR and BYOL configs (same ViT) and SimCLR on timm's ResNet-18 (:class:`~jepa_lightning.nn.TimmBackbone`).
+SimCLR and BYOL configs (same ViT) and SimCLR on timm's ResNet-18 (:class:`~jepa_lightning.nn.TimmBackbone`), probed
+on its pooled last stage (the projector's input) and, in a second row, on every stage pooled (``readout="stages"``,
+chosen off the panel by ``readout_study.py``; training is the same).
 
 Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
 (CGAL's models carry no class labels).
@@ -370,12 +372,22 @@ MODALITIES = [
             Method("IWM (iwm_digits.yaml)", "iwm_digits.yaml"),
             Method("seq-JEPA (seqjepa_digits.yaml)", "seqjepa_digits.yaml"),
             Method("CNN-JEPA (cnnjepa_digits.yaml)", "cnnjepa_digits.yaml"),
+            Method("DSeq-JEPA (dseqjepa_digits.yaml)", "dseqjepa_digits.yaml"),
             Method("SimCLR (simclr_digits.yaml)", "simclr_digits.yaml"),
             Method("BYOL (byol_digits.yaml)", "byol_digits.yaml"),
             Method(
                 "SimCLR-ResNet-18 (simclr_digits.yaml, timm ResNet-18 backbone)",
                 "simclr_digits.yaml",
                 ["--model.backbone=jepa_lightning.nn.TimmBackbone", "--model.backbone.model_name=resnet18"],
+            ),
+            Method(
+                "SimCLR-ResNet-18-stages (the same run, probed on every stage pooled: `readout: stages`)",
+                "simclr_digits.yaml",
+                [
+                    "--model.backbone=jepa_lightning.nn.TimmBackbone",
+                    "--model.backbone.model_name=resnet18",
+                    "--model.backbone.readout=stages",
+                ],
             ),
             vicreg(
                 "ijepa_digits.yaml",

@@ -32,6 +32,7 @@ from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from jepa_lightning.callbacks.linear_probe import linear_probe_accuracy
 from jepa_lightning.inputs import model_input
 from jepa_lightning.nn import TimmBackbone
+from jepa_lightning.nn.backbones import pool_stages
 from jepa_lightning.nn.functional import read_out
 
 #: Fashion-MNIST training images read by this study (half-open index ranges); the panel reads ``[0, 2000)``.
@@ -58,13 +59,10 @@ def off_panel_fashion(source: Path = panel.FASHION, cache: Path = panel.CACHE / 
 
 
 def stage_features(backbone: TimmBackbone, x: Tensor) -> dict[str, Tensor]:
-    """Every stage's feature map of a timm backbone, pooled and concatenated: means; maxima and means."""
-    maps = backbone.model.forward_intermediates(x, intermediates_only=True)
-    means = [m.mean(dim=(2, 3)) for m in maps]
-    return {
-        "stages_mean": torch.cat(means, -1),
-        "stages_max_mean": torch.cat([m.amax(dim=(2, 3)) for m in maps] + means, -1),
-    }
+    """Every stage's feature map of a timm backbone, pooled and concatenated: means; maxima and means (the latter is
+    ``TimmBackbone(readout="stages")``'s :func:`~jepa_lightning.nn.backbones.pool_stages`)."""
+    pooled = pool_stages(backbone.model, x)
+    return {"stages_mean": pooled[:, pooled.shape[1] // 2 :], "stages_max_mean": pooled}
 
 
 def readouts(model: torch.nn.Module, x) -> dict[str, Tensor]:

@@ -177,8 +177,9 @@ class JointEmbedding(SSLMethod):
 
     @torch.no_grad()
     def embed(self, x: ModelInput) -> Tensor:
-        """The online backbone's pooled representation ``(B, D)``."""
-        return self.backbone(x)
+        """The online backbone's pooled representation ``(B, D)`` (a :class:`~jepa_lightning.nn.TimmBackbone`'s
+        ``readout``)."""
+        return self.backbone.embed(x) if isinstance(self.backbone, TimmBackbone) else self.backbone(x)
 
     @torch.no_grad()
     def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:
@@ -192,7 +193,8 @@ class JointEmbedding(SSLMethod):
     def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
         """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
         (``"target"``, methods with ``ema_momentum``); a :class:`~jepa_lightning.nn.PooledTokenBackbone` as the
-        equivalent :class:`~jepa_lightning.nn.TokenEncoder` (mean readout)."""
+        equivalent :class:`~jepa_lightning.nn.TokenEncoder` (mean readout), a :class:`~jepa_lightning.nn.TimmBackbone`
+        as the module of its ``readout`` (:meth:`~jepa_lightning.nn.TimmBackbone.encoder`)."""
         network = network or self.embed_network
         if network not in ("target", "student"):
             raise ValueError(f"network must be 'target' or 'student', got {network!r}")
@@ -201,4 +203,6 @@ class JointEmbedding(SSLMethod):
         backbone = self.teacher.module[0] if network == "target" else self.backbone
         if isinstance(backbone, PooledTokenBackbone):
             return TokenEncoder(backbone.tokens.tokenizer, backbone.tokens.encoder, "mean")
+        if isinstance(backbone, TimmBackbone):
+            return backbone.encoder()
         return backbone

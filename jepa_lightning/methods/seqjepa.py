@@ -155,5 +155,6 @@ class SeqJEPA(SSLMethod):
 
     @torch.no_grad()
     def embed(self, x: ModelInput) -> Tensor:
-        """The online backbone's pooled representation ``(B, D)``."""
-        return self.encoder(x)
+        """The online backbone's pooled representation ``(B, D)`` (a :class:`~jepa_lightning.nn.TimmBackbone`'s
+        ``readout``)."""
+        return self.encoder.embed(x) if isinstance(self.encoder, TimmBackbone) else self.encoder(x)

@@ -4,7 +4,13 @@ The graph tower (:mod:`jepa_lightning.nn.graph`) is imported on first use (see :
 
 from jepa_lightning.lazy import lazy_exports
 from jepa_lightning.nn.attentive import AttentiveClassifier, AttentivePooler
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenBackbone, TokenEncoder
+from jepa_lightning.nn.backbones import (
+    PooledTokenBackbone,
+    TimmBackbone,
+    TimmEncoder,
+    TokenBackbone,
+    TokenEncoder,
+)
 from jepa_lightning.nn.dense import ConvPredictor, DenseEncoderFactory, SparseResNet
 from jepa_lightning.nn.ema import EMATeacher
 from jepa_lightning.nn.encoder import VIT_SIZES, TransformerEncoder, cross_pattern_attention_mask, transformer_blocks
@@ -28,6 +34,7 @@ __all__ = [
     "SparseResNet",
     "TextEncoder",
     "TimmBackbone",
+    "TimmEncoder",
     "TokenBackbone",
     "TokenEncoder",
     "TransformerEncoder",
