@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenEncoder
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenEncoder, backbone_embedding
 from jepa_lightning.nn.ema import EMATeacher
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
@@ -179,7 +179,7 @@ class JointEmbedding(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The online backbone's pooled representation ``(B, D)`` (a :class:`~jepa_lightning.nn.TimmBackbone`'s
         ``readout``)."""
-        return self.backbone.embed(x) if isinstance(self.backbone, TimmBackbone) else self.backbone(x)
+        return backbone_embedding(self.backbone, x)
 
     @torch.no_grad()
     def embed_tokens(self, x: ModelInput) -> tuple[Tensor, Tensor | None]:

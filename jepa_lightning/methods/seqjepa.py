@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_condition
 from jepa_lightning.methods.base import SSLMethod, require_input_spec
 from jepa_lightning.methods.joint_embedding import BackboneFactory
-from jepa_lightning.nn.backbones import TimmBackbone
+from jepa_lightning.nn.backbones import TimmBackbone, backbone_embedding
 from jepa_lightning.nn.ema import EMATeacher
 
 
@@ -157,4 +157,4 @@ class SeqJEPA(SSLMethod):
     def embed(self, x: ModelInput) -> Tensor:
         """The online backbone's pooled representation ``(B, D)`` (a :class:`~jepa_lightning.nn.TimmBackbone`'s
         ``readout``)."""
-        return self.encoder.embed(x) if isinstance(self.encoder, TimmBackbone) else self.encoder(x)
+        return backbone_embedding(self.encoder, x)

@@ -152,17 +152,17 @@ class TimmBackbone(RecordsArguments, nn.Module):
 
     def pooled(self, x: Tensor) -> Tensor:
         """The model's pooled last stage, ``(B, embed_dim)``: what a projector reads in training."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(self.in_memory_order(x))
+
+    def in_memory_order(self, x: Tensor) -> Tensor:
+        """``x`` in the model's memory order (NHWC with ``channels_last``)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def embed(self, x: Tensor) -> Tensor:
         """The representation of ``readout``, ``(B, readout_dim)``: what probes, ``predict`` and export read."""
         if self.readout == "last":
             return self.pooled(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return pool_stages(self.model, x)
+        return pool_stages(self.model, self.in_memory_order(x))
 
     def encoder(self) -> TimmBackbone:
         """``x -> embed(x)`` as a module sharing these weights (what export writes): this backbone for
@@ -174,6 +174,12 @@ class TimmBackbone(RecordsArguments, nn.Module):
             encoder = TimmEncoder(**self.constructor_arguments)
         encoder.model = self.model
         return encoder.train(self.training)
+
+
+def backbone_embedding(backbone: nn.Module, x: ModelInput) -> Tensor:
+    """What probes read of a pooled backbone: a :class:`TimmBackbone`'s ``readout`` (:meth:`TimmBackbone.embed`),
+    any other backbone's output."""
+    return backbone.embed(x) if isinstance(backbone, TimmBackbone) else backbone(x)
 
 
 class TimmEncoder(TimmBackbone):
