@@ -10,7 +10,8 @@ forward and backward) with the shapes, strides and dtypes of their inputs. The r
 random tensors of those layouts, back to back, with nothing between them: no gathers, copies, norms, activations,
 optimiser or EMA, no Python or autograd bookkeeping. ``step / kernels`` is then the overhead factor of everything
 else; 1.0 would be a step made only of its kernels. Step and replay are timed alternately, one after the other,
-so that both see the same machine.
+so that both see the same machine. ``--compile`` adds the same step with ``torch_compile=True`` (the transformer
+blocks compiled by inductor), timed in the same alternation against the eager step's kernels.
 """
 
 from __future__ import annotations
@@ -135,18 +136,18 @@ def family_seconds(calls: list[KernelCall], kernels: list[Callable[[], Any]], de
     return seconds
 
 
-def alternate(step: Callable[[], None], kernels_only: Callable[[], None], device: torch.device, steps: int):
-    """Median seconds of ``step`` and of ``kernels_only``, timed one after the other ``steps`` times."""
-    durations: dict[str, list[float]] = {"step": [], "kernels": []}
+def alternate(runs: dict[str, Callable[[], None]], device: torch.device, steps: int) -> dict[str, float]:
+    """Median seconds of each of ``runs``, timed one after the other ``steps`` times (who goes first rotates)."""
+    durations: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
     for index in range(steps):
-        pair = [("step", step), ("kernels", kernels_only)]
-        for name, run in pair if index % 2 == 0 else pair[::-1]:
+        for name in order[index % len(order) :] + order[: index % len(order)]:
             synchronize(device)
             start = time.perf_counter()
-            run()
+            runs[name]()
             synchronize(device)
             durations[name].append(time.perf_counter() - start)
-    return statistics.median(durations["step"]), statistics.median(durations["kernels"])
+    return {name: statistics.median(values) for name, values in durations.items()}
 
 
 def main() -> None:
@@ -158,45 +159,63 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the step with torch_compile=True (the blocks compiled) against the eager step's kernels",
+    )
     args = parser.parse_args()
     device = device_of_this_run()
 
     rows = []
     for size in args.sizes:
-        step = ours(
-            device,
-            size=size,
-            image_size=args.image_size,
-            patch_size=args.patch_size,
-            batch_size=args.batch_size,
-            precision=args.precision,
-        )
+        settings = {
+            "size": size,
+            "image_size": args.image_size,
+            "patch_size": args.patch_size,
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+        }
+        step = ours(device, **settings)
         for _ in range(args.warmup):
             step()
         recorder = KernelRecorder()
         with recorder:
             step()
         kernels = materialise(recorder.calls, device)
-        kernels_only = replay(kernels)
-        for _ in range(args.warmup):
-            kernels_only()
-        step_seconds, kernel_seconds = alternate(step, kernels_only, device, args.steps)
+        runs = {"step": step, "kernels": replay(kernels)}
+        if args.compile:
+            runs["compiled"] = ours(device, torch_compile=True, **settings)
+        for run in runs.values():  # the compiled step compiles in its first calls
+            for _ in range(args.warmup):
+                run()
+        seconds = alternate(runs, device, args.steps)
         shares = family_seconds(recorder.calls, kernels, device)
         total = sum(shares.values())
+        compiled = [seconds["compiled"] * 1000, seconds["compiled"] / seconds["kernels"]] if args.compile else []
         rows.append(
             [
                 f"ViT-{size}",
                 len(recorder.calls),
-                step_seconds * 1000,
-                kernel_seconds * 1000,
-                step_seconds / kernel_seconds,
-                ", ".join(f"{family} {100 * seconds / total:.0f}%" for family, seconds in shares.most_common()),
+                seconds["step"] * 1000,
+                seconds["kernels"] * 1000,
+                seconds["step"] / seconds["kernels"],
+                *compiled,
+                ", ".join(f"{family} {100 * share / total:.0f}%" for family, share in shares.most_common()),
             ]
         )
     print_table(
         f"I-JEPA step vs its kernels alone, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, "
         f"{args.precision}",
-        ["model", "kernel calls", "step ms", "kernels ms", "step / kernels", "kernel time by family"],
+        [
+            "model",
+            "kernel calls",
+            "step ms",
+            "kernels ms",
+            "step / kernels",
+            *(["compiled step ms", "compiled / kernels"] if args.compile else []),
+            "kernel time by family",
+        ],
         rows,
     )
 
