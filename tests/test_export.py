@@ -19,7 +19,7 @@ from jepa_lightning import load_encoder
 from jepa_lightning.cli import build_cli, main
 from jepa_lightning.export import ExportError, save_encoder
 from jepa_lightning.inputs import InputSpec, model_input
-from jepa_lightning.methods import BYOL, VJEPA, ConGraT, FineTune, SimCLR
+from jepa_lightning.methods import BYOL, VJEPA, ConGraT, FineTune, SeqJEPA, SimCLR
 from jepa_lightning.nn import GATEncoder, PooledTokenBackbone, TextEncoder, TimmBackbone, TransformerEncoder
 from jepa_lightning.tokenizers import PatchTokenizer2d
 from tests.conftest import DIGITS_16, TINY_IJEPA, tiny_ijepa
@@ -219,6 +219,11 @@ def byol():
     )
 
 
+def seqjepa():
+    spec = InputSpec("images", channels=1, image_size=(16, 16), condition_dim=1)
+    return SeqJEPA(backbone=tiny_pooled_backbone, action_proj_dim=8, predictor_hidden=16, input_spec=spec)
+
+
 def simclr_on_a_resnet():
     backbone = partial(TimmBackbone, model_name="resnet10t")
     return SimCLR(backbone=backbone, projector_dims=(16, 8), input_spec=DIGITS_16)
@@ -230,6 +235,8 @@ def simclr_on_a_resnet():
         (jepa_with_an_encoder_teacher, "target", lambda model, x: model.embed(x)),
         (byol, "target", lambda model, x: model.teacher.module[0](x)),  # the EMA teacher's backbone
         (simclr_on_a_resnet, None, lambda model, x: model.embed(x)),
+        (seqjepa, None, lambda model, x: model.embed(x)),
+        (seqjepa, "target", lambda model, x: model.teacher.module(x)),  # the EMA teacher's backbone
     ],
 )
 def test_every_kind_of_network_exports(tmp_path, digits_batch, build, network, expected):

@@ -321,5 +321,12 @@ class SSLMethod(L.LightningModule):
         (``"student"``); None: :attr:`embed_network`."""
         raise NotImplementedError(f"{type(self).__name__} does not say which of its networks is the encoder")
 
+    def resolve_network(self, network: ExportedNetwork | None) -> ExportedNetwork:
+        """What :meth:`export_network` exports: ``network``, or :attr:`embed_network` for None, checked."""
+        network = network or self.embed_network
+        if network not in ("target", "student"):
+            raise ValueError(f"network must be 'target' or 'student', got {network!r}")
+        return network
+
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         return {"embedding": self.embed(model_input(batch)), "y": batch["y"]}

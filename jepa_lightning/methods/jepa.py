@@ -556,10 +556,7 @@ class JEPA(SSLMethod):
         """Tokenizer + encoder of the target network (the EMA teacher; the student without one) or of the student,
         with this model's ``readout``; None: the ``readout_network``, so that the result computes :meth:`embed`. A
         teacher of the encoder only (``teacher_scope="encoder"``) is exported with the student's tokenizer."""
-        network = network or self.embed_network
-        if network not in ("target", "student"):
-            raise ValueError(f"network must be 'target' or 'student', got {network!r}")
-        if network == "student" or self.teacher is None:
+        if self.resolve_network(network) == "student" or self.teacher is None:
             tokenizer, encoder = self.student.tokenizer, self.student.encoder
         elif self.teacher_scope == "encoder":
             tokenizer, encoder = self.student.tokenizer, self.teacher.module

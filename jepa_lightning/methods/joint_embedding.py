@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_input
 from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
-from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, TokenEncoder, backbone_embedding
+from jepa_lightning.nn.backbones import PooledTokenBackbone, TimmBackbone, backbone_embedding, exported_backbone
 from jepa_lightning.nn.ema import EMATeacher
 
 #: Builds a pooled backbone ``x -> (B, D)`` (with an ``embed_dim`` attribute) from the data description: in
@@ -192,17 +192,9 @@ class JointEmbedding(SSLMethod):
 
     def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
         """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
-        (``"target"``, methods with ``ema_momentum``); a :class:`~jepa_lightning.nn.PooledTokenBackbone` as the
-        equivalent :class:`~jepa_lightning.nn.TokenEncoder` (mean readout), a :class:`~jepa_lightning.nn.TimmBackbone`
-        as the module of its ``readout`` (:meth:`~jepa_lightning.nn.TimmBackbone.encoder`)."""
-        network = network or self.embed_network
-        if network not in ("target", "student"):
-            raise ValueError(f"network must be 'target' or 'student', got {network!r}")
+        (``"target"``, methods with ``ema_momentum``), as :func:`~jepa_lightning.nn.backbones.exported_backbone`
+        writes it."""
+        network = self.resolve_network(network)
         if network == "target" and self.teacher is None:
             raise ValueError(f"{type(self).__name__} has no EMA teacher (ema_momentum=None): export the student")
-        backbone = self.teacher.module[0] if network == "target" else self.backbone
-        if isinstance(backbone, PooledTokenBackbone):
-            return TokenEncoder(backbone.tokens.tokenizer, backbone.tokens.encoder, "mean")
-        if isinstance(backbone, TimmBackbone):
-            return backbone.encoder()
-        return backbone
+        return exported_backbone(self.teacher.module[0] if network == "target" else self.backbone)

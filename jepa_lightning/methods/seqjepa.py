@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec, ModelInput, concat_inputs, input_batch_size, model_condition
-from jepa_lightning.methods.base import SSLMethod, require_input_spec
+from jepa_lightning.methods.base import ExportedNetwork, SSLMethod, require_input_spec
 from jepa_lightning.methods.joint_embedding import BackboneFactory
-from jepa_lightning.nn.backbones import TimmBackbone, backbone_embedding
+from jepa_lightning.nn.backbones import TimmBackbone, backbone_embedding, exported_backbone
 from jepa_lightning.nn.ema import EMATeacher
 
 
@@ -158,3 +158,9 @@ class SeqJEPA(SSLMethod):
         """The online backbone's pooled representation ``(B, D)`` (a :class:`~jepa_lightning.nn.TimmBackbone`'s
         ``readout``)."""
         return backbone_embedding(self.encoder, x)
+
+    def export_network(self, network: ExportedNetwork | None = None) -> nn.Module:
+        """The online backbone (``"student"``, default: what :meth:`embed` reads) or the EMA teacher's
+        (``"target"``), as :func:`~jepa_lightning.nn.backbones.exported_backbone` writes it."""
+        network = self.resolve_network(network)
+        return exported_backbone(self.teacher.module if network == "target" else self.encoder)

@@ -190,6 +190,18 @@ class TimmEncoder(TimmBackbone):
         return self.embed(x)
 
 
+def exported_backbone(backbone: nn.Module) -> nn.Module:
+    """A pooled backbone as ``jepa-lightning export`` writes it, ``x -> (B, D)`` computing what probes read of it
+    (:func:`backbone_embedding`): a :class:`PooledTokenBackbone` as the equivalent :class:`TokenEncoder` (mean
+    readout), a :class:`TimmBackbone` as the module of its ``readout`` (:meth:`TimmBackbone.encoder`), any other
+    backbone as it is."""
+    if isinstance(backbone, PooledTokenBackbone):
+        return TokenEncoder(backbone.tokens.tokenizer, backbone.tokens.encoder, "mean")
+    if isinstance(backbone, TimmBackbone):
+        return backbone.encoder()
+    return backbone
+
+
 class TokenEncoder(TokenBackbone):
     """Tokenizer + transformer encoder read out to one vector per sample, ``(B, D')``: a JEPA's encoder as ``embed``
     reads it (and a :class:`PooledTokenBackbone`'s, with ``readout="mean"``), the network that
