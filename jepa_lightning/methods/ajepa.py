@@ -59,6 +59,7 @@ class AJEPA(JEPA):
         n_fft: int = 1024,
         hop_length: int | None = None,
         patch_size: int | tuple[int, int] = 16,
+        silence_db: float | None = None,
         predictor_dim: int = 384,
         predictor_depth: int = 6,
         mask_sampler: MaskSampler | None = None,
@@ -70,7 +71,12 @@ class AJEPA(JEPA):
         ``kwargs``: the arguments of :class:`JEPA`."""
         super().__init__(
             tokenizer=partial(
-                LogMelPatchTokenizer, n_mels=n_mels, n_fft=n_fft, hop_length=hop_length, patch_size=patch_size
+                LogMelPatchTokenizer,
+                n_mels=n_mels,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                patch_size=patch_size,
+                silence_db=silence_db,
             ),
             encoder=encoder or TransformerEncoder.from_size("base"),
             predictor_dim=predictor_dim,
