@@ -47,9 +47,14 @@ class AJEPA(JEPA):
     neither the curriculum's schedule (linear over the whole run here) nor the time / frequency mask sizes (2
     targets of 10-20% of the axis each). Fine-tuning's "regularised masking" is not part of pretraining and not
     implemented. On small data the frequency rows lose rank as the recipe trains; ``regularizer="vicreg"`` with
-    ``regularizer_input="tokens"`` keeps it (the example config uses both). At small scale the recipe needs its full
-    run: the example config (the small-data variant: 1.5 s clips, a 64-wide encoder, EMA from 0.99) gains on its own
-    data in 8 epochs but not within the quality panel's 200 steps on spoken vowels (README, quality panel).
+    ``regularizer_input="tokens"`` keeps it (the example config uses both). ``silence_db`` (the tokenizer's; None by
+    default, as in the paper, whose 10 s AudioSet clips are mostly sound) marks the time columns more than that many
+    dB below the clip's loudest as silence, left out of context, targets, the regularizer and the readout: short
+    clips zero-padded to the datamodule's length are otherwise mostly silence (a spoken word of espeak-ng fills about
+    3 of the 9 columns of a 1.5 s clip). The example config (the small-data variant: 1.5 s clips, a 64-wide encoder,
+    EMA from 0.99) sets 30 dB, with which it beats its random initialisation on both of the quality panel's audio
+    sets at 200 steps (without it, it lost ground on the spoken vowels), at a cost on its own data, whose quiet
+    recorded sound it drops too (klettres' languages: about a point lower after its 8 epochs; README, quality panel).
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class AJEPA(JEPA):
         n_fft: int = 1024,
         hop_length: int | None = None,
         patch_size: int | tuple[int, int] = 16,
+        silence_db: float | None = None,
         predictor_dim: int = 384,
         predictor_depth: int = 6,
         mask_sampler: MaskSampler | None = None,
@@ -67,10 +73,16 @@ class AJEPA(JEPA):
         **kwargs: Any,
     ) -> None:
         """``encoder=None`` is ViT-B; ``mask_sampler=None`` is :func:`audio_curriculum` over the whole run;
-        ``kwargs``: the arguments of :class:`JEPA`."""
+        ``n_mels``, ``n_fft``, ``hop_length``, ``patch_size`` and ``silence_db`` are the
+        :class:`~jepa_lightning.tokenizers.LogMelPatchTokenizer`'s; ``kwargs``: the arguments of :class:`JEPA`."""
         super().__init__(
             tokenizer=partial(
-                LogMelPatchTokenizer, n_mels=n_mels, n_fft=n_fft, hop_length=hop_length, patch_size=patch_size
+                LogMelPatchTokenizer,
+                n_mels=n_mels,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                patch_size=patch_size,
+                silence_db=silence_db,
             ),
             encoder=encoder or TransformerEncoder.from_size("base"),
             predictor_dim=predictor_dim,

@@ -180,3 +180,21 @@ def test_trains_through_the_cli_on_an_audio_folder(tmp_path):
             "--seed_everything=0",
         ]
     )
+
+
+def test_silence_db_keeps_silent_columns_out_of_the_readout_and_the_step():
+    """A 0.5 s chirp then 0.5 s of zeros: the rows readout averages the sound columns only."""
+    model = tiny(readout="rows", silence_db=30)
+    assert model.student.tokenizer.silence_db == 30
+    t = torch.arange(RATE // 2) / RATE
+    x = torch.cat([0.3 * torch.sin(2 * torch.pi * 300 * t * (1 + t)), torch.zeros(RATE // 2)]).expand(2, 1, -1)
+    encoded, valid = model.embed_tokens(x)
+    columns = valid.view(2, 8, 12)[:, 0]
+    assert columns[:, :6].all() and not columns[:, 8:].any()  # 80 ms columns: the chirp ends within column 6
+    grid, keep = encoded.view(2, 8, 12, 16), valid.view(2, 8, 12, 1).float()
+    expected = ((grid * keep).sum(2) / keep.sum(2)).flatten(1)
+    torch.testing.assert_close(model.embed(x), expected)
+    assert not torch.allclose(model.embed(x), grid.mean(2).flatten(1))
+    loss, *_ = model.masked_prediction(x, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss)

@@ -91,3 +91,26 @@ def test_front_end_stays_float32_when_the_module_is_cast():
     tokens = tokenizer(waveform())
     assert tokens.features.dtype == tokens.positions.dtype == torch.bfloat16
     assert tokenizer.spectrogram(waveform()).dtype == torch.float32
+
+
+def tone(samples: int, amplitude: float = 0.5) -> torch.Tensor:
+    return amplitude * torch.sin(2 * torch.pi * 440 * torch.arange(samples) / 16000)
+
+
+def test_silence_db_marks_the_time_columns_below_the_clips_loudest_in_every_row():
+    """1 s clips, a (8, 6) grid of 0.16 s columns: a tone for 0.5 s, then silence (zeros) or the tone 20 dB lower."""
+    padded = torch.cat([tone(8000), torch.zeros(8000)])
+    quieter = torch.cat([tone(8000), tone(8000, amplitude=0.05)])
+    x = torch.stack([padded, quieter, tone(16000)])[:, None]
+    assert LogMelPatchTokenizer(SPEC, embed_dim=32)(x).valid is None
+    # column 3 (frames 48-63) holds the tone's end, column 4 starts past its last window
+    columns = {
+        30: [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]],
+        10: [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]],
+    }
+    for silence_db, expected in columns.items():
+        tokens = LogMelPatchTokenizer(SPEC, embed_dim=32, silence_db=silence_db)(x)
+        grid = tokens.valid.view(3, 8, 6)  # row-major: every frequency row shares its column's verdict
+        assert torch.equal(grid, torch.tensor(expected, dtype=torch.bool)[:, None].expand(-1, 8, -1))
+    with pytest.raises(ValueError, match="silence_db"):
+        LogMelPatchTokenizer(SPEC, embed_dim=32, silence_db=0)
