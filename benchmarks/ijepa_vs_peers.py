@@ -305,13 +305,30 @@ IMPLEMENTATIONS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the benchmarked I-JEPA step (model sizes, images, batch, precision)."""
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=sorted(VIT_SIZES))
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
+
+
+def step_settings(args: argparse.Namespace, size: str) -> dict[str, Any]:
+    """The keyword arguments of a step factory (:func:`ours`, the peers') for model ``size``, from
+    :func:`add_step_arguments`' options."""
+    return {
+        "size": size,
+        "image_size": args.image_size,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_step_arguments(parser)
     add_comparison_arguments(parser, warmup=3, steps=10)
     parser.add_argument("--compile", action="store_true", help="also measure ours with torch_compile=True")
     parser.add_argument(
@@ -326,13 +343,7 @@ def main() -> None:
 
     rows, payload = [], {}
     for size in args.sizes:
-        settings = {
-            "size": size,
-            "image_size": args.image_size,
-            "patch_size": args.patch_size,
-            "batch_size": args.batch_size,
-            "precision": args.precision,
-        }
+        settings = step_settings(args, size)
         results = compare(implementations, args.rounds, args.warmup, args.steps, **settings)
         ours_seconds = results["jepa-lightning"]["seconds"]
         for name, result in results.items():

@@ -26,11 +26,9 @@ from typing import Any
 
 import torch
 from harness import device_of_this_run, print_table, synchronize
-from ijepa_vs_peers import ours
+from ijepa_vs_peers import add_step_arguments, ours, step_settings
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
-
-from jepa_lightning.nn import VIT_SIZES
 
 aten = torch.ops.aten
 #: The kernels a step cannot do without, by family (the overloads' packets; every overload is recorded).
@@ -152,11 +150,7 @@ def alternate(runs: dict[str, Callable[[], None]], device: torch.device, steps: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=sorted(VIT_SIZES))
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--patch-size", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    add_step_arguments(parser)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
@@ -169,13 +163,7 @@ def main() -> None:
 
     rows = []
     for size in args.sizes:
-        settings = {
-            "size": size,
-            "image_size": args.image_size,
-            "patch_size": args.patch_size,
-            "batch_size": args.batch_size,
-            "precision": args.precision,
-        }
+        settings = step_settings(args, size)
         step = ours(device, **settings)
         for _ in range(args.warmup):
             step()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_lightning.inputs import InputSpec
+from jepa_lightning.nn.functional import masked_mean
 
 
 class TextEncoder(nn.Module):
@@ -43,6 +44,5 @@ class TextEncoder(nn.Module):
             raise ValueError(f"TextEncoder expects token ids (B, L <= {self.max_length}), got {tuple(ids.shape)}")
         valid = ids != 0
         h = self.encoder(self.tokens(ids) + self.positions[:, : ids.shape[1]], src_key_padding_mask=~valid)
-        weights = valid.unsqueeze(-1).to(h.dtype)
-        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        pooled = masked_mean(h, valid)
         return F.normalize(pooled, dim=1) if self.normalize else pooled
