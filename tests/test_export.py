@@ -247,6 +247,12 @@ def test_every_kind_of_network_exports(tmp_path, digits_batch, build, network, e
         assert torch.equal(load_encoder(tmp_path / "encoder.json")(digits_batch), expected(model, digits_batch))
 
 
+@pytest.mark.parametrize("build", [tiny_ijepa, byol, seqjepa])
+def test_an_unknown_network_is_refused_by_name(build):
+    with pytest.raises(ValueError, match="network must be 'target' or 'student', got 'teacher'"):
+        build().export_network("teacher")
+
+
 def test_a_video_jepa_exports_and_fine_tunes(tmp_path):
     spec = InputSpec("video", channels=1, image_size=(16, 16), frames=4, num_classes=3)
     encoder = TransformerEncoder(embed_dim=24, depth=1, num_heads=2)
