@@ -25,7 +25,9 @@ class DSeqJEPA(IJEPA):
     :class:`~jepa_lightning.masks.SaliencyRankedMaskSampler` as ``mask_sampler`` and ``saliency_depth``). Everything
     else is :class:`~jepa_lightning.methods.IJEPA` (ViT-B encoder, smooth-L1 on layer-normed EMA targets, EMA 0.996 ->
     1, mean of the teacher's tokens as the representation), except the predictor's width, 192 as in the official ViT-B
-    config (6 blocks, the encoder's head count).
+    config (6 blocks, the encoder's head count). The saliency's blocks are the first blocks of the targets' teacher
+    pass, so one teacher forward gives both (:meth:`~jepa_lightning.methods.JEPA.targets_and_saliency`; the official
+    code runs the teacher twice), with the same values.
 
     Official code: SkyShunsuke/DSeq-JEPA@6fdb97124cbbf612b80ee9f4cc735fee93c6a8b9
     (``src/frameworks/dseqjepa/pretrain.py``, ``src/frameworks/dseqjepa/attention.py``,

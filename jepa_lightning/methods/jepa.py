@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +39,18 @@ ReadoutNetwork = Literal["target", "student"]
 
 #: Random-stream ids, so training and validation masks never coincide.
 TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+#: What a run of the target network's encoder gives (:meth:`JEPA.through_target_encoder`).
+EncoderOutput = TypeVar("EncoderOutput")
+
+
+def saliency_scores(encoded: Tensor, valid: Tensor | None) -> Tensor:
+    """Per-token saliency ``(B, N)`` of tokens ``encoded`` ``(B, N, D)``: the scaled dot product of each with their
+    mean over the valid tokens (``valid`` ``(B, N)``; padding tokens score -inf)."""
+    query = masked_mean(encoded, valid).unsqueeze(1)
+    scores = (query @ encoded.transpose(1, 2)).squeeze(1) / encoded.shape[-1] ** 0.5
+    return scores if valid is None else scores.masked_fill(~valid, float("-inf"))
 
 
 def check_unpadded(valid: Tensor, sampler: MaskSampler) -> None:
@@ -334,7 +346,12 @@ class JEPA(SSLMethod):
         (when not None); ``target_x`` is what the target network encodes (default ``x``: another view of the same
         geometry, such as IWM's untransformed image, must tokenize to the same layout)."""
         tokens = self.student.tokenizer(x)
-        scores = {"scores": self.token_scores(x, tokens)} if self.mask_sampler.needs_scores else {}
+        scores, teacher_pass = {}, None
+        if self.mask_sampler.needs_scores and self.shares_saliency_pass(target_x):
+            teacher_pass = self.targets_and_saliency(x, tokens)
+            scores["scores"] = teacher_pass[2]
+        elif self.mask_sampler.needs_scores:
+            scores["scores"] = self.token_scores(x, tokens)
         configurations = self.mask_sampler.configurations(
             tokens.layout, input_batch_size(x), generator, tokens.features.device, progress=self.progress, **scores
         )
@@ -344,7 +361,9 @@ class JEPA(SSLMethod):
         # Targets first: the teacher draws no random numbers, so the order changes no value, and its temporaries are
         # freed before the student's saved activations pile up (a lower peak, fewer fresh pages per step on CPUs).
         with torch.no_grad():
-            if self.target_features is not None:
+            if teacher_pass is not None:
+                encoded, target_tokens, _ = teacher_pass
+            elif self.target_features is not None:
                 encoded, target_tokens = self.fixed_targets(x if target_x is None else target_x, tokens), tokens
             elif target_x is None:
                 encoded, target_tokens = self.encode_targets(x, tokens, final_norm=self.target_final_norm)
@@ -409,10 +428,31 @@ class JEPA(SSLMethod):
             raise ValueError("target_encoder='fixed' has no target network to score tokens with")
         with torch.no_grad():
             encoded, target_tokens = self.encode_targets(x, tokens, num_blocks=self.saliency_depth)
-            valid = target_tokens.valid
-            query = masked_mean(encoded, valid).unsqueeze(1)
-            scores = (query @ encoded.transpose(1, 2)).squeeze(1) / encoded.shape[-1] ** 0.5
-        return scores if valid is None else scores.masked_fill(~valid, float("-inf"))
+        return saliency_scores(encoded, target_tokens.valid)
+
+    def shares_saliency_pass(self, target_x: ModelInput | None) -> bool:
+        """Whether one target-network pass gives both the targets and the saliency (:meth:`targets_and_saliency`):
+        when the targets are that network's encoding of ``x`` itself and it is a
+        :class:`~jepa_lightning.nn.TransformerEncoder`."""
+        return (
+            target_x is None
+            and self.target_features is None
+            and isinstance(self.target_encoder_network, TransformerEncoder)
+        )
+
+    def targets_and_saliency(self, x: ModelInput, tokens: Tokens) -> tuple[Tensor, Tokens, Tensor]:
+        """The targets' encoding (as :meth:`encode_targets` with ``final_norm=target_final_norm``), its tokens and
+        :meth:`token_scores` from one pass of the target network, without gradient: the saliency's blocks are the
+        first blocks of the targets' pass, so the values are those of the two separate passes."""
+        with torch.no_grad():
+            (encoded, intermediate), target_tokens = self.through_target_encoder(
+                x,
+                tokens,
+                lambda encoder, inputs: encoder.forward_with_intermediate(
+                    inputs, self.saliency_depth, final_norm=self.target_final_norm
+                ),
+            )
+        return encoded, target_tokens, saliency_scores(intermediate, target_tokens.valid)
 
     def fixed_targets(self, x: ModelInput, tokens: Tokens) -> Tensor:
         """The ``target_features`` of ``x``, one row per token of ``tokens`` ``(B, N, F)``, without gradient."""
@@ -468,16 +508,23 @@ class JEPA(SSLMethod):
         options: dict[str, Any] = {"final_norm": final_norm}
         if num_blocks is not None:  # an option of transformer encoders only
             options["num_blocks"] = num_blocks
+        return self.through_target_encoder(x, tokens, lambda encoder, inputs: encoder(inputs, **options))
+
+    def through_target_encoder(
+        self, x: ModelInput, tokens: Tokens | None, run: Callable[[nn.Module, Tokens], EncoderOutput]
+    ) -> tuple[EncoderOutput, Tokens]:
+        """``run(encoder, tokens)`` on the :attr:`target_network`'s encoder and the tokens it encodes (see
+        :meth:`encode_targets`), and those tokens."""
         if self.teacher is None:
             tokens = self.student.tokenizer(x)
-            return self.student.encoder(tokens, **options), tokens
+            return run(self.student.encoder, tokens), tokens
         if self.teacher_scope == "encoder":
             tokens = self.student.tokenizer(x) if tokens is None else tokens
             with self.teacher.frozen() as encoder:
-                return encoder(tokens, **options), tokens
+                return run(encoder, tokens), tokens
         with self.teacher.frozen() as teacher:
             tokens = teacher.tokenizer(x)
-            return teacher.encoder(tokens, **options), tokens
+            return run(teacher.encoder, tokens), tokens
 
     def regularization(self, context: Tensor, valid: Tensor | None = None) -> Tensor:
         """Anti-collapse penalty on the student's context tokens ``(B, N, D)`` (``valid`` ``(B, N)``: padding tokens

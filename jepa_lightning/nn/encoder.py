@@ -233,6 +233,26 @@ class TransformerEncoder(RecordsArguments, nn.Module):
         the last block's output without the final norm (and output head; Point-JEPA's targets). ``num_blocks`` runs
         only the first blocks, ``self.blocks[:num_blocks]`` (negative: all but the last ``-num_blocks``), before the
         final norm: an intermediate block's tokens (DSeq-JEPA's saliency); None (default) runs them all."""
+        x, positions, mask = self.sequence(tokens, keep)
+        x = self.run_blocks(x, positions, mask, self.blocks[:num_blocks])
+        return self.finish(x) if final_norm else x
+
+    def forward_with_intermediate(
+        self, tokens: Tokens, num_blocks: int | None, *, final_norm: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """``(self(tokens, final_norm=final_norm), self(tokens, num_blocks=num_blocks))`` from one pass through the
+        blocks: the output and an intermediate block's tokens through the final norm (DSeq-JEPA's targets and
+        saliency, one teacher forward instead of two)."""
+        x, positions, mask = self.sequence(tokens, None)
+        split = len(self.blocks[:num_blocks])
+        x = self.run_blocks(x, positions, mask, self.blocks[:split])
+        intermediate = self.finish(x)
+        x = self.run_blocks(x, positions, mask, self.blocks[split:])
+        return (self.finish(x) if final_norm else x), intermediate
+
+    def sequence(self, tokens: Tokens, keep: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The blocks' input: the kept tokens' features (positions added unless added before every block), their
+        positions and the attention mask (None: every token may attend to every other)."""
         x, positions = tokens.features, tokens.positions.expand_as(tokens.features)
         mask = None
         if self.attention != "full":
@@ -245,10 +265,16 @@ class TransformerEncoder(RecordsArguments, nn.Module):
             x, positions = gather_tokens(x, keep), gather_tokens(positions, keep)
         if not self.positions_every_layer:
             x = x + positions
-        for block in self.blocks if num_blocks is None else self.blocks[:num_blocks]:
+        return x, positions, mask
+
+    def run_blocks(self, x: Tensor, positions: Tensor, mask: Tensor | None, blocks: nn.ModuleList) -> Tensor:
+        """``x`` through ``blocks`` (positions added before each with ``positions_every_layer``)."""
+        for block in blocks:
             inputs = x + positions if self.positions_every_layer else x
             x = run_block(block, inputs, mask, self.activation_checkpointing)
-        if not final_norm:
-            return x
+        return x
+
+    def finish(self, x: Tensor) -> Tensor:
+        """The blocks' output through the final norm (and the output head, when built)."""
         x = self.norm(x)
         return x if self.head is None else self.head(x)

@@ -211,6 +211,39 @@ def test_preset_trains_on_ranked_steps_with_one_mask_token_per_rank(digits_batch
         tiny_dseqjepa(num_regions=1)
 
 
+def test_one_encoder_pass_gives_the_output_and_an_intermediate_blocks_tokens(digits_batch):
+    """``forward_with_intermediate`` equals the two separate passes bit for bit, for every depth it reads and with
+    positions before every block, an output head and no final norm."""
+    tokens = tiny_ijepa().student.tokenizer(digits_batch)
+    for options in ({}, {"positions_every_layer": True, "output_head": True}):
+        encoder = TransformerEncoder(embed_dim=32, depth=3, num_heads=2, **options)
+        for num_blocks in (None, -1, 1, 0):
+            for final_norm in (True, False):
+                output, intermediate = encoder.forward_with_intermediate(tokens, num_blocks, final_norm=final_norm)
+                assert output.equal(encoder(tokens, final_norm=final_norm))
+                assert intermediate.equal(encoder(tokens, num_blocks=num_blocks))
+
+
+def test_a_ranked_step_runs_the_teacher_once_with_the_values_of_two_passes(digits_batch, monkeypatch):
+    """The saliency's blocks are the first of the targets' pass: the teacher's blocks run once per step (3 block
+    calls, not 2 + 3), and the loss, diagnostics and scores are those of the separate passes."""
+    model = tiny_dseqjepa(ranked_probability=(1.0, 1.0))
+    calls = []
+    for block in model.teacher.module.encoder.blocks:
+        block.register_forward_hook(lambda *_: calls.append(1))
+    seen = []
+    draw = model.mask_sampler.configurations
+    monkeypatch.setattr(model.mask_sampler, "configurations", lambda *a, **k: seen.append(k["scores"]) or draw(*a, **k))
+    shared = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    assert len(calls) == 3
+    monkeypatch.setattr(type(model), "shares_saliency_pass", lambda *_: False)
+    calls.clear()
+    separate = model.masked_prediction(digits_batch, mask_generator(0, 0, 0, "cpu"))
+    assert len(calls) == 2 + 3
+    assert seen[0].equal(seen[1]) and shared.loss.equal(separate.loss) and shared.encoded.equal(separate.encoded)
+    assert all(shared.stats[name].equal(separate.stats[name]) for name in separate.stats)
+
+
 def test_the_config_fits_through_the_command_line(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["jepa-lightning"])
     main(
