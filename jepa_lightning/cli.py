@@ -423,19 +423,20 @@ class JEPALightningCLI(LightningCLI):
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> JEPALightningCLI:
     """The command line as ``jepa-lightning`` builds it; ``run=False`` only instantiates model, data and trainer
-    (no subcommand in ``args``), e.g. to use an example config from Python."""
-    return JEPALightningCLI(
-        SSLMethod,
-        SSLDataModule,
-        trainer_class=SSLTrainer,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_callback=RunConfig,
-        save_config_kwargs={"overwrite": True},  # only a resumed run writes into a folder that has a config.yaml
-        args=args,
-        run=run,
-    )
+    (no subcommand in ``args``), e.g. to use an example config from Python; quiet as :func:`quiet_lightning`."""
+    with quiet_lightning():
+        return JEPALightningCLI(
+            SSLMethod,
+            SSLDataModule,
+            trainer_class=SSLTrainer,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_callback=RunConfig,
+            save_config_kwargs={"overwrite": True},  # only a resumed run writes into a folder that has a config.yaml
+            args=args,
+            run=run,
+        )
 
 
 def label_seed_list(args: list[str]) -> list[str]:

@@ -38,12 +38,15 @@ def test_the_readme_config_parses_and_links_the_data_into_the_model():
     assert "datamodules.images.ImageDataModule" in result.stdout
 
 
-def test_build_cli_without_running_gives_the_configured_and_linked_objects():
+def test_build_cli_without_running_gives_the_configured_and_linked_objects(caplog):
     config = Path(__file__).parents[1] / "examples" / "configs" / "ijepa_digits.yaml"
     cli = build_cli(["--config", str(config), "--trainer.logger=false"], run=False)
     assert type(cli.model).__name__ == "IJEPA"
     assert cli.model.input_spec == cli.datamodule.input_spec
     assert cli.datamodule.batch_size == 32 and cli.trainer.max_epochs == 20
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("GPU available" in message for message in messages)  # Lightning spoke,
+    assert not any("Tip" in message for message in messages)  # without advertising
 
 
 def fit_two_epochs(root: Path, resume: Path | None = None) -> list[Path]:
