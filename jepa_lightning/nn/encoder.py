@@ -7,6 +7,7 @@ from functools import partial
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -37,6 +38,43 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
     "large": (1024, 24, 16),
     "huge": (1280, 32, 16),
 }
+
+
+class PreNormBlock(Block):
+    """A timm ViT block (same parameters, names and computation) that can also compute only its last ``rows`` tokens:
+    ``block(x, rows=r)`` is ``block(x)[:, -r:]`` up to rounding, with every token's keys and values but the queries,
+    attention, projection and MLP of those rows alone (a predictor's last block, whose other rows nobody reads).
+    Without dropout only (see :func:`computes_last_rows`); the drop path draws the same per-sample numbers."""
+
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False, *, rows: int | None = None
+    ) -> Tensor:
+        if rows is None:
+            return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
+        if is_causal:
+            raise ValueError("rows= computes full (non-causal) attention rows only")
+        attn = self.attn
+        batch, length, _ = x.shape
+        heads, head_dim, width = attn.num_heads, attn.head_dim, attn.attn_dim
+        hidden = self.norm1(x)
+        weight, bias = attn.qkv.weight, attn.qkv.bias
+        queries = F.linear(hidden[:, -rows:], weight[:width], None if bias is None else bias[:width])
+        keys_values = F.linear(hidden, weight[width:], None if bias is None else bias[width:])
+        queries = attn.q_norm(queries.reshape(batch, rows, heads, head_dim).transpose(1, 2))
+        keys, values = keys_values.reshape(batch, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if attn_mask is None else attn_mask[..., -rows:, :]
+        attended = F.scaled_dot_product_attention(queries, attn.k_norm(keys), values, attn_mask=mask)
+        attended = attn.proj(attn.norm(attended.transpose(1, 2).reshape(batch, rows, width)))
+        x = x[:, -rows:] + self.drop_path1(self.ls1(attended))
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+def computes_last_rows(block: nn.Module) -> bool:
+    """Whether ``block(x, rows=r)`` may compute only the last rows: a :class:`PreNormBlock`, ungated, without dropout
+    anywhere (dropout would draw other random numbers on fewer rows)."""
+    if not isinstance(block, PreNormBlock) or block.attn.gate is not None:
+        return False
+    return not any(module.p for module in block.modules() if isinstance(module, nn.Dropout))
 
 
 class PostNormBlock(Block):
@@ -76,7 +114,7 @@ def transformer_blocks(
     ``activation`` the MLP's nonlinearity."""
     check_block_options(norm_placement, activation)
     norm = partial(nn.LayerNorm, eps=norm_eps)
-    block = Block if norm_placement == "pre" else PostNormBlock
+    block = PreNormBlock if norm_placement == "pre" else PostNormBlock
     return nn.ModuleList(
         block(
             dim,

@@ -14,6 +14,7 @@ from jepa_lightning.nn.encoder import (
     NormPlacement,
     attention_mask,
     check_attention_rule,
+    computes_last_rows,
     restrict_to_valid_keys,
     run_block,
     transformer_blocks,
@@ -274,6 +275,8 @@ class JEPAPredictor(nn.Module):
                 x = torch.cat([context_part, x[:, -per_group:]], dim=1)
             inputs = x + sequence_positions if self.positions_every_layer else x
             layer = partial(self.modulated_block, index, rows=rows) if self.conditioning == "adaln" else block
+            if index == len(self.blocks) - 1 and self.conditioning != "adaln" and computes_last_rows(block):
+                layer = partial(block, rows=per_group)  # only the mask tokens are read
             x = run_block(layer, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
@@ -287,7 +290,9 @@ class JEPAPredictor(nn.Module):
         batch, per_group = context.shape[0], queries.shape[1]
         queries = queries.unflatten(0, (groups, batch)).transpose(0, 1).flatten(1, 2)  # (B, M * Nt, P)
         x = torch.cat([context, queries], dim=1)
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
+            if index == len(self.blocks) - 1 and computes_last_rows(block):
+                block = partial(block, rows=queries.shape[1])  # only the mask tokens are read
             x = run_block(block, x, None, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)

@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from timm.models.vision_transformer import Block
 
 from jepa_lightning.cli import main
 from jepa_lightning.masks import FeatureSubsetMaskSampler
@@ -121,7 +122,8 @@ def test_default_blocks_are_unchanged_pre_norm_gelu() -> None:
     default = transformer_blocks(16, 2, 2, 4.0, 0.1)
     torch.manual_seed(0)
     explicit = transformer_blocks(16, 2, 2, 4.0, 0.1, norm_placement="pre", activation="gelu", norm_eps=1e-6)
-    assert type(default[0]).__name__ == "Block" and isinstance(default[0].mlp.act, torch.nn.GELU)
+    assert type(default[0]).__name__ == "PreNormBlock" and isinstance(default[0].mlp.act, torch.nn.GELU)
+    assert type(default[0]).forward is not Block.forward and isinstance(default[0], Block)  # timm's, with rows=
     assert default[0].norm1.eps == 1e-6
     for a, b in zip(default.state_dict().values(), explicit.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
