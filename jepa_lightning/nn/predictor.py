@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
@@ -270,13 +271,14 @@ class JEPAPredictor(nn.Module):
                 key_valid = nn.functional.pad(key_valid, (1, 0), value=True)
             mask = restrict_to_valid_keys(mask, key_valid)
         context_part = x[:, :-per_group]  # the context (and a condition token), as every block sees it
-        for index, block in enumerate(self.blocks):
+        for index in range(len(self.blocks)):
             if self.context_every_layer and index > 0:
                 x = torch.cat([context_part, x[:, -per_group:]], dim=1)
             inputs = x + sequence_positions if self.positions_every_layer else x
-            layer = partial(self.modulated_block, index, rows=rows) if self.conditioning == "adaln" else block
-            if index == len(self.blocks) - 1 and self.conditioning != "adaln" and computes_last_rows(block):
-                layer = partial(block, rows=per_group)  # only the mask tokens are read
+            if self.conditioning == "adaln":
+                layer = partial(self.modulated_block, index, rows=rows)
+            else:
+                layer = self.reading_rows(index, per_group)
             x = run_block(layer, inputs, mask, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
@@ -290,14 +292,20 @@ class JEPAPredictor(nn.Module):
         batch, per_group = context.shape[0], queries.shape[1]
         queries = queries.unflatten(0, (groups, batch)).transpose(0, 1).flatten(1, 2)  # (B, M * Nt, P)
         x = torch.cat([context, queries], dim=1)
-        for index, block in enumerate(self.blocks):
-            if index == len(self.blocks) - 1 and computes_last_rows(block):
-                block = partial(block, rows=queries.shape[1])  # only the mask tokens are read
-            x = run_block(block, x, None, self.activation_checkpointing)
+        for index in range(len(self.blocks)):
+            x = run_block(self.reading_rows(index, queries.shape[1]), x, None, self.activation_checkpointing)
         if self.head is not None:
             x = self.head(x)
         out = self.proj(self.norm(x[:, -groups * per_group :]))
         return out.unflatten(1, (groups, per_group)).transpose(0, 1).flatten(0, 1)
+
+    def reading_rows(self, index: int, rows: int) -> Callable[..., Tensor]:
+        """Block ``index``; the last one computing only its last ``rows`` tokens (the mask tokens, all that the
+        predictor returns) where it can (:func:`~jepa_lightning.nn.encoder.computes_last_rows`)."""
+        block = self.blocks[index]
+        if index == len(self.blocks) - 1 and computes_last_rows(block):
+            return partial(block, rows=rows)
+        return block
 
     def noised(self, positions: Tensor) -> Tensor:
         """``positions`` ``(M * B, Nt, Dp)`` with one noise level per row (see ``mask_noise_levels``)."""
