@@ -42,6 +42,12 @@ class EEGVJEPA(VJEPA):
       the frame is an error naming the sizes (choose a divisor, or select channels / resample so that one fits).
     - the official random-resized crop draws an absolute aspect, which never fits a 19 x 500 frame (it falls back to
       a central crop); ``frame_crop`` draws it relative to the frame's (:class:`~datamodules.recordings.FrameCrop`).
+
+    At small scale (hundreds of trials, a few hundred CPU steps; ``examples/configs/eegvjepa_blink.yaml``, the
+    small-data variant, with its flattened-token readout) pretraining does not always beat the random encoder: read
+    flattened, a random encoder already keeps the raw signal, and on short many-channel trials (UEA FingerMovements:
+    28 channels x 0.5 s) the trained probe ties it, while a faster-moving teacher or student lowers it. The numbers are
+    in ``benchmarks/results/quality_panel.md``.
     """
 
     def __init__(
