@@ -44,8 +44,13 @@ SimCLR and BYOL configs (same ViT) and SimCLR on timm's ResNet-18 (:class:`~jepa
 on its pooled last stage (the projector's input) and, in a second row, on every stage pooled (``readout="stages"``,
 chosen off the panel by ``readout_study.py``; training is the same).
 
-Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses) and point clouds
-(CGAL's models carry no class labels).
+Point clouds: the same two image sets read as 2-D point sets, as PointNet++ (Qi et al., 2017) read MNIST: each image
+becomes 1,024 points drawn from its ink (pixels in proportion to their intensity, each point uniformly inside its
+pixel, ``(x, y, 0)``; :func:`ink_points`), written once as ``.npy`` class folders. CGAL's 3-D models, the configs'
+own data, carry no class labels, and no labelled 3-D set installs offline. The raw-input probe reads the points'
+coordinates in the datamodule's random order, which carries no shape to a linear probe: a floor, not a baseline.
+
+Not covered: ECG (no labelled offline ECG set besides the bundled MIT-BIH record the config uses).
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ VARIANTS = {
 #: Spoken letters: the 26 English letter names (espeak-ng reads a single letter as its name), an ISOLET-like task
 #: whose E-set (b, c, d, e, g, p, t, v, z) differs only in its first consonant.
 LETTERS = {letter: letter for letter in "abcdefghijklmnopqrstuvwxyz"}
+#: Point sets drawn from the image sets' ink: points per image (the point-cloud configs' ``num_points``) and the seed.
+POINTS_PER_IMAGE, POINTS_SEED = 1024, 0
 
 
 #: The ``--data.*`` overrides that point a config's datamodule at a data set; called when the data set's turn comes
@@ -166,6 +173,16 @@ def vicreg(config: str, encoder: dict[str, object], tokenizer: str, tokenizer_ar
 def fashion_mnist() -> list[str]:
     """The first 2,000 training and 1,000 test images of Debian's Fashion-MNIST, written once as PNG class folders
     (what a user of :class:`~datamodules.images.ImageDataModule` points ``path`` at)."""
+    return folder_args(fashion_mnist_folders())
+
+
+def folder_args(folders: dict[str, Path]) -> list[str]:
+    """The ``--data`` overrides for a ``train`` and a ``test`` class-folder tree."""
+    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+
+
+def fashion_mnist_folders() -> dict[str, Path]:
+    """:func:`fashion_mnist`'s PNG class folders (split -> folder), written on first use."""
     if not FASHION.exists():
         raise FileNotFoundError(f"{FASHION} not found: apt-get install dataset-fashion-mnist")
     folders = {}
@@ -180,7 +197,7 @@ def fashion_mnist() -> list[str]:
             (partial / str(label)).mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(partial / str(label) / f"{index:05d}.png")
         partial.rename(folder)
-    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+    return folders
 
 
 def espeak_words(name: str, words: dict[str, str]) -> DataArgs:
@@ -243,6 +260,11 @@ def opencv_digits(sheet_path: Path = OPENCV_DIGITS, cache: Path = CACHE / "openc
     """OpenCV's ``digits.png`` (Debian's opencv-doc: 5,000 handwritten digits of 20 x 20 px, 500 per class, tiled
     100 per row, 5 rows per class), split by :func:`split_digit_sheet` (2,000 training / 1,000 test images; the
     other 2,000 are not used) and written once as PNG class folders under ``cache``."""
+    return folder_args(opencv_digit_folders(sheet_path, cache))
+
+
+def opencv_digit_folders(sheet_path: Path = OPENCV_DIGITS, cache: Path = CACHE / "opencv-digits") -> dict[str, Path]:
+    """:func:`opencv_digits`' PNG class folders (split -> folder), written on first use."""
     if not sheet_path.exists():
         raise FileNotFoundError(f"{sheet_path} not found: apt-get install opencv-doc")
     folders = {split: cache / split for split in ("train", "test")}
@@ -257,7 +279,47 @@ def opencv_digits(sheet_path: Path = OPENCV_DIGITS, cache: Path = CACHE / "openc
                 Image.fromarray(tiles[index]).save(partial / str(label) / f"{index:04d}.png")
             shutil.rmtree(folders[split], ignore_errors=True)
             partial.rename(folders[split])
-    return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+    return folders
+
+
+def ink_points(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` points drawn from a grey image's ink, ``float32 (count, 3)``: pixels drawn with probability
+    proportional to their intensity (with replacement), each point placed uniformly inside its pixel, as ``(x, y,
+    0)`` in pixel units with ``y`` up. An image as a 2-D point set, as PointNet++ (Qi et al., 2017) read MNIST."""
+    weights = image.astype(np.float64).ravel()
+    if weights.sum() <= 0:
+        raise ValueError("an image without ink has no points to draw")
+    rows, columns = np.divmod(rng.choice(weights.size, size=count, p=weights / weights.sum()), image.shape[1])
+    offsets = rng.random((count, 2))
+    x, y = columns + offsets[:, 0], image.shape[0] - rows - offsets[:, 1]
+    return np.stack([x, y, np.zeros(count)], axis=1).astype(np.float32)
+
+
+def image_point_sets(name: str, image_folders: Callable[[], dict[str, Path]]) -> DataArgs:
+    """An image set's class folders as point sets: every PNG becomes an ``.npy`` of :data:`POINTS_PER_IMAGE`
+    :func:`ink_points` (seeded by the file's position, so the files are the same on every machine), written once
+    under ``name`` as class folders (what a user of :class:`~datamodules.point_clouds.PointCloudDataModule` points
+    ``path`` at)."""
+
+    def data_args() -> list[str]:
+        folders = {split: CACHE / name / split for split in ("train", "test")}
+        if all(folder.exists() for folder in folders.values()):
+            return folder_args(folders)
+        for split, images in image_folders().items():
+            folder = folders[split]
+            if folder.exists():
+                continue
+            partial = folder.with_name(split + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for index, png in enumerate(sorted(images.glob("*/*.png"))):
+                image = np.asarray(Image.open(png).convert("L"))
+                points = ink_points(image, POINTS_PER_IMAGE, np.random.default_rng([POINTS_SEED, index]))
+                (partial / png.parent.name).mkdir(parents=True, exist_ok=True)
+                np.save(partial / png.parent.name / f"{png.stem}.npy", points)
+            partial.rename(folder)
+        return folder_args(folders)
+
+    return data_args
 
 
 def rdataset_table(package: str, names: tuple[str, ...], label: str) -> DataArgs:
@@ -430,6 +492,24 @@ MODALITIES = [
         {
             "spoken vowels (espeak-ng, unseen voices)": espeak_words("spoken-vowels", VOWEL_WORDS),
             "spoken letters (espeak-ng, unseen voices)": espeak_words("spoken-letters", LETTERS),
+        },
+    ),
+    Modality(
+        "point clouds",
+        "test",
+        [
+            Method("Point-JEPA (pointjepa_cgal.yaml)", "pointjepa_cgal.yaml"),
+            Method("3D-JEPA (jepa3d_cgal.yaml)", "jepa3d_cgal.yaml"),
+            vicreg(
+                "pointjepa_cgal.yaml",
+                {"embed_dim": 96, "depth": 4, "num_heads": 3, "positions_every_layer": True},
+                "jepa_lightning.tokenizers.PointPatchTokenizer",
+                {},
+            ),
+        ],
+        {
+            "OpenCV digits.png as point sets (2k/1k)": image_point_sets("opencv-digit-points", opencv_digit_folders),
+            "Fashion-MNIST as point sets (2k/1k)": image_point_sets("fashion-mnist-points", fashion_mnist_folders),
         },
     ),
 ]
