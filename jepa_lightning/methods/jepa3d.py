@@ -47,6 +47,11 @@ class JEPA3D(JEPA):
     (4) the context-aware predictor runs each block over the whole sequence and keeps the target slots (the context
     rows' outputs are computed and dropped: simple, at the cost of the context queries' compute); (5) augmentations
     belong to the datamodule. ``embed`` reads the mean of the EMA teacher's tokens (``readout``).
+
+    At small scale (200 CPU steps of the CPU-sized ``examples/configs/jepa3d_cgal.yaml``, mean readout) pretraining
+    does not beat the random encoder on labelled data the config was not tuned on: on OpenCV's digits and
+    Fashion-MNIST read as 2-D point sets it ends about 5 points below it on the digits and level with it on
+    Fashion-MNIST (``benchmarks/results/quality_panel.md``).
     """
 
     def __init__(

@@ -47,6 +47,11 @@ class PointJEPA(JEPA):
     augmentations per sample and has no random mirroring. ``random_start=True`` needs ``teacher_scope="encoder"``
     (one tokenization per step); ``random_start=False`` starts FPS at the point of smallest coordinate sum. A custom
     ``encoder`` should keep ``positions_every_layer=True``.
+
+    At small scale (200 CPU steps of the CPU-sized ``examples/configs/pointjepa_cgal.yaml``, mean readout)
+    pretraining does not beat the random encoder on labelled data the config was not tuned on: on OpenCV's digits
+    and Fashion-MNIST read as 2-D point sets it ends about 6 points below it on the digits and level with it on
+    Fashion-MNIST (``benchmarks/results/quality_panel.md``).
     """
 
     def __init__(
