@@ -228,7 +228,7 @@ def espeak_words(name: str, words: dict[str, str]) -> DataArgs:
                         command = [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", wav, text]
                         subprocess.run(command, check=True, capture_output=True)
             partial.rename(folder)
-        return [f"--data.path={folders['train']}", f"--data.test_path={folders['test']}"]
+        return folder_args(folders)
 
     return data_args
 
