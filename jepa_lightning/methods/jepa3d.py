@@ -53,7 +53,7 @@ class JEPA3D(JEPA):
     Fashion-MNIST level with it. The CPU-sized ``examples/configs/jepa3d_cgal.yaml`` therefore averages the whole
     backbone, tokenizer included (``teacher_scope="backbone"``, ``random_start=False``), with EMA from 0.99, as
     Point-JEPA's config does. It then ends above the random encoder on the digits (+0.019 ± 0.007, seeds 0-1) and
-    level with it on Fashion-MNIST (+0.000 ± 0.007) (``benchmarks/results/quality_panel.md``).
+    narrowly on Fashion-MNIST (+0.004 ± 0.007, seeds 0-3) (``benchmarks/results/quality_panel.md``).
     """
 
     def __init__(

@@ -53,8 +53,8 @@ class PointJEPA(JEPA):
     level with it. The student can move its own targets there, since the teacher encodes the student's tokens. The
     CPU-sized ``examples/configs/pointjepa_cgal.yaml`` therefore averages the whole backbone, tokenizer included
     (``teacher_scope="backbone"``, ``random_start=False``), with EMA from 0.99. Chosen on point sets the panel never
-    reads, it ends above the random encoder on the digits (+0.021 ± 0.015, seeds 0-1) and about level on
-    Fashion-MNIST (+0.003 ± 0.005) (``benchmarks/results/quality_panel.md``).
+    reads, it ends above the random encoder on the digits (+0.021 ± 0.015, seeds 0-1) and narrowly on
+    Fashion-MNIST (+0.004 ± 0.007, seeds 0-3) (``benchmarks/results/quality_panel.md``).
     """
 
     def __init__(
