@@ -50,10 +50,10 @@ class PointJEPA(JEPA):
 
     At small scale (200 CPU steps, mean readout) the paper's teacher loses to the random encoder on labelled data
     nobody tuned for: on OpenCV's digits read as 2-D point sets it ends about 6 points below it, on Fashion-MNIST
-    level with it. The student can move its own targets there, since the teacher encodes the student's tokens. The
-    CPU-sized ``examples/configs/pointjepa_cgal.yaml`` therefore averages the whole backbone, tokenizer included
-    (``teacher_scope="backbone"``, ``random_start=False``), with EMA from 0.99. Chosen on point sets the panel never
-    reads, it ends above the random encoder on the digits (+0.021 ± 0.015, seeds 0-1) and narrowly on
+    level with it; the likely cause is that the teacher encodes the student's tokens, so the student can move its own
+    targets. The CPU-sized ``examples/configs/pointjepa_cgal.yaml`` therefore averages the whole backbone, tokenizer
+    included (``teacher_scope="backbone"``, ``random_start=False``), with EMA from 0.99. Chosen on point sets the panel
+    never reads, it ends above the random encoder on the digits (+0.021 ± 0.015, seeds 0-1) and narrowly on
     Fashion-MNIST (+0.004 ± 0.007, seeds 0-3) (``benchmarks/results/quality_panel.md``).
     """
 
