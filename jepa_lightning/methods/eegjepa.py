@@ -71,6 +71,12 @@ class EEGJEPA(JEPA):
       classes often differ by. On small data the representation loses rank as the recipe trains;
       ``regularizer="vicreg"`` with ``regularizer_input="tokens"`` keeps it (the example configs use both, with a
       smaller encoder and predictor for CPU budgets).
+
+    At small scale (``examples/configs/eegjepa_scp1.yaml``, a few hundred CPU steps) pretraining does not always beat
+    the random encoder: on UEA HandMovementDirection (10 MEG channels, 1 s, four movement directions) the time-pooled
+    ``rows`` readout reads near chance before and after training, since the direction lies in the trials' time
+    course, which it averages away; readouts that keep time (``flatten``, ``row_quarters``) start near the raw trials
+    and training lowers them. The numbers are in ``benchmarks/results/quality_panel.md``.
     """
 
     def __init__(
